@@ -1,0 +1,71 @@
+/* The immutable configuration: the seed's config.yaml plus authSidecar, environment and
+ * flags, validated once at start. */
+#ifndef HOUSTON_AUTH_CONFIG_H
+#define HOUSTON_AUTH_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "houston_auth/err.h"
+
+#define HA_COOKIE_KEY_LEN 32
+
+struct ha_config {
+    /* global.baseDomain */
+    char *base_domain;
+    /* astronomer.houston.config.auth.auth0.* */
+    bool auth0_enabled;
+    char *client_id;
+    char *tenant;        /* baseDomain: host[:port] */
+    char *issuer;        /* derived: "https://<tenant>/" */
+    /* authSidecar.* */
+    char *listen_host;   /* from listen "host:port" */
+    int listen_port;
+    char *houston_url;   /* no trailing '/' */
+    char *audience;
+    char *public_url;    /* no trailing '/'; redirect_uri = public_url + HA_PATH_REDIRECT */
+    char *app_url;       /* no trailing '/' */
+    char *app_origin;    /* derived from app_url */
+    char *tenant_ca_file; /* NULL: system store only */
+    char *tls_cert_file; /* optional: serve HTTPS (dev); NULL: plain HTTP behind ingress */
+    char *tls_key_file;
+    char *token_auth_method; /* HA_AUTH_METHOD_BASIC (default) or HA_AUTH_METHOD_POST */
+    long leeway_s;           /* default 60 */
+    long txn_ttl_s;          /* default 600, max 600 */
+    long connect_timeout_ms; /* default 2000 */
+    long request_timeout_ms; /* default 5000 */
+    long jwks_refresh_s;     /* scheduled refresh, default 3600 */
+    long jwks_min_refetch_s; /* throttle for unknown-kid refetches, default 30 */
+    int workers;             /* threads doing outbound work, default 16 */
+    int max_connections;     /* default 4096 */
+    char *log_level;         /* "info" */
+    bool dev;                /* --dev: the embedded dev defaults were used */
+    /* Secrets: from env or *_FILE, never from the YAML file. */
+    char *client_secret;
+    unsigned char cookie_key[HA_COOKIE_KEY_LEN];      /* HKDF-SHA256 of the cookie secret */
+    unsigned char prev_cookie_key[HA_COOKIE_KEY_LEN]; /* from AUTH_SIDECAR_COOKIE_SECRET_PREVIOUS */
+    bool has_prev_cookie_key;
+    char *config_path;       /* NULL when none */
+};
+
+/* Outcome of argument parsing for main(). */
+enum ha_config_action {
+    HA_CONFIG_RUN = 0,
+    HA_CONFIG_HELP,
+    HA_CONFIG_VERSION,
+    HA_CONFIG_CHECK,
+};
+
+/* Loads config from argv (flags), env (NULL-terminated "K=V" array) and the YAML file named
+ * by --config or HOUSTON_AUTH_CONFIG; precedence flag > env > file > default. --dev selects
+ * the embedded dev defaults (the bundled dev tenant and Houston stand-in on loopback, dev
+ * secrets) which file/env/flags may still override. On HA_ERR_CONFIG, errbuf holds one line
+ * naming the key and the reason. *out is the caller's (ha_config_free). */
+enum ha_err ha_config_load(int argc, char **argv, char **envp, struct ha_config **out,
+                           enum ha_config_action *action, char *errbuf, size_t errlen);
+void ha_config_free(struct ha_config *cfg);
+/* Prints every key, its resolved value and where it came from; secrets masked. */
+void ha_config_print(const struct ha_config *cfg, FILE *f);
+/* Prints --help: every key with its YAML path, env var, flag and default. */
+void ha_config_print_help(FILE *f);
+
+#endif

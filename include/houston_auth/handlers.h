@@ -1,0 +1,29 @@
+/* One function per endpoint: plain request in, plain response out, no sockets. */
+#ifndef HOUSTON_AUTH_HANDLERS_H
+#define HOUSTON_AUTH_HANDLERS_H
+
+#include "houston_auth/app.h"
+#include "houston_auth/http.h"
+
+enum ha_err ha_handle_start(struct ha_app *app, const struct ha_request *req,
+                            struct ha_response *resp);
+enum ha_err ha_handle_redirect(struct ha_app *app, const struct ha_request *req,
+                               struct ha_response *resp);
+enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
+                             struct ha_response *resp);
+enum ha_err ha_handle_healthz(struct ha_app *app, const struct ha_request *req,
+                              struct ha_response *resp);
+enum ha_err ha_handle_readyz(struct ha_app *app, const struct ha_request *req,
+                             struct ha_response *resp);
+enum ha_err ha_handle_metrics(struct ha_app *app, const struct ha_request *req,
+                              struct ha_response *resp);
+enum ha_err ha_handle_index(struct ha_app *app, const struct ha_request *req,
+                            struct ha_response *resp);
+
+/* A login failure as the browser sees it: 302 to <appUrl>/login?error=<code> with a small
+ * HTML body, transaction cookie cleared when txn_cookie is non-NULL; logs one line. */
+enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
+                          struct ha_response *resp, const char *code, const char *reason,
+                          const char *txn_cookie);
+
+#endif

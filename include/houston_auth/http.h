@@ -1,0 +1,38 @@
+/* The plain request and response structs handlers work on, free of any HTTP library. */
+#ifndef HOUSTON_AUTH_HTTP_H
+#define HOUSTON_AUTH_HTTP_H
+
+#include <stddef.h>
+#include "houston_auth/err.h"
+#include "houston_auth/url.h"
+
+#define HA_RESP_MAX_SET_COOKIES 16
+
+struct ha_request {
+    const char *method;
+    const char *path;
+    struct ha_kvlist query;   /* decoded query string */
+    struct ha_kvlist form;    /* decoded urlencoded body (POST) */
+    struct ha_kvlist cookies; /* parsed Cookie header */
+    char request_id[40];      /* X-Request-Id if sane, else generated */
+};
+void ha_request_cleanup(struct ha_request *r);
+
+struct ha_response {
+    int status;
+    char *location;
+    const char *content_type; /* static string */
+    char *body;
+    size_t body_len;
+    char *set_cookies[HA_RESP_MAX_SET_COOKIES];
+    size_t set_cookie_count;
+    int no_store; /* Cache-Control: no-store; defaults on for every route but probes */
+};
+void ha_response_cleanup(struct ha_response *r);
+/* Takes ownership of set_cookie (freed on error). */
+enum ha_err ha_response_add_cookie(struct ha_response *r, char *set_cookie);
+/* A status with a copied body. */
+enum ha_err ha_response_text(struct ha_response *r, int status, const char *content_type,
+                             const char *body);
+
+#endif
