@@ -1,4 +1,5 @@
 /* Names for enum ha_err, for log lines and test messages. */
+#include <stddef.h>
 #include "houston_auth/err.h"
 
 const char *ha_err_str(enum ha_err err)

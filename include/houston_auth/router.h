@@ -1,0 +1,31 @@
+/* The route table, and the one place handler errors become HTTP statuses. */
+#ifndef HOUSTON_AUTH_ROUTER_H
+#define HOUSTON_AUTH_ROUTER_H
+
+#include <stdbool.h>
+#include "houston_auth/app.h"
+#include "houston_auth/http.h"
+
+typedef enum ha_err (*ha_handler_fn)(struct ha_app *app, const struct ha_request *req,
+                                     struct ha_response *resp);
+
+struct ha_route {
+    const char *path;
+    const char *allow;   /* methods, as sent in Allow */
+    bool post;           /* accepts POST with a form body */
+    bool outbound;       /* calls the tenant or Houston: runs on a worker, not the I/O thread */
+    ha_handler_fn handle;
+};
+
+/* The route for an exact path, or NULL. */
+const struct ha_route *ha_router_find(const char *path);
+/* True when method is allowed on route (HEAD wherever GET is). */
+bool ha_router_method_ok(const struct ha_route *route, const char *method);
+/* Runs route's handler; fills a 404/405 when route is NULL or the method is refused, and a
+ * 500 (or 503 for HA_ERR_BUSY) when the handler fails. Always leaves a response. */
+void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
+                        const struct ha_request *req, struct ha_response *resp);
+/* Fills a plain-text error response for status. */
+void ha_router_error(struct ha_response *resp, int status, const char *message);
+
+#endif

@@ -1,0 +1,111 @@
+/* GET /logout: ends the session everywhere it lives. Clears Houston's auth cookie (same
+ * name, Domain and Path Houston set it with) and sends the browser through Auth0's
+ * /v2/logout so the tenant's session ends too; Auth0 then returns to returnTo, which
+ * defaults to <appUrl>/logout and otherwise must pass the redirect allowlist.
+ *
+ * Transaction cookies are path-scoped to /v1/oauth, so the browser does not send them here
+ * and they cannot be named; they expire within the transaction TTL on their own. */
+#include <stdlib.h>
+#include <string.h>
+#include "houston_auth/buf.h"
+#include "houston_auth/cookie.h"
+#include "houston_auth/handlers.h"
+#include "houston_auth/log.h"
+#include "houston_auth/metrics.h"
+#include "houston_auth/page.h"
+#include "houston_auth/proto.h"
+
+#define LOGOUT_DEFAULT_PATH "/logout"
+
+static enum ha_err clear_houston_cookie(struct ha_app *app, struct ha_response *resp)
+{
+    struct ha_buf domain;
+    char *line = NULL;
+    enum ha_err err;
+    ha_buf_init(&domain, 512);
+    err = ha_buf_appendf(&domain, ".%s", app->cfg->base_domain);
+    if (err == HA_OK) {
+        struct ha_set_cookie c = {app->houston_cookie, "", domain.data, "/", 0, false, true, NULL};
+        err = ha_cookie_format(&c, &line);
+    }
+    if (err == HA_OK)
+        err = ha_response_add_cookie(resp, line);
+    ha_buf_cleanup(&domain);
+    return err;
+}
+
+/* An allowlisted returnTo made absolute (Auth0 needs an absolute URL), or NULL. */
+static enum ha_err return_to(struct ha_app *app, const char *asked, char **out)
+{
+    struct ha_buf b;
+    enum ha_err err;
+    ha_buf_init(&b, HA_MAX_URL);
+    if (asked == NULL)
+        err = ha_buf_appendf(&b, "%s%s", app->cfg->app_url, LOGOUT_DEFAULT_PATH);
+    else if (ha_redirect_check(&app->policy, asked) != HA_OK)
+        err = HA_ERR_REFUSED;
+    else if (asked[0] == '/')
+        err = ha_buf_appendf(&b, "%s%s", app->cfg->app_origin, asked);
+    else
+        err = ha_buf_append_str(&b, asked);
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, out);
+    ha_buf_cleanup(&b);
+    return err;
+}
+
+static enum ha_err refuse(struct ha_app *app, const struct ha_request *req,
+                          struct ha_response *resp)
+{
+    char *page = NULL;
+    enum ha_err err;
+    ha_log(HA_LOG_WARN, "logout_refused", req->request_id, "reason",
+           "returnTo refused by the allowlist", NULL);
+    err = ha_page_render("Sign-out link not valid",
+                         "This sign-out link points somewhere this platform does not send "
+                         "people. Use the sign-out button in the app instead.",
+                         app->cfg->app_url, "Go to the app", NULL, &page);
+    if (err != HA_OK)
+        return err;
+    err = ha_response_text(resp, 400, "text/html; charset=utf-8", page);
+    free(page);
+    resp->no_store = 1;
+    return err;
+}
+
+enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
+                             struct ha_response *resp)
+{
+    const char *asked = ha_kvlist_get(&req->query, "returnTo");
+    char *target = NULL;
+    struct ha_buf url;
+    enum ha_err err;
+
+    if (ha_kvlist_count(&req->query, "returnTo") > 1)
+        return refuse(app, req, resp);
+    err = return_to(app, asked, &target);
+    if (err == HA_ERR_REFUSED)
+        return refuse(app, req, resp);
+    if (err != HA_OK)
+        return err;
+    ha_buf_init(&url, HA_MAX_URL * 2);
+    err = ha_buf_appendf(&url, "https://%s%s?", app->cfg->tenant, HA_AUTH0_LOGOUT_PATH);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&url, "client_id", app->cfg->client_id);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&url, "returnTo", target);
+    if (err == HA_OK)
+        err = ha_buf_steal(&url, &resp->location);
+    if (err == HA_OK)
+        err = clear_houston_cookie(app, resp);
+    if (err == HA_OK)
+        err = ha_response_text(resp, 302, "text/plain; charset=utf-8", "Signing out.\n");
+    ha_buf_cleanup(&url);
+    free(target);
+    if (err != HA_OK)
+        return err;
+    resp->no_store = 1;
+    ha_metrics_logout(app->metrics);
+    ha_log(HA_LOG_INFO, "logout", req->request_id, NULL);
+    return HA_OK;
+}

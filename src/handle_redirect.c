@@ -1,0 +1,227 @@
+/* GET or form_post POST /v1/oauth/redirect: finishes a login.
+ *
+ * Steps, each its own function: take the tenant's answer (error or code+state), open the
+ * transaction cookie that matches state (constant-time compare, TTL, one use), exchange the
+ * code with PKCE, verify the ID token and the access token, hand the session to Houston, and
+ * relay Houston's Location and auth cookie while clearing the transaction cookie. Any
+ * failure goes through ha_login_fail: no Houston cookie ever leaves on that path. */
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include "houston_auth/handlers.h"
+#include "houston_auth/houston.h"
+#include "houston_auth/jwt_verify.h"
+#include "houston_auth/log.h"
+#include "houston_auth/metrics.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/transaction.h"
+
+#define MAX_CODE 2048
+#define MAX_ERROR_TEXT 256
+
+struct login {
+    struct ha_app *app;
+    const struct ha_request *req;
+    const struct ha_kvlist *params;
+    struct ha_txn txn;
+    int have_txn;
+    char cookie[64];
+    struct ha_token_response tokens;
+    struct ha_houston_result houston;
+    const char *code;   /* on failure: the login error code */
+    const char *reason; /* on failure: why, for the log */
+    uint64_t waited_ns; /* time spent waiting on the tenant and Houston */
+};
+
+/* The tenant's error answer (RFC 6749 §4.1.2.1). */
+static int tenant_error(struct login *l)
+{
+    const char *error = ha_kvlist_get(l->params, "error");
+    if (error == NULL)
+        return 0;
+    l->code = strcmp(error, HA_E_ACCESS_DENIED) == 0 ? HA_E_ACCESS_DENIED : HA_E_TENANT_ERROR;
+    l->reason = "the tenant answered with an error";
+    {
+        const char *desc = ha_kvlist_get(l->params, "error_description");
+        char e[MAX_ERROR_TEXT], d[MAX_ERROR_TEXT];
+        snprintf(e, sizeof(e), "%s", error);
+        snprintf(d, sizeof(d), "%s", desc != NULL ? desc : "");
+        ha_log(HA_LOG_INFO, "tenant_error", l->req->request_id, "tenant_error", e,
+               "tenant_error_description", d, NULL);
+    }
+    return 1;
+}
+
+static int fail(struct login *l, const char *code, const char *reason)
+{
+    l->code = code;
+    l->reason = reason;
+    return 0;
+}
+
+/* Finds and opens the transaction cookie for the answer's state. */
+static int open_txn(struct login *l)
+{
+    const struct ha_config *cfg = l->app->cfg;
+    const char *state = ha_kvlist_get(l->params, "state");
+    const char *sealed;
+    unsigned char keys[2][32];
+    size_t nkeys = 1;
+    enum ha_err err;
+
+    if (state == NULL || strlen(state) != HA_RANDOM_B64_LEN || ha_kvlist_count(l->params, "state") != 1)
+        return fail(l, HA_E_INVALID_STATE, "state missing or malformed");
+    ha_txn_cookie_name(state, l->cookie);
+    sealed = ha_kvlist_get(&l->req->cookies, l->cookie);
+    if (sealed == NULL)
+        return fail(l, HA_E_INVALID_STATE, "no transaction cookie for this state");
+    memcpy(keys[0], cfg->cookie_key, 32);
+    if (cfg->has_prev_cookie_key) {
+        memcpy(keys[1], cfg->prev_cookie_key, 32);
+        nkeys = 2;
+    }
+    err = ha_txn_open(sealed, strlen(sealed), l->cookie, (const unsigned char(*)[32])keys,
+                      nkeys, l->app->clock.now(l->app->clock.ctx), cfg->txn_ttl_s, &l->txn);
+    OPENSSL_cleanse(keys, sizeof(keys));
+    if (err == HA_ERR_EXPIRED)
+        return fail(l, HA_E_STATE_EXPIRED, "transaction expired");
+    if (err != HA_OK)
+        return fail(l, HA_E_INVALID_STATE, "transaction cookie does not open");
+    l->have_txn = 1;
+    if (!ha_str_ct_equal(state, l->txn.state))
+        return fail(l, HA_E_INVALID_STATE, "state does not match the transaction");
+    if (ha_app_redeem_state(l->app, l->txn.state, l->app->clock.now(l->app->clock.ctx),
+                            cfg->txn_ttl_s) != HA_OK)
+        return fail(l, HA_E_INVALID_STATE, "state already used");
+    return 1;
+}
+
+static int exchange(struct login *l)
+{
+    const struct ha_config *cfg = l->app->cfg;
+    const char *code = ha_kvlist_get(l->params, "code");
+    struct ha_token_request r = {cfg->client_id, cfg->client_secret, cfg->token_auth_method,
+                                 code, l->app->redirect_uri, l->txn.verifier,
+                                 l->req->request_id};
+    const char *reason = NULL;
+    uint64_t t0;
+    enum ha_err err;
+
+    if (code == NULL || code[0] == '\0' || strlen(code) > MAX_CODE ||
+        ha_kvlist_count(l->params, "code") != 1)
+        return fail(l, HA_E_MISSING_CODE, "code missing or malformed");
+    if (!ha_app_ready(l->app, &reason))
+        return fail(l, HA_E_NOT_READY, reason);
+    t0 = ha_mono_ns();
+    err = ha_oidc_exchange_code(&l->app->http, &l->app->provider, &r, &l->tokens, &reason);
+    t0 = ha_mono_ns() - t0;
+    l->waited_ns += t0;
+    ha_metrics_observe_ns(l->app->metrics, HA_HIST_TOKEN, t0);
+    if (err != HA_OK)
+        return fail(l, HA_E_TOKEN_EXCHANGE, reason);
+    return 1;
+}
+
+static int verify_tokens(struct login *l)
+{
+    const struct ha_config *cfg = l->app->cfg;
+    long now = l->app->clock.now(l->app->clock.ctx);
+    struct ha_jwt_expect id = {cfg->issuer, cfg->client_id, cfg->client_id, true,
+                               l->txn.nonce, true, true, now, cfg->leeway_s};
+    /* The access token is issued for the API (audience astronomer-ee) and, at Auth0, also
+     * for /userinfo: several audiences are normal there, so azp is checked only if sent. */
+    struct ha_jwt_expect at = {cfg->issuer, cfg->audience, cfg->client_id, false,
+                               NULL, false, true, now, cfg->leeway_s};
+    const char *reason = NULL;
+
+    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->app->jwks, &id, NULL,
+                      &reason) != HA_OK)
+        return fail(l, HA_E_INVALID_ID_TOKEN, reason);
+    if (ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->app->jwks, &at,
+                      NULL, &reason) != HA_OK)
+        return fail(l, HA_E_INVALID_ACCESS_TOKEN, reason);
+    return 1;
+}
+
+static int hand_off(struct login *l)
+{
+    struct ha_app *app = l->app;
+    char *state = NULL, *form = NULL;
+    uint64_t t0;
+    enum ha_err err;
+
+    err = ha_houston_state_json(l->txn.integration, app->houston_origin, l->txn.redirect,
+                                l->txn.extras, l->txn.invite_token, &state);
+    if (err == HA_OK)
+        err = ha_houston_form(l->tokens.id_token, l->tokens.access_token, l->tokens.token_type,
+                              l->tokens.expires_in, state, &form);
+    if (err != HA_OK) {
+        free(state);
+        return fail(l, HA_E_HOUSTON_REJECTED, "Houston's form could not be built");
+    }
+    t0 = ha_mono_ns();
+    err = ha_houston_callback(&app->http, app->cfg->houston_url, form, &app->policy,
+                              app->houston_cookie, l->req->request_id, &l->houston);
+    t0 = ha_mono_ns() - t0;
+    l->waited_ns += t0;
+    ha_metrics_observe_ns(app->metrics, HA_HIST_HOUSTON, t0);
+    free(state);
+    ha_free_secret(form);
+    if (err == HA_ERR_IO || err == HA_ERR_TIMEOUT)
+        return fail(l, HA_E_HOUSTON_UNAVAILABLE, "Houston unreachable");
+    if (err == HA_ERR_HTTP)
+        return fail(l, HA_E_HOUSTON_REJECTED, "Houston answered an unexpected status");
+    if (err != HA_OK)
+        return fail(l, HA_E_HOUSTON_REJECTED, "Houston's answer refused (Location or cookie)");
+    return 1;
+}
+
+static enum ha_err relay(struct login *l, struct ha_response *resp)
+{
+    char *clear = NULL, *set = NULL;
+    enum ha_err err = ha_txn_cookie_header(l->app, l->cookie, NULL, &clear);
+    if (err == HA_OK)
+        err = ha_response_add_cookie(resp, clear);
+    if (err == HA_OK && l->houston.set_cookie != NULL) {
+        set = strdup(l->houston.set_cookie);
+        err = set == NULL ? HA_ERR_NOMEM : ha_response_add_cookie(resp, set);
+    }
+    if (err != HA_OK)
+        return err;
+    resp->location = l->houston.location;
+    l->houston.location = NULL;
+    resp->no_store = 1;
+    ha_metrics_login(l->app->metrics, l->houston.set_cookie != NULL ? NULL : HA_E_HOUSTON_REJECTED);
+    ha_log(HA_LOG_INFO, "login_succeeded", l->req->request_id, "integration", l->txn.integration,
+           "houston_session", l->houston.set_cookie != NULL ? "set" : "signup_error", NULL);
+    return ha_response_text(resp, 302, "text/plain; charset=utf-8", "Signed in.\n");
+}
+
+enum ha_err ha_handle_redirect(struct ha_app *app, const struct ha_request *req,
+                               struct ha_response *resp)
+{
+    struct login l = {0};
+    uint64_t t0 = ha_mono_ns();
+    enum ha_err err;
+    int ok;
+
+    l.app = app;
+    l.req = req;
+    l.params = strcmp(req->method, "POST") == 0 ? &req->form : &req->query;
+    ok = !tenant_error(&l);
+    if (!ok && ha_kvlist_get(l.params, "state") != NULL &&
+        strlen(ha_kvlist_get(l.params, "state")) == HA_RANDOM_B64_LEN)
+        ha_txn_cookie_name(ha_kvlist_get(l.params, "state"), l.cookie);
+    ok = ok && open_txn(&l) && exchange(&l) && verify_tokens(&l) && hand_off(&l);
+    if (ok)
+        err = relay(&l, resp);
+    else
+        err = ha_login_fail(app, req, resp, l.code, l.reason, l.cookie[0] ? l.cookie : NULL);
+    ha_metrics_observe_ns(app->metrics, HA_HIST_REDIRECT_OWN, ha_mono_ns() - t0 - l.waited_ns);
+    if (l.have_txn)
+        ha_txn_cleanup(&l.txn);
+    ha_token_response_cleanup(&l.tokens);
+    ha_houston_result_cleanup(&l.houston);
+    return err;
+}

@@ -1,0 +1,198 @@
+/* GET /v1/oauth/start: begins a login. Validates what the UI asked for (provider,
+ * integration, redirect, extras, inviteToken), makes a transaction (state, nonce, PKCE
+ * verifier) sealed into its own cookie, keeps at most HA_TXN_MAX_COOKIES per browser
+ * (several tabs may log in at once; the oldest go), and redirects to the tenant. */
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "houston_auth/handlers.h"
+#include "houston_auth/log.h"
+#include "houston_auth/metrics.h"
+#include "houston_auth/oidc.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/transaction.h"
+
+#define DEFAULT_REDIRECT "/oauth"
+#define MAX_LOGIN_HINT 256
+
+struct start_params {
+    const char *integration;
+    const char *redirect;
+    const char *extras;
+    const char *invite;
+    const char *login_hint;
+};
+
+/* Printable ASCII only, 1..max bytes. */
+static int printable(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    }
+    return 1;
+}
+
+/* Auth0 connection names: letters, digits, '-', '_', '.'. */
+static int connection_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HA_MAX_INTEGRATION)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static int extras_ok(const char *s)
+{
+    json_t *v;
+    int ok;
+    if (strlen(s) > HA_MAX_EXTRAS)
+        return 0;
+    v = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+    ok = v != NULL && json_is_object(v);
+    json_decref(v);
+    return ok;
+}
+
+/* NULL when params are acceptable, else the reason. */
+static const char *read_params(struct ha_app *app, const struct ha_request *req,
+                               struct start_params *p)
+{
+    const char *provider = ha_kvlist_get(&req->query, "provider");
+    const char *names[] = {"provider", "integration", "redirect", "extras", "inviteToken",
+                           "login_hint"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (ha_kvlist_count(&req->query, names[i]) > 1)
+            return "a parameter was given twice";
+    }
+    if (provider != NULL && strcmp(provider, HA_HOUSTON_PROVIDER) != 0)
+        return "provider is not auth0";
+    p->integration = ha_kvlist_get(&req->query, "integration");
+    if (p->integration == NULL || p->integration[0] == '\0')
+        p->integration = HA_HOUSTON_INTEGRATION_SELF;
+    if (!connection_ok(p->integration))
+        return "integration is not a connection name";
+    p->redirect = ha_kvlist_get(&req->query, "redirect");
+    if (p->redirect == NULL || p->redirect[0] == '\0')
+        p->redirect = DEFAULT_REDIRECT;
+    if (ha_redirect_check(&app->policy, p->redirect) != HA_OK)
+        return "redirect refused by the allowlist";
+    p->extras = ha_kvlist_get(&req->query, "extras");
+    if (p->extras != NULL && !extras_ok(p->extras))
+        return "extras is not a JSON object";
+    p->invite = ha_kvlist_get(&req->query, "inviteToken");
+    if (p->invite != NULL && !printable(p->invite, HA_MAX_INVITE))
+        return "inviteToken is malformed";
+    p->login_hint = ha_kvlist_get(&req->query, "login_hint");
+    if (p->login_hint != NULL && !printable(p->login_hint, MAX_LOGIN_HINT))
+        return "login_hint is malformed";
+    return NULL;
+}
+
+struct old_txn {
+    char name[64];
+    long created; /* -1: unreadable, goes first */
+};
+
+/* Clears the oldest transaction cookies so that, with the new one, at most
+ * HA_TXN_MAX_COOKIES remain. */
+static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
+                             struct ha_response *resp)
+{
+    struct old_txn olds[HA_MAX_PAIRS];
+    size_t n = 0, plen = strlen(HA_TXN_COOKIE_PREFIX);
+    const unsigned char(*keys)[32] = (const unsigned char(*)[32]) & app->cfg->cookie_key;
+    enum ha_err err = HA_OK;
+
+    for (size_t i = 0; i < req->cookies.count && n < HA_MAX_PAIRS; i++) {
+        const struct ha_kv *kv = &req->cookies.items[i];
+        struct ha_txn t;
+        if (strncmp(kv->key, HA_TXN_COOKIE_PREFIX, plen) != 0 || strlen(kv->key) >= 64)
+            continue;
+        memcpy(olds[n].name, kv->key, strlen(kv->key) + 1);
+        olds[n].created = -1;
+        if (ha_txn_open(kv->value, strlen(kv->value), kv->key, keys, 1,
+                        app->clock.now(app->clock.ctx), app->cfg->txn_ttl_s, &t) == HA_OK) {
+            olds[n].created = t.created;
+            ha_txn_cleanup(&t);
+        }
+        n++;
+    }
+    while (n >= HA_TXN_MAX_COOKIES && err == HA_OK) {
+        size_t oldest = 0;
+        char *clear = NULL;
+        for (size_t i = 1; i < n; i++) {
+            if (olds[i].created < olds[oldest].created)
+                oldest = i;
+        }
+        err = ha_txn_cookie_header(app, olds[oldest].name, NULL, &clear);
+        if (err == HA_OK)
+            err = ha_response_add_cookie(resp, clear);
+        olds[oldest] = olds[--n];
+    }
+    return err;
+}
+
+static enum ha_err begin(struct ha_app *app, const struct ha_request *req,
+                         const struct start_params *p, struct ha_response *resp)
+{
+    struct ha_txn t;
+    struct ha_authorize_params a = {app->cfg->client_id, app->redirect_uri, app->cfg->audience,
+                                    p->integration, p->login_hint, NULL};
+    char name[64], *sealed = NULL, *set = NULL;
+    enum ha_err err;
+
+    err = ha_txn_init(&t, &app->rng, app->clock.now(app->clock.ctx), p->integration,
+                      p->redirect, p->extras, p->invite);
+    if (err != HA_OK)
+        return err;
+    ha_txn_cookie_name(t.state, name);
+    err = ha_txn_seal(&t, app->cfg->cookie_key, &app->rng, &sealed);
+    if (err == HA_OK)
+        err = evict_old(app, req, resp);
+    if (err == HA_OK)
+        err = ha_txn_cookie_header(app, name, sealed, &set);
+    if (err == HA_OK) {
+        err = ha_response_add_cookie(resp, set);
+        set = NULL;
+    }
+    if (err == HA_OK)
+        err = ha_oidc_authorize_url(&app->provider, &a, &t, &resp->location);
+    ha_free_secret(sealed);
+    ha_txn_cleanup(&t);
+    return err;
+}
+
+enum ha_err ha_handle_start(struct ha_app *app, const struct ha_request *req,
+                            struct ha_response *resp)
+{
+    struct start_params p = {0};
+    const char *reason = NULL;
+    enum ha_err err;
+
+    if (!ha_app_ready(app, &reason))
+        return ha_login_fail(app, req, resp, HA_E_NOT_READY, reason, NULL);
+    reason = read_params(app, req, &p);
+    if (reason != NULL)
+        return ha_login_fail(app, req, resp, HA_E_BAD_REQUEST, reason, NULL);
+    err = begin(app, req, &p, resp);
+    if (err != HA_OK) {
+        ha_log(HA_LOG_ERROR, "start_failed", req->request_id, "reason", ha_err_str(err), NULL);
+        return err;
+    }
+    ha_metrics_start(app->metrics);
+    ha_log(HA_LOG_INFO, "login_started", req->request_id, "integration", p.integration,
+           "redirect", p.redirect, NULL);
+    resp->status = 302;
+    resp->no_store = 1;
+    return ha_response_text(resp, 302, "text/plain; charset=utf-8", "Redirecting to sign-in.\n");
+}

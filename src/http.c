@@ -1,0 +1,49 @@
+/* The plain request/response structs handlers fill: ownership helpers only. */
+#include <stdlib.h>
+#include <string.h>
+#include "houston_auth/http.h"
+#include "houston_auth/util.h"
+
+void ha_request_cleanup(struct ha_request *r)
+{
+    if (r == NULL)
+        return;
+    ha_kvlist_cleanup(&r->query);
+    ha_kvlist_cleanup(&r->form);
+    ha_kvlist_cleanup(&r->cookies);
+}
+
+void ha_response_cleanup(struct ha_response *r)
+{
+    if (r == NULL)
+        return;
+    ha_free_secret(r->location);
+    ha_free_secret(r->body);
+    for (size_t i = 0; i < r->set_cookie_count; i++)
+        ha_free_secret(r->set_cookies[i]);
+    memset(r, 0, sizeof(*r));
+}
+
+enum ha_err ha_response_add_cookie(struct ha_response *r, char *set_cookie)
+{
+    if (r->set_cookie_count >= HA_RESP_MAX_SET_COOKIES) {
+        ha_free_secret(set_cookie);
+        return HA_ERR_TOO_LARGE;
+    }
+    r->set_cookies[r->set_cookie_count++] = set_cookie;
+    return HA_OK;
+}
+
+enum ha_err ha_response_text(struct ha_response *r, int status, const char *content_type,
+                             const char *body)
+{
+    char *copy = strdup(body);
+    if (copy == NULL)
+        return HA_ERR_NOMEM;
+    free(r->body);
+    r->status = status;
+    r->content_type = content_type;
+    r->body = copy;
+    r->body_len = strlen(copy);
+    return HA_OK;
+}

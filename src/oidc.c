@@ -1,0 +1,319 @@
+/* The OIDC protocol steps (OpenID Connect Core 1.0 §3.1, Discovery 1.0 §4, RFC 6749 §4.1,
+ * RFC 7636): discovery with the issuer pinned, the authorize URL, and the code exchange. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+#include "houston_auth/buf.h"
+#include "houston_auth/oidc.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/url.h"
+#include "houston_auth/util.h"
+
+#define MAX_ENDPOINT 2048
+
+void ha_oidc_provider_cleanup(struct ha_oidc_provider *p)
+{
+    if (p == NULL)
+        return;
+    free(p->issuer);
+    free(p->authorization_endpoint);
+    free(p->token_endpoint);
+    free(p->jwks_uri);
+    free(p->end_session_endpoint);
+    memset(p, 0, sizeof(*p));
+}
+
+/* An endpoint must be an absolute https URL (http only for an explicitly allowed dev
+ * tenant) without whitespace or control characters. */
+static int endpoint_ok(const char *url, int allow_http)
+{
+    size_t len = strlen(url);
+    if (len == 0 || len > MAX_ENDPOINT)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)url[i];
+        if (ch <= 0x20 || ch >= 0x7f)
+            return 0;
+    }
+    if (strncmp(url, "https://", 8) == 0)
+        return len > 8;
+    return allow_http && strncmp(url, "http://", 7) == 0 && len > 7;
+}
+
+static enum ha_err take_endpoint(json_t *doc, const char *name, int required, int allow_http,
+                                 char **out, const char **reason)
+{
+    json_t *v = json_object_get(doc, name);
+    if (v == NULL || json_is_null(v)) {
+        if (!required)
+            return HA_OK;
+        *reason = "discovery lacks a required endpoint";
+        return HA_ERR_INVALID;
+    }
+    if (!json_is_string(v) || !endpoint_ok(json_string_value(v), allow_http)) {
+        *reason = "discovery endpoint is not an https URL";
+        return HA_ERR_INVALID;
+    }
+    *out = strdup(json_string_value(v));
+    return *out == NULL ? HA_ERR_NOMEM : HA_OK;
+}
+
+enum ha_err ha_oidc_parse_discovery(const char *json, size_t len, const char *expected_issuer,
+                                    int allow_http, struct ha_oidc_provider *out,
+                                    const char **reason)
+{
+    struct ha_oidc_provider p = {0};
+    enum ha_err err = HA_ERR_INVALID;
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *iss;
+
+    *reason = "discovery is not a JSON object";
+    if (doc == NULL || !json_is_object(doc))
+        goto out;
+    iss = json_object_get(doc, "issuer");
+    /* Discovery §4.3: the issuer returned MUST be identical to the one used to fetch. */
+    if (!json_is_string(iss) || strcmp(json_string_value(iss), expected_issuer) != 0) {
+        *reason = "discovery issuer differs from the configured tenant";
+        goto out;
+    }
+    p.issuer = strdup(expected_issuer);
+    err = p.issuer == NULL ? HA_ERR_NOMEM : HA_OK;
+    if (err == HA_OK)
+        err = take_endpoint(doc, "authorization_endpoint", 1, allow_http,
+                            &p.authorization_endpoint, reason);
+    if (err == HA_OK)
+        err = take_endpoint(doc, "token_endpoint", 1, allow_http, &p.token_endpoint, reason);
+    if (err == HA_OK)
+        err = take_endpoint(doc, "jwks_uri", 1, allow_http, &p.jwks_uri, reason);
+    if (err == HA_OK)
+        err = take_endpoint(doc, "end_session_endpoint", 0, allow_http,
+                            &p.end_session_endpoint, reason);
+    if (err != HA_OK)
+        goto out;
+    *out = p;
+    memset(&p, 0, sizeof(p));
+    *reason = NULL;
+out:
+    ha_oidc_provider_cleanup(&p);
+    json_decref(doc);
+    return err;
+}
+
+enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
+                             struct ha_oidc_provider *out, const char **reason)
+{
+    struct ha_http_response resp = {0};
+    struct ha_buf url;
+    enum ha_err err;
+
+    ha_buf_init(&url, MAX_ENDPOINT);
+    /* The issuer ends in '/': drop it before appending the well-known path. */
+    err = ha_buf_append(&url, issuer, strlen(issuer) - 1);
+    if (err == HA_OK)
+        err = ha_buf_append_str(&url, HA_OIDC_DISCOVERY_PATH);
+    if (err != HA_OK) {
+        *reason = "issuer too long";
+        goto out;
+    }
+    {
+        struct ha_http_request req = {.method = "GET", .url = url.data,
+                                      .accept = "application/json"};
+        err = ha_http_do(http, &req, &resp);
+    }
+    if (err != HA_OK) {
+        *reason = "discovery request failed";
+        goto out;
+    }
+    if (resp.status != 200) {
+        *reason = "discovery answered a non-200 status";
+        err = HA_ERR_HTTP;
+        goto out;
+    }
+    err = ha_oidc_parse_discovery(resp.body, resp.body_len, issuer, 0, out, reason);
+out:
+    ha_http_response_cleanup(&resp);
+    ha_buf_cleanup(&url);
+    return err;
+}
+
+enum ha_err ha_oidc_authorize_url(const struct ha_oidc_provider *p,
+                                  const struct ha_authorize_params *a, const struct ha_txn *t,
+                                  char **out)
+{
+    struct ha_buf b;
+    char challenge[HA_RANDOM_B64_LEN + 1];
+    enum ha_err err;
+
+    ha_txn_challenge(t, challenge);
+    ha_buf_init(&b, HA_MAX_URL * 2);
+    err = ha_buf_append_str(&b, p->authorization_endpoint);
+    if (err == HA_OK)
+        err = ha_buf_append_str(&b, strchr(p->authorization_endpoint, '?') ? "&" : "?");
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "response_type", HA_OIDC_RESPONSE_TYPE);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "client_id", a->client_id);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "redirect_uri", a->redirect_uri);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "scope", HA_OIDC_SCOPE);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "audience", a->audience);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "state", t->state);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "nonce", t->nonce);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "code_challenge", challenge);
+    if (err == HA_OK)
+        err = ha_buf_append_param(&b, "code_challenge_method", HA_OIDC_PKCE_METHOD);
+    if (err == HA_OK && a->connection != NULL &&
+        strcmp(a->connection, HA_HOUSTON_INTEGRATION_SELF) != 0)
+        err = ha_buf_append_param(&b, "connection", a->connection);
+    if (err == HA_OK && a->login_hint != NULL)
+        err = ha_buf_append_param(&b, "login_hint", a->login_hint);
+    if (err == HA_OK && a->prompt != NULL)
+        err = ha_buf_append_param(&b, "prompt", a->prompt);
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, out);
+    ha_buf_cleanup(&b);
+    return err;
+}
+
+void ha_token_response_cleanup(struct ha_token_response *t)
+{
+    if (t == NULL)
+        return;
+    ha_free_secret(t->id_token);
+    ha_free_secret(t->access_token);
+    free(t->token_type);
+    memset(t, 0, sizeof(*t));
+}
+
+static enum ha_err token_form(const struct ha_token_request *r, struct ha_buf *b)
+{
+    enum ha_err err = ha_buf_append_param(b, "grant_type", HA_OIDC_GRANT_TYPE);
+    if (err == HA_OK)
+        err = ha_buf_append_param(b, "code", r->code);
+    if (err == HA_OK)
+        err = ha_buf_append_param(b, "redirect_uri", r->redirect_uri);
+    if (err == HA_OK)
+        err = ha_buf_append_param(b, "code_verifier", r->code_verifier);
+    if (err == HA_OK && strcmp(r->auth_method, HA_AUTH_METHOD_POST) == 0) {
+        err = ha_buf_append_param(b, "client_id", r->client_id);
+        if (err == HA_OK)
+            err = ha_buf_append_param(b, "client_secret", r->client_secret);
+    } else if (err == HA_OK) {
+        /* RFC 6749 §2.3.1: Basic credentials may not contain ':' unencoded; the
+         * caller form-encodes them before they reach curl. client_id is still sent in the
+         * body as Auth0 accepts both. */
+        err = ha_buf_append_param(b, "client_id", r->client_id);
+    }
+    return err;
+}
+
+static enum ha_err dup_token_field(json_t *doc, const char *name, char **out)
+{
+    json_t *v = json_object_get(doc, name);
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > HA_MAX_JWT)
+        return HA_ERR_HTTP;
+    *out = strdup(json_string_value(v));
+    return *out == NULL ? HA_ERR_NOMEM : HA_OK;
+}
+
+static enum ha_err parse_token_response(const struct ha_http_response *resp,
+                                        struct ha_token_response *out, const char **reason)
+{
+    struct ha_token_response t = {0};
+    enum ha_err err = HA_ERR_HTTP;
+    json_t *doc = json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *exp;
+
+    *reason = "token response is not a JSON object";
+    if (doc == NULL || !json_is_object(doc))
+        goto out;
+    *reason = "token response lacks id_token, access_token or token_type";
+    err = dup_token_field(doc, "id_token", &t.id_token);
+    if (err == HA_OK)
+        err = dup_token_field(doc, "access_token", &t.access_token);
+    if (err == HA_OK)
+        err = dup_token_field(doc, "token_type", &t.token_type);
+    if (err != HA_OK)
+        goto out;
+    /* RFC 6750 §4: token_type is case-insensitive. */
+    if (strcasecmp(t.token_type, "Bearer") != 0) {
+        *reason = "token_type is not Bearer";
+        err = HA_ERR_HTTP;
+        goto out;
+    }
+    exp = json_object_get(doc, "expires_in");
+    t.expires_in = json_is_integer(exp) ? (long)json_integer_value(exp) : 0;
+    if (t.expires_in < 0)
+        t.expires_in = 0;
+    *out = t;
+    memset(&t, 0, sizeof(t));
+    *reason = NULL;
+    err = HA_OK;
+out:
+    ha_token_response_cleanup(&t);
+    json_decref(doc);
+    return err;
+}
+
+static enum ha_err encode_credential(const char *in, char **out)
+{
+    return ha_url_encode(in, strlen(in), out);
+}
+
+enum ha_err ha_oidc_exchange_code(const struct ha_http *http, const struct ha_oidc_provider *p,
+                                  const struct ha_token_request *r, struct ha_token_response *out,
+                                  const char **reason)
+{
+    struct ha_http_response resp = {0};
+    struct ha_http_request req = {0};
+    struct ha_buf body;
+    char *user = NULL, *pass = NULL;
+    enum ha_err err;
+    int basic = strcmp(r->auth_method, HA_AUTH_METHOD_POST) != 0;
+
+    ha_buf_init(&body, HA_MAX_FORM_BODY);
+    *reason = "token request could not be built";
+    err = token_form(r, &body);
+    if (err == HA_OK && basic) {
+        err = encode_credential(r->client_id, &user);
+        if (err == HA_OK)
+            err = encode_credential(r->client_secret, &pass);
+    }
+    if (err != HA_OK)
+        goto out;
+    req.method = "POST";
+    req.url = p->token_endpoint;
+    req.content_type = "application/x-www-form-urlencoded";
+    req.body = body.data;
+    req.body_len = body.len;
+    req.accept = "application/json";
+    req.basic_user = user;
+    req.basic_pass = pass;
+    req.request_id = r->request_id;
+    err = ha_http_do(http, &req, &resp);
+    if (err != HA_OK) {
+        *reason = err == HA_ERR_TIMEOUT    ? "token endpoint timed out"
+                  : err == HA_ERR_TOO_LARGE ? "token response too large"
+                                            : "token endpoint unreachable";
+        goto out;
+    }
+    if (resp.status != 200) {
+        *reason = resp.status >= 500 ? "token endpoint failed (5xx)"
+                                     : "token endpoint refused the code (4xx)";
+        err = HA_ERR_HTTP;
+        goto out;
+    }
+    err = parse_token_response(&resp, out, reason);
+out:
+    ha_http_response_cleanup(&resp);
+    ha_buf_cleanup(&body);
+    ha_free_secret(user);
+    ha_free_secret(pass);
+    return err;
+}

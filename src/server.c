@@ -1,0 +1,479 @@
+/* libmicrohttpd adapter: the only file that includes <microhttpd.h>.
+ *
+ * Concurrency model: MHD's epoll thread pool (one thread per core) does all socket I/O and
+ * runs the handlers that never leave the process (start, logout, probes, metrics). The
+ * redirect route calls the tenant and Houston, so its connection is suspended and the work
+ * goes to a fixed pool of worker threads through a bounded queue; a full queue answers 503
+ * at once. No thread is created per request, a slow peer occupies at most the worker pool,
+ * and probes keep answering on the I/O threads whatever the peers do.
+ *
+ * Caps: MHD's per-connection memory pool bounds the request line and headers (414/431 from
+ * MHD itself), the raw URI and the Cookie header are checked against HA_MAX_URL and
+ * HA_MAX_COOKIE_HEADER, bodies against HA_MAX_FORM_BODY (413 before reading on a large
+ * Content-Length), and idle or trickling connections time out. */
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <microhttpd.h>
+#include "houston_auth/buf.h"
+#include "houston_auth/cookie.h"
+#include "houston_auth/log.h"
+#include "houston_auth/metrics.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/router.h"
+#include "houston_auth/server.h"
+
+#define CONN_MEMORY_LIMIT (32 * 1024)
+#define CONN_TIMEOUT_S 15
+#define QUEUE_CAP 4096
+#define MAX_PEM (64 * 1024)
+#define FORM_TYPE "application/x-www-form-urlencoded"
+
+enum phase { PHASE_HEADERS, PHASE_BODY, PHASE_WORKING, PHASE_DONE };
+
+struct conn {
+    struct ha_server *srv;
+    struct MHD_Connection *mhd;
+    char *uri;        /* raw request target, NULL when over HA_MAX_URL */
+    int uri_too_long;
+    enum phase phase;
+    const struct ha_route *route;
+    struct ha_buf body;
+    struct ha_request req;
+    struct ha_response resp;
+    uint64_t t0;
+};
+
+struct ha_server {
+    struct ha_app *app;
+    struct MHD_Daemon *daemon;
+    char *tls_cert;
+    char *tls_key;
+    pthread_t *workers;
+    int nworkers;
+    pthread_mutex_t lock;
+    pthread_cond_t more;
+    struct conn *queue[QUEUE_CAP];
+    size_t head, count;
+    bool stopping;
+    atomic_int inflight;
+    int port;
+};
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *mhd)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    (void)mhd;
+    if (c == NULL)
+        return NULL;
+    c->srv = cls;
+    c->t0 = ha_mono_ns();
+    ha_buf_init(&c->body, HA_MAX_FORM_BODY);
+    if (strlen(uri) > HA_MAX_URL)
+        c->uri_too_long = 1;
+    else
+        c->uri = strdup(uri);
+    atomic_fetch_add(&c->srv->inflight, 1);
+    ha_metrics_inflight(c->srv->app->metrics, 1);
+    return c;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn *c = *con_cls;
+    (void)cls;
+    (void)mhd;
+    (void)toe;
+    if (c == NULL)
+        return;
+    atomic_fetch_sub(&c->srv->inflight, 1);
+    ha_metrics_inflight(c->srv->app->metrics, -1);
+    ha_request_cleanup(&c->req);
+    ha_response_cleanup(&c->resp);
+    ha_buf_cleanup(&c->body);
+    free(c->uri);
+    free(c);
+    *con_cls = NULL;
+}
+
+static void add_security_headers(struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    /* The redirect URL carries code and state: never leak it through Referer. */
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; style-src 'unsafe-inline'; "
+                            "frame-ancestors 'none'; form-action 'none'");
+}
+
+static enum MHD_Result send_response(struct conn *c)
+{
+    struct ha_response *rs = &c->resp;
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(rs->body_len, rs->body != NULL ? rs->body : (void *)"",
+                                        MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    add_security_headers(r);
+    if (rs->content_type != NULL)
+        MHD_add_response_header(r, "Content-Type", rs->content_type);
+    if (rs->location != NULL && MHD_add_response_header(r, "Location", rs->location) != MHD_YES)
+        rs->status = 500; /* a CR/LF in a Location never reaches the wire */
+    if (rs->allow != NULL)
+        MHD_add_response_header(r, "Allow", rs->allow);
+    if (rs->no_store) {
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+        MHD_add_response_header(r, "Pragma", "no-cache");
+    }
+    for (size_t i = 0; i < rs->set_cookie_count; i++)
+        MHD_add_response_header(r, "Set-Cookie", rs->set_cookies[i]);
+    if (c->req.request_id[0] != '\0')
+        MHD_add_response_header(r, "X-Request-Id", c->req.request_id);
+    ret = MHD_queue_response(c->mhd, (unsigned int)rs->status, r);
+    MHD_destroy_response(r);
+    ha_log(HA_LOG_DEBUG, "request", c->req.request_id, "method", c->req.method, "path",
+           c->route != NULL ? c->route->path : "(other)", NULL);
+    c->phase = PHASE_DONE;
+    return ret;
+}
+
+static enum MHD_Result reject(struct conn *c, int status, const char *message)
+{
+    ha_router_error(&c->resp, status, message);
+    return send_response(c);
+}
+
+/* Accepts a well-formed X-Request-Id from the ingress, else makes one. */
+static void set_request_id(struct conn *c)
+{
+    const char *rid = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "X-Request-Id");
+    unsigned char rnd[8];
+    size_t n = rid != NULL ? strlen(rid) : 0;
+    bool ok = n > 0 && n < sizeof(c->req.request_id);
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = rid[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '-' || ch == '_' || ch == '.';
+    }
+    if (ok) {
+        memcpy(c->req.request_id, rid, n + 1);
+        return;
+    }
+    if (c->srv->app->rng.fill(c->srv->app->rng.ctx, rnd, sizeof(rnd)) != HA_OK)
+        memset(rnd, 0, sizeof(rnd));
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(c->req.request_id + 2 * i, 3, "%02x", rnd[i]);
+}
+
+/* Parses the query, the Cookie header and a form body into c->req. 0 on success, else the
+ * HTTP status to answer. */
+static int build_request(struct conn *c, const char *method)
+{
+    char *q = strchr(c->uri, '?');
+    const char *cookie = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "Cookie");
+    enum ha_err err;
+
+    c->req.method = method;
+    if (q != NULL && ha_url_parse_query(q + 1, strlen(q + 1), &c->req.query) != HA_OK)
+        return 400;
+    if (cookie != NULL) {
+        err = ha_cookie_parse(cookie, strlen(cookie), &c->req.cookies);
+        if (err == HA_ERR_TOO_LARGE)
+            return 431;
+        if (err != HA_OK)
+            return 400;
+    }
+    if (strcmp(method, "POST") == 0) {
+        const char *type = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "Content-Type");
+        if (type == NULL || strncasecmp(type, FORM_TYPE, strlen(FORM_TYPE)) != 0)
+            return 415;
+        if (c->body.len > 0 &&
+            ha_url_parse_query(c->body.data, c->body.len, &c->req.form) != HA_OK)
+            return 400;
+    }
+    return 0;
+}
+
+static enum MHD_Result enqueue(struct conn *c)
+{
+    struct ha_server *s = c->srv;
+    bool queued = false;
+    pthread_mutex_lock(&s->lock);
+    if (s->count < QUEUE_CAP && !s->stopping) {
+        s->queue[(s->head + s->count) % QUEUE_CAP] = c;
+        s->count++;
+        queued = true;
+        c->phase = PHASE_WORKING;
+        MHD_suspend_connection(c->mhd);
+        pthread_cond_signal(&s->more);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!queued)
+        return reject(c, 503, "busy, try again\n");
+    return MHD_YES;
+}
+
+static void *worker(void *arg)
+{
+    struct ha_server *s = arg;
+    for (;;) {
+        struct conn *c;
+        pthread_mutex_lock(&s->lock);
+        while (s->count == 0 && !s->stopping)
+            pthread_cond_wait(&s->more, &s->lock);
+        if (s->count == 0) {
+            pthread_mutex_unlock(&s->lock);
+            return NULL;
+        }
+        c = s->queue[s->head];
+        s->head = (s->head + 1) % QUEUE_CAP;
+        s->count--;
+        pthread_mutex_unlock(&s->lock);
+        ha_router_dispatch(s->app, c->route, &c->req, &c->resp);
+        c->phase = PHASE_DONE;
+        MHD_resume_connection(c->mhd);
+    }
+}
+
+static enum MHD_Result on_headers(struct conn *c, const char *method)
+{
+    const char *len = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "Content-Length");
+    const char *cookie = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "Cookie");
+    char *q;
+
+    if (c->uri_too_long || c->uri == NULL)
+        return reject(c, 414, "URI too long\n");
+    if (cookie != NULL && strlen(cookie) > HA_MAX_COOKIE_HEADER)
+        return reject(c, 431, "Cookie header too large\n");
+    if (len != NULL && (strlen(len) > 9 || strtoul(len, NULL, 10) > HA_MAX_FORM_BODY))
+        return reject(c, 413, "request body too large\n");
+    q = strchr(c->uri, '?');
+    if (q != NULL)
+        *q = '\0';
+    c->route = ha_router_find(c->uri);
+    if (q != NULL)
+        *q = '?';
+    c->req.method = method;
+    c->req.path = c->route != NULL ? c->route->path : "";
+    set_request_id(c);
+    if (c->route == NULL)
+        return reject(c, 404, "not found\n");
+    if (!ha_router_method_ok(c->route, method)) {
+        ha_router_error(&c->resp, 405, "method not allowed\n");
+        c->resp.allow = c->route->allow;
+        return send_response(c);
+    }
+    c->phase = PHASE_BODY;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct conn *c = *con_cls;
+    int status;
+    (void)cls;
+    (void)url;
+    (void)version;
+
+    if (c == NULL)
+        return MHD_NO;
+    c->mhd = mhd;
+    switch (c->phase) {
+    case PHASE_HEADERS:
+        return on_headers(c, method);
+    case PHASE_BODY:
+        break;
+    case PHASE_WORKING:
+        return MHD_YES;
+    case PHASE_DONE:
+        return send_response(c);
+    }
+    if (*upload_size > 0) {
+        if (ha_buf_append(&c->body, upload_data, *upload_size) != HA_OK)
+            return reject(c, 413, "request body too large\n");
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    status = build_request(c, method);
+    if (status != 0)
+        return reject(c, status, status == 415 ? "expected a form body\n" : "malformed request\n");
+    if (c->route->outbound)
+        return enqueue(c);
+    ha_router_dispatch(c->srv->app, c->route, &c->req, &c->resp);
+    return send_response(c);
+}
+
+static enum ha_err read_pem(const char *path, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    char *data;
+    size_t n;
+    if (f == NULL)
+        return HA_ERR_IO;
+    data = calloc(1, MAX_PEM + 1);
+    if (data == NULL) {
+        fclose(f);
+        return HA_ERR_NOMEM;
+    }
+    n = fread(data, 1, MAX_PEM + 1, f);
+    fclose(f);
+    if (n == 0 || n > MAX_PEM) {
+        ha_free_secret(data);
+        return HA_ERR_TOO_LARGE;
+    }
+    *out = data;
+    return HA_OK;
+}
+
+static enum ha_err resolve_listen(const struct ha_config *cfg, struct sockaddr_storage *ss,
+                                  socklen_t *len)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char port[16];
+    const char *host = cfg->listen_host;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    if (host != NULL && (host[0] == '\0' || strcmp(host, "*") == 0))
+        host = NULL;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+        return HA_ERR_CONFIG;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return HA_OK;
+}
+
+static int cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > 8 ? 8 : (int)n);
+}
+
+static enum ha_err start_daemon(struct ha_server *s)
+{
+    const struct ha_config *cfg = s->app->cfg;
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO;
+    enum ha_err err = resolve_listen(cfg, &ss, &sslen);
+    if (err != HA_OK)
+        return err;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (s->tls_cert != NULL)
+        flags |= MHD_USE_TLS;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cpu_count(), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
+    if (s->daemon == NULL)
+        return HA_ERR_IO;
+    {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = info != NULL ? info->port : cfg->listen_port;
+    }
+    return HA_OK;
+}
+
+static void stop_workers(struct ha_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->more);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    s->nworkers = 0;
+}
+
+static void server_free(struct ha_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->daemon != NULL)
+        MHD_stop_daemon(s->daemon);
+    stop_workers(s);
+    free(s->workers);
+    ha_free_secret(s->tls_key);
+    free(s->tls_cert);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->more);
+    free(s);
+}
+
+enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
+{
+    const struct ha_config *cfg = app->cfg;
+    struct ha_server *s = calloc(1, sizeof(*s));
+    enum ha_err err = HA_ERR_NOMEM;
+
+    if (s == NULL)
+        return HA_ERR_NOMEM;
+    s->app = app;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->more, NULL);
+    if (cfg->tls_cert_file != NULL && cfg->tls_key_file != NULL) {
+        err = read_pem(cfg->tls_cert_file, &s->tls_cert);
+        if (err == HA_OK)
+            err = read_pem(cfg->tls_key_file, &s->tls_key);
+        if (err != HA_OK)
+            goto out;
+    }
+    s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
+    if (s->workers == NULL)
+        goto out;
+    for (int i = 0; i < cfg->workers; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker, s) != 0)
+            goto out;
+        s->nworkers++;
+    }
+    err = start_daemon(s);
+    if (err != HA_OK)
+        goto out;
+    *out = s;
+    s = NULL;
+out:
+    server_free(s);
+    return err;
+}
+
+void ha_server_stop(struct ha_server *s, long drain_ms)
+{
+    uint64_t deadline = ha_mono_ns() + (uint64_t)drain_ms * 1000000u;
+    if (s == NULL)
+        return;
+    /* Stop accepting; connections already open keep being served until the deadline. */
+    MHD_quiesce_daemon(s->daemon);
+    while (atomic_load(&s->inflight) > 0 && ha_mono_ns() < deadline)
+        usleep(10 * 1000);
+    if (atomic_load(&s->inflight) > 0)
+        ha_log(HA_LOG_WARN, "drain_deadline", NULL, "reason",
+               "requests still in flight at the drain deadline", NULL);
+    /* Workers finish what they hold and resume those connections before MHD stops. */
+    stop_workers(s);
+    server_free(s);
+}
+
+int ha_server_port(const struct ha_server *s)
+{
+    return s->port;
+}
