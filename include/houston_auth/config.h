@@ -9,6 +9,9 @@
 
 #define HA_COOKIE_KEY_LEN 32
 
+/* Private to config.c: where each key came from, for ha_config_print. */
+struct ha_config_meta;
+
 struct ha_config {
     /* global.baseDomain */
     char *base_domain;
@@ -45,6 +48,7 @@ struct ha_config {
     unsigned char prev_cookie_key[HA_COOKIE_KEY_LEN]; /* from AUTH_SIDECAR_COOKIE_SECRET_PREVIOUS */
     bool has_prev_cookie_key;
     char *config_path;       /* NULL when none */
+    struct ha_config_meta *meta; /* private to config.c; NULL when not from ha_config_load */
 };
 
 /* Outcome of argument parsing for main(). */
@@ -59,7 +63,8 @@ enum ha_config_action {
  * by --config or HOUSTON_AUTH_CONFIG; precedence flag > env > file > default. --dev selects
  * the embedded dev defaults (the bundled dev tenant and Houston stand-in on loopback, dev
  * secrets) which file/env/flags may still override. On HA_ERR_CONFIG, errbuf holds one line
- * naming the key and the reason. *out is the caller's (ha_config_free). */
+ * naming the key and the reason. *out is the caller's (ha_config_free). For --help and
+ * --version nothing else is read: HA_OK with *out = NULL and *action set. */
 enum ha_err ha_config_load(int argc, char **argv, char **envp, struct ha_config **out,
                            enum ha_config_action *action, char *errbuf, size_t errlen);
 void ha_config_free(struct ha_config *cfg);

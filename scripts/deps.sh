@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages houston-auth needs, only those missing.
+# Usage: scripts/deps.sh [build|test|browser|bench]...   (build is always included)
+set -euo pipefail
+
+want=(build-essential cmake pkg-config ca-certificates curl openssl
+      libmicrohttpd-dev libjwt-dev libssl-dev libcurl4-openssl-dev libjansson-dev libyaml-dev)
+for group in "$@"; do
+  case "$group" in
+    build) ;;
+    test) want+=(libcmocka-dev clang-format) ;;
+    browser) want+=(chromium nodejs npm) ;;
+    bench) want+=(nginx apache2 libapache2-mod-auth-openidc wrk) ;;
+    *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for pkg in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps.sh: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,520 @@
+/* Transaction cookie: what an attacker holding or forging a cookie sees. Every check goes
+ * through ha_txn_seal/ha_txn_open; crafted plaintexts are sealed here with OpenSSL directly so
+ * the strict JSON parse behind a valid tag is exercised too. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include "houston_auth/b64url.h"
+#include "houston_auth/transaction.h"
+
+#define NOW 1700000000L
+#define TTL 600L
+
+static const unsigned char key_a[32] = "0123456789abcdef0123456789abcdef";
+static const unsigned char key_b[32] = "fedcba9876543210fedcba9876543210";
+
+static enum ha_err failing_fill(void *ctx, unsigned char *buf, size_t len)
+{
+    (void)ctx;
+    (void)buf;
+    (void)len;
+    return HA_ERR_CRYPTO;
+}
+
+static const struct ha_rng failing_rng = {failing_fill, NULL};
+
+static void make_txn(struct ha_txn *t, const char *extras, const char *invite)
+{
+    assert_int_equal(ha_txn_init(t, &ha_rng_openssl, NOW, "self", "/oauth", extras, invite),
+                     HA_OK);
+}
+
+static char *seal(const struct ha_txn *t, const unsigned char *key)
+{
+    char *v = NULL;
+    assert_int_equal(ha_txn_seal(t, key, &ha_rng_openssl, &v), HA_OK);
+    assert_non_null(v);
+    return v;
+}
+
+static enum ha_err open_one(const char *v, size_t len, const char *name,
+                            const unsigned char *key, long now, struct ha_txn *out)
+{
+    const unsigned char(*keys)[32] = (const unsigned char(*)[32])key;
+    return ha_txn_open(v, len, name, keys, 1, now, TTL, out);
+}
+
+/* Name of t's cookie, the additional data the seal is bound to. */
+static void name_of(const struct ha_txn *t, char name[64])
+{
+    ha_txn_cookie_name(t->state, name);
+}
+
+static void assert_untouched(const struct ha_txn *t)
+{
+    assert_null(t->integration);
+    assert_null(t->redirect);
+    assert_int_equal(t->state[0], '\0');
+}
+
+static void test_round_trip(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char *v;
+    (void)state;
+
+    make_txn(&t, "{\"source\":\"cli\",\"q\":\"a\\\"b\"}", "invite-123");
+    v = seal(&t, key_a);
+    assert_int_equal(strncmp(v, "v1.", 3), 0);
+    assert_true(strlen(v) <= HA_TXN_COOKIE_MAX);
+    assert_null(strstr(v, t.state)); /* sealed, not merely encoded */
+    name_of(&t, name);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(open_one(v, strlen(v), name, key_a, NOW + 5, &back), HA_OK);
+    assert_string_equal(back.state, t.state);
+    assert_string_equal(back.nonce, t.nonce);
+    assert_string_equal(back.verifier, t.verifier);
+    assert_string_equal(back.integration, "self");
+    assert_string_equal(back.redirect, "/oauth");
+    assert_string_equal(back.extras, t.extras);
+    assert_string_equal(back.invite_token, "invite-123");
+    assert_int_equal(back.created, NOW);
+    ha_txn_cleanup(&back);
+    assert_null(back.redirect);
+    free(v);
+    ha_txn_cleanup(&t);
+}
+
+static void test_round_trip_optional_null(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char *v;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    v = seal(&t, key_a);
+    name_of(&t, name);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(open_one(v, strlen(v), name, key_a, NOW, &back), HA_OK);
+    assert_null(back.extras);
+    assert_null(back.invite_token);
+    ha_txn_cleanup(&back);
+    free(v);
+    ha_txn_cleanup(&t);
+}
+
+static int is_b64url(const char *s)
+{
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+           strlen(s);
+}
+
+static void test_init_fields(void **state)
+{
+    struct ha_txn t, u;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    make_txn(&u, NULL, NULL);
+    assert_int_equal(strlen(t.state), HA_RANDOM_B64_LEN);
+    assert_int_equal(strlen(t.nonce), HA_RANDOM_B64_LEN);
+    assert_int_equal(strlen(t.verifier), HA_RANDOM_B64_LEN);
+    assert_true(is_b64url(t.state) && is_b64url(t.nonce) && is_b64url(t.verifier));
+    assert_string_not_equal(t.state, t.nonce);
+    assert_string_not_equal(t.state, t.verifier);
+    assert_string_not_equal(t.state, u.state);
+    ha_txn_cleanup(&t);
+    ha_txn_cleanup(&u);
+}
+
+static void test_init_refusals(void **state)
+{
+    struct ha_txn t;
+    char big[HA_MAX_REDIRECT + 2];
+    (void)state;
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(ha_txn_init(&t, &failing_rng, NOW, "self", "/", NULL, NULL),
+                     HA_ERR_CRYPTO);
+    assert_untouched(&t);
+    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, NULL, "/", NULL, NULL),
+                     HA_ERR_INVALID);
+    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, "self", NULL, NULL, NULL),
+                     HA_ERR_INVALID);
+    memset(big, 'a', sizeof(big) - 1);
+    big[0] = '/';
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, "self", big, NULL, NULL),
+                     HA_ERR_TOO_LARGE);
+    assert_untouched(&t);
+}
+
+/* Flips every bit position of every byte of iv|ciphertext|tag: each must be refused. */
+static void test_tamper_every_byte(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char *v, *forged;
+    unsigned char *raw;
+    size_t rawlen, i;
+    (void)state;
+
+    make_txn(&t, "{}", NULL);
+    v = seal(&t, key_a);
+    name_of(&t, name);
+    assert_int_equal(ha_b64url_decode(v + 3, strlen(v) - 3, &raw, &rawlen), HA_OK);
+    assert_true(rawlen > 28);
+    memset(&back, 0, sizeof(back));
+    for (i = 0; i < rawlen * 8; i++) {
+        char *enc = NULL;
+        raw[i / 8] ^= (unsigned char)(1u << (i % 8));
+        assert_int_equal(ha_b64url_encode(raw, rawlen, &enc), HA_OK);
+        forged = malloc(strlen(enc) + 4);
+        assert_non_null(forged);
+        snprintf(forged, strlen(enc) + 4, "v1.%s", enc);
+        assert_int_equal(open_one(forged, strlen(forged), name, key_a, NOW, &back),
+                         HA_ERR_CRYPTO);
+        assert_untouched(&back);
+        raw[i / 8] ^= (unsigned char)(1u << (i % 8));
+        free(enc);
+        free(forged);
+    }
+    free(raw);
+    free(v);
+    ha_txn_cleanup(&t);
+}
+
+/* Changes every character of the cookie text: never accepted. */
+static void test_tamper_every_char(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char *v;
+    size_t i, len;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    v = seal(&t, key_a);
+    name_of(&t, name);
+    len = strlen(v);
+    memset(&back, 0, sizeof(back));
+    for (i = 0; i < len; i++) {
+        char orig = v[i];
+        v[i] = orig == 'A' ? 'B' : 'A';
+        assert_int_not_equal(open_one(v, len, name, key_a, NOW, &back), HA_OK);
+        v[i] = orig ^ 0x20;
+        assert_int_not_equal(open_one(v, len, name, key_a, NOW, &back), HA_OK);
+        assert_untouched(&back);
+        v[i] = orig;
+    }
+    assert_int_equal(open_one(v, len, name, key_a, NOW, &back), HA_OK);
+    ha_txn_cleanup(&back);
+    free(v);
+    ha_txn_cleanup(&t);
+}
+
+static void test_truncated(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char *v;
+    size_t len, cut;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    v = seal(&t, key_a);
+    name_of(&t, name);
+    len = strlen(v);
+    memset(&back, 0, sizeof(back));
+    for (cut = 0; cut < len; cut++)
+        assert_int_not_equal(open_one(v, cut, name, key_a, NOW, &back), HA_OK);
+    /* Whole base64 groups removed: decodes fine, the tag no longer verifies. */
+    assert_int_equal(open_one(v, 3 + (len - 4) / 4 * 4, name, key_a, NOW, &back), HA_ERR_CRYPTO);
+    assert_int_equal(open_one(v, 3 + 36, name, key_a, NOW, &back), HA_ERR_CRYPTO);
+    assert_int_not_equal(open_one(v, 3, name, key_a, NOW, &back), HA_OK);
+    assert_untouched(&back);
+    free(v);
+    ha_txn_cleanup(&t);
+}
+
+static void test_wrong_cookie_name(void **state)
+{
+    struct ha_txn t, other, back;
+    char name[64];
+    char *v;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    make_txn(&other, NULL, NULL);
+    v = seal(&t, key_a);
+    name_of(&other, name);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(open_one(v, strlen(v), name, key_a, NOW, &back), HA_ERR_CRYPTO);
+    assert_int_equal(open_one(v, strlen(v), "ha_txn_", key_a, NOW, &back), HA_ERR_CRYPTO);
+    assert_untouched(&back);
+    free(v);
+    ha_txn_cleanup(&t);
+    ha_txn_cleanup(&other);
+}
+
+static void test_key_rotation(void **state)
+{
+    const unsigned char both[2][32] = {
+        "fedcba9876543210fedcba9876543210", /* current: key_b */
+        "0123456789abcdef0123456789abcdef", /* previous: key_a */
+    };
+    struct ha_txn t, back;
+    char name[64];
+    char *v;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    v = seal(&t, key_a);
+    name_of(&t, name);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(open_one(v, strlen(v), name, key_b, NOW, &back), HA_ERR_CRYPTO);
+    assert_untouched(&back);
+    assert_int_equal(ha_txn_open(v, strlen(v), name, both, 1, NOW, TTL, &back), HA_ERR_CRYPTO);
+    assert_int_equal(ha_txn_open(v, strlen(v), name, both, 0, NOW, TTL, &back), HA_ERR_CRYPTO);
+    assert_int_equal(ha_txn_open(v, strlen(v), name, both, 2, NOW, TTL, &back), HA_OK);
+    assert_string_equal(back.state, t.state);
+    ha_txn_cleanup(&back);
+    free(v);
+    ha_txn_cleanup(&t);
+}
+
+static void test_expiry(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char *v;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    v = seal(&t, key_a);
+    name_of(&t, name);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(open_one(v, strlen(v), name, key_a, NOW + TTL, &back), HA_OK);
+    ha_txn_cleanup(&back);
+    assert_int_equal(open_one(v, strlen(v), name, key_a, NOW + TTL + 1, &back), HA_ERR_EXPIRED);
+    assert_untouched(&back);
+    assert_int_equal(ha_txn_open(v, strlen(v), name, (const unsigned char(*)[32])key_a, 1,
+                                 NOW + 31, 30, &back),
+                     HA_ERR_EXPIRED);
+    /* Created in the future: 60 s of clock skew tolerated, no more. */
+    assert_int_equal(open_one(v, strlen(v), name, key_a, NOW - 60, &back), HA_OK);
+    ha_txn_cleanup(&back);
+    assert_int_equal(open_one(v, strlen(v), name, key_a, NOW - 61, &back), HA_ERR_EXPIRED);
+    assert_untouched(&back);
+    free(v);
+    ha_txn_cleanup(&t);
+}
+
+static void test_random_iv(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char *v1, *v2;
+    (void)state;
+
+    make_txn(&t, NULL, NULL);
+    v1 = seal(&t, key_a);
+    v2 = seal(&t, key_a);
+    assert_string_not_equal(v1, v2);
+    assert_int_not_equal(memcmp(v1 + 3, v2 + 3, 16), 0); /* the IV itself differs */
+    name_of(&t, name);
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(open_one(v1, strlen(v1), name, key_a, NOW, &back), HA_OK);
+    ha_txn_cleanup(&back);
+    assert_int_equal(open_one(v2, strlen(v2), name, key_a, NOW, &back), HA_OK);
+    ha_txn_cleanup(&back);
+    assert_int_equal(ha_txn_seal(&t, key_a, &failing_rng, &v1), HA_ERR_CRYPTO);
+    free(v2);
+    ha_txn_cleanup(&t);
+}
+
+static void test_oversize(void **state)
+{
+    struct ha_txn t, back;
+    char name[64];
+    char big[HA_MAX_EXTRAS];
+    char *v = NULL, *huge;
+    (void)state;
+
+    /* Each field within its own cap, together past the cookie cap. */
+    memset(big, 'a', sizeof(big) - 1);
+    big[0] = '/';
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, "self", "/x", big, NULL), HA_OK);
+    assert_int_equal(ha_txn_seal(&t, key_a, &ha_rng_openssl, &v), HA_OK); /* fits */
+    free(v);
+    v = NULL;
+    ha_txn_cleanup(&t);
+    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, "self", big, big, NULL), HA_OK);
+    assert_int_equal(ha_txn_seal(&t, key_a, &ha_rng_openssl, &v), HA_ERR_TOO_LARGE);
+    assert_null(v);
+    name_of(&t, name);
+    huge = malloc(HA_TXN_COOKIE_MAX + 2);
+    assert_non_null(huge);
+    memcpy(huge, "v1.", 3);
+    memset(huge + 3, 'A', HA_TXN_COOKIE_MAX - 2);
+    huge[HA_TXN_COOKIE_MAX + 1] = '\0';
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(open_one(huge, HA_TXN_COOKIE_MAX + 1, name, key_a, NOW, &back),
+                     HA_ERR_TOO_LARGE);
+    assert_untouched(&back);
+    free(huge);
+    ha_txn_cleanup(&t);
+}
+
+static void test_malformed_text(void **state)
+{
+    struct ha_txn back;
+    const char *bad[] = {"", "v1", "v1.", "v2.AAAA", "V1.AAAA", "v1.AAAA=", "v1.A", "v1.AA AA",
+                         "v1.AAAA\n"};
+    size_t i;
+    (void)state;
+
+    memset(&back, 0, sizeof(back));
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_not_equal(open_one(bad[i], strlen(bad[i]), "ha_txn_x", key_a, NOW, &back),
+                             HA_OK);
+    assert_int_equal(open_one("v2.AAAA", 7, "ha_txn_x", key_a, NOW, &back), HA_ERR_INVALID);
+    assert_int_equal(open_one(NULL, 0, "ha_txn_x", key_a, NOW, &back), HA_ERR_INVALID);
+    assert_untouched(&back);
+}
+
+/* Seals an arbitrary plaintext the way ha_txn_seal does, to reach the parser behind the tag. */
+static char *seal_raw(const char *plain, const unsigned char *key, const char *name)
+{
+    unsigned char buf[4096];
+    size_t n = strlen(plain);
+    int len = 0;
+    char *enc = NULL, *v;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+    assert_true(12 + n + 16 <= sizeof(buf));
+    memset(buf, 7, 12);
+    assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *)name,
+                                       (int)strlen(name)),
+                     1);
+    assert_int_equal(
+        EVP_EncryptUpdate(ctx, buf + 12, &len, (const unsigned char *)plain, (int)n), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, buf + 12 + len, &len), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, buf + 12 + n), 1);
+    EVP_CIPHER_CTX_free(ctx);
+    assert_int_equal(ha_b64url_encode(buf, 12 + n + 16, &enc), HA_OK);
+    v = malloc(strlen(enc) + 4);
+    assert_non_null(v);
+    snprintf(v, strlen(enc) + 4, "v1.%s", enc);
+    free(enc);
+    return v;
+}
+
+#define R43 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define GOOD_TAIL "\"i\":\"self\",\"r\":\"/\",\"x\":null,\"t\":null,\"c\":1700000000}"
+
+static enum ha_err open_crafted(const char *plain)
+{
+    struct ha_txn back;
+    char *v = seal_raw(plain, key_a, "ha_txn_crafted");
+    enum ha_err err;
+
+    memset(&back, 0, sizeof(back));
+    err = open_one(v, strlen(v), "ha_txn_crafted", key_a, NOW, &back);
+    if (err == HA_OK)
+        ha_txn_cleanup(&back);
+    else
+        assert_untouched(&back);
+    free(v);
+    return err;
+}
+
+static void test_strict_plaintext(void **state)
+{
+    (void)state;
+    /* The helper itself is right: a well-formed plaintext opens. */
+    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
+                                  "\"," GOOD_TAIL),
+                     HA_OK);
+    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"s\":\"" R43 "\",\"n\":\"" R43
+                                  "\",\"p\":\"" R43 "\"," GOOD_TAIL),
+                     HA_ERR_INVALID);
+    assert_int_equal(open_crafted("{\"v\":2,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
+                                  "\"," GOOD_TAIL),
+                     HA_ERR_INVALID);
+    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "A\",\"n\":\"" R43 "\",\"p\":\"" R43
+                                  "\"," GOOD_TAIL),
+                     HA_ERR_INVALID);
+    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
+                                  "\",\"z\":1," GOOD_TAIL),
+                     HA_ERR_INVALID);
+    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"+" R43
+                                  "\"," GOOD_TAIL),
+                     HA_ERR_INVALID);
+    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
+                                  "\",\"i\":\"self\",\"r\":\"/\",\"x\":{},\"t\":null,\"c\":1}"),
+                     HA_ERR_INVALID);
+    assert_int_equal(open_crafted("[1,2,3]"), HA_ERR_INVALID);
+    assert_int_equal(open_crafted("{\"v\":1} trailing"), HA_ERR_INVALID);
+}
+
+/* RFC 7636 Appendix B: the verifier and its S256 challenge, as printed in the RFC. */
+static void test_challenge_rfc7636(void **state)
+{
+    struct ha_txn t;
+    char out[HA_RANDOM_B64_LEN + 1];
+    (void)state;
+
+    memset(&t, 0, sizeof(t));
+    memcpy(t.verifier, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", HA_RANDOM_B64_LEN + 1);
+    ha_txn_challenge(&t, out);
+    assert_string_equal(out, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+}
+
+static void test_cookie_name(void **state)
+{
+    char a[64], b[64], c[64];
+    (void)state;
+
+    /* SHA-256 of the RFC 7636 verifier is known from the vector above. */
+    ha_txn_cookie_name("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", a);
+    assert_string_equal(a, HA_TXN_COOKIE_PREFIX "E9Melhoa2OwvFrEM");
+    assert_int_equal(strlen(a), strlen(HA_TXN_COOKIE_PREFIX) + HA_TXN_ID_LEN);
+    ha_txn_cookie_name("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", b);
+    assert_string_equal(a, b);
+    ha_txn_cookie_name("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", c);
+    assert_string_not_equal(a, c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip_optional_null),
+        cmocka_unit_test(test_init_fields),
+        cmocka_unit_test(test_init_refusals),
+        cmocka_unit_test(test_tamper_every_byte),
+        cmocka_unit_test(test_tamper_every_char),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_wrong_cookie_name),
+        cmocka_unit_test(test_key_rotation),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_random_iv),
+        cmocka_unit_test(test_oversize),
+        cmocka_unit_test(test_malformed_text),
+        cmocka_unit_test(test_strict_plaintext),
+        cmocka_unit_test(test_challenge_rfc7636),
+        cmocka_unit_test(test_cookie_name),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
