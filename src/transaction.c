@@ -82,8 +82,8 @@ static enum ha_err check_field(const char *s, size_t max, int required)
     return strlen(s) > max ? HA_ERR_TOO_LARGE : HA_OK;
 }
 
-static enum ha_err check_fields(const char *integration, const char *redirect,
-                                const char *extras, const char *invite_token)
+static enum ha_err check_fields(const char *integration, const char *redirect, const char *extras,
+                                const char *invite_token)
 {
     enum ha_err err = check_field(integration, HA_MAX_INTEGRATION, 1);
 
@@ -104,8 +104,7 @@ static enum ha_err dup_fields(struct ha_txn *t, const char *integration, const c
     t->redirect = ha_strdup(redirect);
     t->extras = ha_strdup(extras);
     t->invite_token = ha_strdup(invite_token);
-    if (t->integration == NULL || t->redirect == NULL ||
-        (extras != NULL && t->extras == NULL) ||
+    if (t->integration == NULL || t->redirect == NULL || (extras != NULL && t->extras == NULL) ||
         (invite_token != NULL && t->invite_token == NULL)) {
         ha_txn_cleanup(t);
         return HA_ERR_NOMEM;
@@ -159,10 +158,9 @@ static enum ha_err serialise(const struct ha_txn *t, char *buf, size_t cap, size
     json_t *root;
     size_t n;
 
-    root = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s?,s:s?,s:I}", "v", TXN_VERSION, "s",
-                     t->state, "n", t->nonce, "p", t->verifier, "i", t->integration, "r",
-                     t->redirect, "x", t->extras, "t", t->invite_token, "c",
-                     (json_int_t)t->created);
+    root = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s?,s:s?,s:I}", "v", TXN_VERSION, "s", t->state,
+                     "n", t->nonce, "p", t->verifier, "i", t->integration, "r", t->redirect, "x",
+                     t->extras, "t", t->invite_token, "c", (json_int_t)t->created);
     if (root == NULL)
         return HA_ERR_INVALID; /* NULL required field or invalid UTF-8 */
     n = json_dumpb(root, buf, cap, JSON_COMPACT);
@@ -310,12 +308,12 @@ static enum ha_err parse_plain(const unsigned char *pt, size_t len, struct ha_tx
     root = json_loadb((const char *)pt, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL || !json_is_object(root))
         goto out;
-    if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:i,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I}", "v",
-                       &v, "s", &s, "n", &n, "p", &p, "i", &i, "r", &r, "x", &x, "t", &inv,
-                       "c", &c) != 0)
+    if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:i,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I}", "v", &v,
+                       "s", &s, "n", &n, "p", &p, "i", &i, "r", &r, "x", &x, "t", &inv, "c",
+                       &c) != 0)
         goto out;
-    if (v != TXN_VERSION || !is_random_b64(s) || !is_random_b64(n) || !is_random_b64(p) ||
-        c < 0 || c > (json_int_t)LONG_MAX || optional_string(x, &xs) != HA_OK ||
+    if (v != TXN_VERSION || !is_random_b64(s) || !is_random_b64(n) || !is_random_b64(p) || c < 0 ||
+        c > (json_int_t)LONG_MAX || optional_string(x, &xs) != HA_OK ||
         optional_string(inv, &ts) != HA_OK || check_fields(i, r, xs, ts) != HA_OK)
         goto out;
     memcpy(tmp->state, s, HA_RANDOM_B64_LEN + 1);
@@ -340,8 +338,7 @@ static enum ha_err open_raw(const unsigned char *raw, size_t rawlen, const char 
         return HA_ERR_CRYPTO;
     ctlen = rawlen - TXN_IV_LEN - TXN_TAG_LEN;
     for (k = 0; k < nkeys && err != HA_OK; k++) {
-        err = gcm_open(keys[k], raw, name, raw + TXN_IV_LEN, ctlen, raw + TXN_IV_LEN + ctlen,
-                       pt);
+        err = gcm_open(keys[k], raw, name, raw + TXN_IV_LEN, ctlen, raw + TXN_IV_LEN + ctlen, pt);
         if (err == HA_ERR_NOMEM)
             return err;
     }

@@ -31,8 +31,7 @@ static const struct ha_rng failing_rng = {failing_fill, NULL};
 
 static void make_txn(struct ha_txn *t, const char *extras, const char *invite)
 {
-    assert_int_equal(ha_txn_init(t, &ha_rng_openssl, NOW, "self", "/oauth", extras, invite),
-                     HA_OK);
+    assert_int_equal(ha_txn_init(t, &ha_rng_openssl, NOW, "self", "/oauth", extras, invite), HA_OK);
 }
 
 static char *seal(const struct ha_txn *t, const unsigned char *key)
@@ -43,8 +42,8 @@ static char *seal(const struct ha_txn *t, const unsigned char *key)
     return v;
 }
 
-static enum ha_err open_one(const char *v, size_t len, const char *name,
-                            const unsigned char *key, long now, struct ha_txn *out)
+static enum ha_err open_one(const char *v, size_t len, const char *name, const unsigned char *key,
+                            long now, struct ha_txn *out)
 {
     const unsigned char(*keys)[32] = (const unsigned char(*)[32])key;
     return ha_txn_open(v, len, name, keys, 1, now, TTL, out);
@@ -142,11 +141,9 @@ static void test_init_refusals(void **state)
     (void)state;
 
     memset(&t, 0, sizeof(t));
-    assert_int_equal(ha_txn_init(&t, &failing_rng, NOW, "self", "/", NULL, NULL),
-                     HA_ERR_CRYPTO);
+    assert_int_equal(ha_txn_init(&t, &failing_rng, NOW, "self", "/", NULL, NULL), HA_ERR_CRYPTO);
     assert_untouched(&t);
-    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, NULL, "/", NULL, NULL),
-                     HA_ERR_INVALID);
+    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, NULL, "/", NULL, NULL), HA_ERR_INVALID);
     assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, NOW, "self", NULL, NULL, NULL),
                      HA_ERR_INVALID);
     memset(big, 'a', sizeof(big) - 1);
@@ -180,8 +177,7 @@ static void test_tamper_every_byte(void **state)
         forged = malloc(strlen(enc) + 4);
         assert_non_null(forged);
         snprintf(forged, strlen(enc) + 4, "v1.%s", enc);
-        assert_int_equal(open_one(forged, strlen(forged), name, key_a, NOW, &back),
-                         HA_ERR_CRYPTO);
+        assert_int_equal(open_one(forged, strlen(forged), name, key_a, NOW, &back), HA_ERR_CRYPTO);
         assert_untouched(&back);
         raw[i / 8] ^= (unsigned char)(1u << (i % 8));
         free(enc);
@@ -306,9 +302,9 @@ static void test_expiry(void **state)
     ha_txn_cleanup(&back);
     assert_int_equal(open_one(v, strlen(v), name, key_a, NOW + TTL + 1, &back), HA_ERR_EXPIRED);
     assert_untouched(&back);
-    assert_int_equal(ha_txn_open(v, strlen(v), name, (const unsigned char(*)[32])key_a, 1,
-                                 NOW + 31, 30, &back),
-                     HA_ERR_EXPIRED);
+    assert_int_equal(
+        ha_txn_open(v, strlen(v), name, (const unsigned char(*)[32])key_a, 1, NOW + 31, 30, &back),
+        HA_ERR_EXPIRED);
     /* Created in the future: 60 s of clock skew tolerated, no more. */
     assert_int_equal(open_one(v, strlen(v), name, key_a, NOW - 60, &back), HA_OK);
     ha_txn_cleanup(&back);
@@ -336,7 +332,10 @@ static void test_random_iv(void **state)
     ha_txn_cleanup(&back);
     assert_int_equal(open_one(v2, strlen(v2), name, key_a, NOW, &back), HA_OK);
     ha_txn_cleanup(&back);
+    free(v1);
+    v1 = NULL;
     assert_int_equal(ha_txn_seal(&t, key_a, &failing_rng, &v1), HA_ERR_CRYPTO);
+    assert_null(v1);
     free(v2);
     ha_txn_cleanup(&t);
 }
@@ -378,8 +377,8 @@ static void test_oversize(void **state)
 static void test_malformed_text(void **state)
 {
     struct ha_txn back;
-    const char *bad[] = {"", "v1", "v1.", "v2.AAAA", "V1.AAAA", "v1.AAAA=", "v1.A", "v1.AA AA",
-                         "v1.AAAA\n"};
+    const char *bad[] = {"",         "v1",   "v1.",      "v2.AAAA",  "V1.AAAA",
+                         "v1.AAAA=", "v1.A", "v1.AA AA", "v1.AAAA\n"};
     size_t i;
     (void)state;
 
@@ -404,11 +403,10 @@ static char *seal_raw(const char *plain, const unsigned char *key, const char *n
     assert_true(12 + n + 16 <= sizeof(buf));
     memset(buf, 7, 12);
     assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf), 1);
-    assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *)name,
-                                       (int)strlen(name)),
-                     1);
     assert_int_equal(
-        EVP_EncryptUpdate(ctx, buf + 12, &len, (const unsigned char *)plain, (int)n), 1);
+        EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *)name, (int)strlen(name)), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, buf + 12, &len, (const unsigned char *)plain, (int)n),
+                     1);
     assert_int_equal(EVP_EncryptFinal_ex(ctx, buf + 12 + len, &len), 1);
     assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, buf + 12 + n), 1);
     EVP_CIPHER_CTX_free(ctx);
@@ -443,24 +441,24 @@ static void test_strict_plaintext(void **state)
 {
     (void)state;
     /* The helper itself is right: a well-formed plaintext opens. */
-    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
-                                  "\"," GOOD_TAIL),
-                     HA_OK);
+    assert_int_equal(
+        open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43 "\"," GOOD_TAIL),
+        HA_OK);
     assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"s\":\"" R43 "\",\"n\":\"" R43
                                   "\",\"p\":\"" R43 "\"," GOOD_TAIL),
                      HA_ERR_INVALID);
-    assert_int_equal(open_crafted("{\"v\":2,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
-                                  "\"," GOOD_TAIL),
-                     HA_ERR_INVALID);
-    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "A\",\"n\":\"" R43 "\",\"p\":\"" R43
-                                  "\"," GOOD_TAIL),
-                     HA_ERR_INVALID);
+    assert_int_equal(
+        open_crafted("{\"v\":2,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43 "\"," GOOD_TAIL),
+        HA_ERR_INVALID);
+    assert_int_equal(
+        open_crafted("{\"v\":1,\"s\":\"" R43 "A\",\"n\":\"" R43 "\",\"p\":\"" R43 "\"," GOOD_TAIL),
+        HA_ERR_INVALID);
     assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
                                   "\",\"z\":1," GOOD_TAIL),
                      HA_ERR_INVALID);
-    assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"+" R43
-                                  "\"," GOOD_TAIL),
-                     HA_ERR_INVALID);
+    assert_int_equal(
+        open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"+" R43 "\"," GOOD_TAIL),
+        HA_ERR_INVALID);
     assert_int_equal(open_crafted("{\"v\":1,\"s\":\"" R43 "\",\"n\":\"" R43 "\",\"p\":\"" R43
                                   "\",\"i\":\"self\",\"r\":\"/\",\"x\":{},\"t\":null,\"c\":1}"),
                      HA_ERR_INVALID);
@@ -499,22 +497,14 @@ static void test_cookie_name(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_round_trip_optional_null),
-        cmocka_unit_test(test_init_fields),
-        cmocka_unit_test(test_init_refusals),
-        cmocka_unit_test(test_tamper_every_byte),
-        cmocka_unit_test(test_tamper_every_char),
-        cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_wrong_cookie_name),
-        cmocka_unit_test(test_key_rotation),
-        cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_random_iv),
-        cmocka_unit_test(test_oversize),
-        cmocka_unit_test(test_malformed_text),
-        cmocka_unit_test(test_strict_plaintext),
-        cmocka_unit_test(test_challenge_rfc7636),
-        cmocka_unit_test(test_cookie_name),
+        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_round_trip_optional_null),
+        cmocka_unit_test(test_init_fields),       cmocka_unit_test(test_init_refusals),
+        cmocka_unit_test(test_tamper_every_byte), cmocka_unit_test(test_tamper_every_char),
+        cmocka_unit_test(test_truncated),         cmocka_unit_test(test_wrong_cookie_name),
+        cmocka_unit_test(test_key_rotation),      cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_random_iv),         cmocka_unit_test(test_oversize),
+        cmocka_unit_test(test_malformed_text),    cmocka_unit_test(test_strict_plaintext),
+        cmocka_unit_test(test_challenge_rfc7636), cmocka_unit_test(test_cookie_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

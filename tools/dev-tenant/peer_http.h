@@ -1,0 +1,88 @@
+/* A small libmicrohttpd adapter shared by the two development peers (the dev tenant and the
+ * Houston stand-in; the stand-in compiles this file through tools/houston-standin/peer_http.c).
+ * Handlers see a plain request and fill a plain response; every input is capped here. */
+#ifndef HA_TOOLS_PEER_HTTP_H
+#define HA_TOOLS_PEER_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "houston_auth/err.h"
+
+#define PEER_MAX_URL 8192
+#define PEER_MAX_BODY 16384
+#define PEER_MAX_HEADER 8192
+
+struct peer_request {
+    const char *method;        /* "GET", "HEAD", "POST", ... */
+    const char *path;          /* raw path, without the query */
+    const char *query;         /* raw query string without '?', "" when none */
+    const char *content_type;  /* header or NULL */
+    const char *authorization; /* header or NULL */
+    const char *cookie;        /* header or NULL */
+    const char *body;          /* NUL-terminated; "" when none */
+    size_t body_len;
+};
+
+struct peer_response {
+    int status;
+    const char *content_type; /* static */
+    char *body;
+    size_t body_len;
+    char *location;
+    char *set_cookie;
+    char *www_authenticate;
+    const char *allow; /* static */
+    const char *csp;   /* static; NULL: a strict default */
+    bool no_store;
+};
+
+typedef void (*peer_handler_fn)(void *ctx, const struct peer_request *req,
+                                struct peer_response *resp);
+
+struct peer_server_config {
+    const char *host;     /* a loopback address or "localhost" */
+    int port;             /* 0: any free port */
+    const char *cert_pem; /* both NULL: plain HTTP */
+    const char *key_pem;
+    peer_handler_fn handler;
+    void *ctx;
+};
+
+struct peer_server;
+
+/* Starts a thread-per-connection daemon. HA_ERR_CONFIG when host is not loopback,
+ * HA_ERR_IO when the port cannot be bound. */
+enum ha_err peer_server_start(const struct peer_server_config *cfg, struct peer_server **out);
+int peer_server_port(const struct peer_server *s);
+/* Stops accepting, wakes sleeping handlers, joins every connection thread, frees s. */
+void peer_server_stop(struct peer_server *s);
+
+/* Splits "host:port" or "[v6]:port" into a malloc'd host (caller frees) and a port.
+ * HA_ERR_CONFIG when malformed or the host is not a loopback address. */
+enum ha_err peer_parse_listen(const char *s, char **host, int *port);
+
+/* Sleeps ms milliseconds in short slices, returning early once *stop is set. */
+void peer_sleep_ms(long ms, const atomic_bool *stop);
+
+/* Response helpers: each replaces any earlier body; the body is copied. */
+enum ha_err peer_resp_text(struct peer_response *r, int status, const char *type,
+                           const char *body);
+/* Takes a reference-counted json_t (decref'd here). */
+enum ha_err peer_resp_json(struct peer_response *r, int status, json_t *json);
+enum ha_err peer_resp_redirect(struct peer_response *r, int status, const char *location);
+/* A small HTML page: title and message are escaped; extra_html is trusted markup or NULL. */
+enum ha_err peer_resp_page(struct peer_response *r, int status, const char *title,
+                           const char *message, const char *extra_html);
+void peer_response_cleanup(struct peer_response *r);
+
+/* The page chrome used by every HTML page the peers show: peer_page_head(title) then
+ * content then PEER_PAGE_TAIL. *out caller frees. */
+enum ha_err peer_page_head(const char *title, char **out);
+#define PEER_PAGE_TAIL "</main></body></html>\n"
+
+/* Case-insensitive match of a Content-Type header against a media type, ignoring parameters. */
+bool peer_type_is(const char *header, const char *type);
+
+#endif
