@@ -146,8 +146,7 @@ static bool attr_ok(const char *s)
 
 static bool same_site_ok(const char *s)
 {
-    return s == NULL || strcmp(s, "Lax") == 0 || strcmp(s, "Strict") == 0 ||
-           strcmp(s, "None") == 0;
+    return s == NULL || strcmp(s, "Lax") == 0 || strcmp(s, "Strict") == 0 || strcmp(s, "None") == 0;
 }
 
 static enum ha_err append_attrs(struct ha_buf *b, const struct ha_set_cookie *c)

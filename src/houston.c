@@ -207,9 +207,33 @@ static enum ha_err parse_extras(const char *extras_json, json_t **out)
     return HA_OK;
 }
 
-enum ha_err ha_houston_state_json(const char *integration, const char *origin,
-                                  const char *redirect, const char *extras_json,
-                                  const char *invite_token, char **out)
+/* Copies json with every '%' written as the JSON escape \u0025. Houston runs
+ * decodeURIComponent over the form's state before JSON.parse (routes/v1/oauth/callback,
+ * a leftover of the implicit flow's fragment relay): a '%' would be decoded a second time or
+ * make it throw. '%' can only occur inside JSON strings, where \u0025 means the same. */
+static enum ha_err escape_percent(const char *json, char **out)
+{
+    struct ha_buf b;
+    size_t n;
+    enum ha_err err = HA_OK;
+
+    ha_buf_init(&b, 0);
+    for (const char *p = json; *p != '\0' && err == HA_OK; p += n) {
+        n = strcspn(p, "%");
+        err = ha_buf_append(&b, p, n);
+        if (err == HA_OK && p[n] == '%') {
+            err = ha_buf_append_str(&b, "\\u0025");
+            n++;
+        }
+    }
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, out);
+    ha_buf_cleanup(&b);
+    return err;
+}
+
+enum ha_err ha_houston_state_json(const char *integration, const char *origin, const char *redirect,
+                                  const char *extras_json, const char *invite_token, char **out)
 {
     json_t *o = NULL, *extras = NULL;
     char *s;
@@ -241,18 +265,16 @@ enum ha_err ha_houston_state_json(const char *integration, const char *origin,
     if (err != HA_OK)
         goto out;
     s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
-    err = s == NULL ? HA_ERR_NOMEM : HA_OK;
-    if (s != NULL)
-        *out = s;
+    err = s == NULL ? HA_ERR_NOMEM : escape_percent(s, out);
+    ha_free_secret(s); /* inviteToken */
 out:
     json_decref(extras);
     json_decref(o);
     return err;
 }
 
-enum ha_err ha_houston_form(const char *id_token, const char *access_token,
-                            const char *token_type, long expires_in, const char *state_json,
-                            char **out)
+enum ha_err ha_houston_form(const char *id_token, const char *access_token, const char *token_type,
+                            long expires_in, const char *state_json, char **out)
 {
     struct ha_buf b;
     char expires[24];
@@ -368,8 +390,7 @@ static enum ha_err check_answer(const struct ha_http_response *r,
     else if ((cookie = find_cookie(r, cookie_name)) == NULL && !is_login_error(p, r->location))
         why = "no auth cookie and not a login error redirect";
     if (why != NULL) {
-        ha_log(HA_LOG_WARN, "houston_answer_refused", rid, "status", status, "reason", why,
-               NULL);
+        ha_log(HA_LOG_WARN, "houston_answer_refused", rid, "status", status, "reason", why, NULL);
         return r->status != 302 && r->status != 303 ? HA_ERR_HTTP : HA_ERR_REFUSED;
     }
     loc = strdup(r->location);

@@ -84,8 +84,8 @@ static BIGNUM *b64_bn(const json_t *v, size_t max)
     unsigned char *bytes = NULL;
     size_t n = 0;
     BIGNUM *bn = NULL;
-    if (!json_is_string(v) || ha_b64url_decode(json_string_value(v), json_string_length(v),
-                                               &bytes, &n) != HA_OK)
+    if (!json_is_string(v) ||
+        ha_b64url_decode(json_string_value(v), json_string_length(v), &bytes, &n) != HA_OK)
         return NULL;
     if (n > 0 && n <= max)
         bn = BN_bin2bn(bytes, (int)n, NULL);

@@ -241,12 +241,11 @@ enum ha_err ha_jwt_verify_signature(const struct ha_jwt *jwt, EVP_PKEY *key)
     pthread_once(&verify_once, verify_init);
     if (key == NULL || sha256_md == NULL || jwt->sig == NULL)
         goto out;
-    /* RFC 8017 §8.2.2 step 1: the signature is exactly k octets; OpenSSL alone would
-     * accept a shorter one as if left-padded with zeros. */
+    /* RFC 8017 §8.2.2 step 1: the signature is exactly k octets, so one whose leading zero
+     * octet was stripped is refused here, whatever the provider's own checks. */
     if (jwt->sig_len != (size_t)EVP_PKEY_get_size(key))
         goto out;
-    if (EVP_Digest(jwt->signing_input, jwt->signing_input_len, digest, &dlen, sha256_md,
-                   NULL) != 1)
+    if (EVP_Digest(jwt->signing_input, jwt->signing_input_len, digest, &dlen, sha256_md, NULL) != 1)
         goto out;
     ctx = verify_ctx(key, &owned);
     if (ctx == NULL)
@@ -382,8 +381,7 @@ enum ha_err ha_jwt_check_claims(const struct ha_jwt *jwt, const struct ha_jwt_ex
 }
 
 enum ha_err ha_jwt_verify(const char *token, size_t len, struct ha_jwks_cache *keys,
-                          const struct ha_jwt_expect *e, struct ha_jwt **out,
-                          const char **reason)
+                          const struct ha_jwt_expect *e, struct ha_jwt **out, const char **reason)
 {
     struct ha_jwt *jwt = NULL;
     EVP_PKEY *key = NULL;

@@ -228,18 +228,24 @@ static bool under_base(const struct origin_parts *o, const char *base)
     return hl == bl || (hl > bl + 1 && h[hl - bl - 1] == '.');
 }
 
-static bool relative_ok(const char *t)
+/* A path (or an empty rest) that starts with exactly one '/': not "//", "/\\", "/%2f" or
+ * "/%5c", which a browser or a router that decodes once reads as a protocol-relative URL.
+ * Houston's own Locations never start so: it collapses repeated slashes (oauth/callback). */
+static bool path_start_ok(const char *rest)
 {
-    int next = escaped(t + 1);
-    if (t[1] == '/' || t[1] == '\\' || next == '/' || next == '\\')
+    int next;
+    if (rest[0] != '/')
+        return true;
+    next = escaped(rest + 1);
+    if (rest[1] == '/' || rest[1] == '\\' || next == '/' || next == '\\')
         return false;
-    return !has_dot_segment(t);
+    return !has_dot_segment(rest);
 }
 
 static bool absolute_ok(const struct ha_redirect_policy *p, const char *t)
 {
     struct origin_parts o;
-    if (!parse_origin(t, &o) || has_dot_segment(o.rest))
+    if (!parse_origin(t, &o) || !path_start_ok(o.rest))
         return false;
     return is_app_origin(&o, p->app_origin) || under_base(&o, p->base_domain);
 }
@@ -255,7 +261,7 @@ enum ha_err ha_redirect_check(const struct ha_redirect_policy *p, const char *ta
     if (len == 0 || !clean_bytes(target, len))
         return HA_ERR_REFUSED;
     if (target[0] == '/')
-        return relative_ok(target) ? HA_OK : HA_ERR_REFUSED;
+        return path_start_ok(target) ? HA_OK : HA_ERR_REFUSED;
     return absolute_ok(p, target) ? HA_OK : HA_ERR_REFUSED;
 }
 
@@ -263,7 +269,8 @@ enum ha_err ha_redirect_check(const struct ha_redirect_policy *p, const char *ta
 static bool keep_port(const struct origin_parts *o)
 {
     const char *dflt = o->https ? "443" : "80";
-    return o->port != NULL && !(o->port_len == strlen(dflt) && memcmp(o->port, dflt, o->port_len) == 0);
+    return o->port != NULL &&
+           !(o->port_len == strlen(dflt) && memcmp(o->port, dflt, o->port_len) == 0);
 }
 
 enum ha_err ha_url_origin(const char *url, char **out)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_INPUT (4 * 1024 * 1024)
+#define REPLAY_MAX_INPUT (4 * 1024 * 1024)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,7 +27,7 @@ static int read_file(const char *path, uint8_t **out, size_t *out_len)
     if (fseek(f, 0, SEEK_END) != 0)
         goto out;
     size = ftell(f);
-    if (size < 0 || size > MAX_INPUT || fseek(f, 0, SEEK_SET) != 0)
+    if (size < 0 || size > REPLAY_MAX_INPUT || fseek(f, 0, SEEK_SET) != 0)
         goto out;
     buf = malloc(size > 0 ? (size_t)size : 1);
     if (buf == NULL || fread(buf, 1, (size_t)size, f) != (size_t)size)

@@ -47,6 +47,7 @@ struct it_env {
     char tenant_url[128];  /* https://localhost:PT */
     char houston_url[128]; /* http://127.0.0.1:PH */
     struct it_proc tenant, houston, sidecar;
+    struct it_proc spare[IT_SPARE_PORTS]; /* extra sidecars a test starts; stopped at teardown */
 };
 
 /* The one environment of this test binary. */

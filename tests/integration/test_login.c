@@ -16,7 +16,7 @@
 #define EXTRAS_JSON "{\"a\":\"b\"}"
 #define EXTRAS_Q "%7B%22a%22%3A%22b%22%7D"
 #define INVITE "invite-123"
-#define SELF_QUERY                                                                             \
+#define SELF_QUERY                                                                                 \
     "provider=auth0&integration=self&redirect=/oauth&extras=" EXTRAS_Q "&inviteToken=" INVITE
 #define GOOGLE_QUERY "provider=auth0&integration=google-oauth2&redirect=/oauth"
 #define LOGIN_OK_METRIC "houston_auth_logins_total{result=\"success\",code=\"\"}"
@@ -24,8 +24,9 @@
 
 static bool is_b64url(const char *s)
 {
-    return s != NULL && s[0] != '\0' && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                  "0123456789-_") == strlen(s);
+    return s != NULL && s[0] != '\0' &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789-_") == strlen(s);
 }
 
 static void expect_param(const struct ha_kvlist *q, const char *name, const char *want)
@@ -174,8 +175,7 @@ static void check_houston_form(const struct it_env *e, json_t *cb, const char *i
 
 /* The final hop: Houston's Location and cookie relayed, the transaction cookie cleared.
  * Returns Houston's session token (caller frees). */
-static char *check_final(struct it_client *c, const struct it_resp *r, const char *state,
-                         bool full)
+static char *check_final(struct it_client *c, const struct it_resp *r, const char *state, bool full)
 {
     struct ha_kvlist q;
     struct it_cookie ck;
@@ -251,8 +251,15 @@ static void full_login(const char *query, const char *connection, const char *in
     rec = it_houston_received(e);
     assert_non_null(rec);
     assert_int_equal((long)json_array_size(rec), before + 1);
-    check_houston_form(e, json_array_get(rec, json_array_size(rec) - 1), integration, full, nonce,
-                       "ada@example.com");
+    {
+        json_t *last = json_array_get(rec, json_array_size(rec) - 1);
+        /* The browser got exactly what Houston answered. */
+        assert_string_equal(json_string_value(json_object_get(last, "location")),
+                            l.redirect.location);
+        assert_string_equal(json_string_value(json_object_get(last, "set_cookie")),
+                            it_resp_set_cookie(&l.redirect, IT_AUTH_COOKIE "=", 0));
+        check_houston_form(e, last, integration, full, nonce, "ada@example.com");
+    }
     it_note_secret(token);
     json_decref(rec);
     free(token);
@@ -292,8 +299,8 @@ static void test_login_form_post(void **state)
     q = strchr(auth.location, '?');
     assert_non_null(q);
     snprintf(url, sizeof(url), "%s/v1/oauth/redirect", e->sidecar_url);
-    assert_int_equal(
-        it_request(c, "POST", url, "application/x-www-form-urlencoded", q + 1, &fin), 0);
+    assert_int_equal(it_request(c, "POST", url, "application/x-www-form-urlencoded", q + 1, &fin),
+                     0);
     {
         struct ha_kvlist sq;
         assert_int_equal(it_url_query(auth.location, &sq), 0);
@@ -350,9 +357,9 @@ static void test_logout(void **state)
 
 static void test_logout_return_to_refused(void **state)
 {
-    static const char *const bad[] = {"https%3A%2F%2Fevil.example.net%2F", "%2F%2Fevil.com",
-                                      "%2F%5Cevil.com", "https%3A%2F%2Fapp.astro.example.com.evil.net%2F",
-                                      "javascript%3Aalert(1)"};
+    static const char *const bad[] = {
+        "https%3A%2F%2Fevil.example.net%2F", "%2F%2Fevil.com", "%2F%5Cevil.com",
+        "https%3A%2F%2Fapp.astro.example.com.evil.net%2F", "javascript%3Aalert(1)"};
     struct it_env *e = it_env();
     struct it_client *c = it_client_new(e);
     (void)state;

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <cmocka.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include "houston_auth/jwks.h"
 #include "houston_auth/proto.h"
 
@@ -94,9 +96,8 @@ static char *jwk_ec(EVP_PKEY *k)
     unsigned char pub[65];
     size_t len = 0;
     char *x, *y, *s;
-    assert_int_equal(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub,
-                                                     sizeof(pub), &len),
-                     1);
+    assert_int_equal(
+        EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &len), 1);
     assert_int_equal(len, 65);
     x = b64u(pub + 1, 32);
     y = b64u(pub + 33, 32);
@@ -165,7 +166,8 @@ static void expect_no_key(const struct ha_jwks_set *set, const char *kid)
 
 static void test_parse_keeps_only_rs256_signing_keys(void **state)
 {
-    char *kept1 = jwk_rsa(k1, "good", ",\"use\":\"sig\",\"alg\":\"RS256\",\"key_ops\":[\"verify\"]");
+    char *kept1 =
+        jwk_rsa(k1, "good", ",\"use\":\"sig\",\"alg\":\"RS256\",\"key_ops\":[\"verify\"]");
     char *kept2 = jwk_rsa(k2, "plain", "");
     char *ec = jwk_ec(kec);
     char *enc = jwk_rsa(k2, "enc", ",\"use\":\"enc\"");
@@ -230,11 +232,11 @@ static void test_parse_bad_numbers(void **state)
     BIGNUM *bn = NULL;
     (void)state;
 
-    expect_skipped(n, "AQ");       /* e = 1 */
-    expect_skipped(n, "AQAC");     /* e even */
-    expect_skipped(n, "");         /* e empty */
-    expect_skipped(n, "AQAB=");    /* padded */
-    expect_skipped(n, "AQ+B");     /* not base64url */
+    expect_skipped(n, "AQ");           /* e = 1 */
+    expect_skipped(n, "AQAC");         /* e even */
+    expect_skipped(n, "");             /* e empty */
+    expect_skipped(n, "AQAB=");        /* padded */
+    expect_skipped(n, "AQ+B");         /* not base64url */
     expect_skipped(n, "AQEBAQEBAQEB"); /* e over 64 bits */
     expect_skipped("!!!!", e);
     expect_skipped("", e);
@@ -338,7 +340,7 @@ struct fake {
     long status;
     enum ha_err err;
     int delay_ms;
-    bool block;    /* hold the request until release */
+    bool block; /* hold the request until release */
     bool released;
     bool in_flight;
     int calls;

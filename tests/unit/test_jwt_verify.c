@@ -364,8 +364,7 @@ static void test_key_headers_ignored(void **state)
     const char *reason = NULL;
     (void)state;
 
-    assert_int_equal(ha_jwt_verify(forged, strlen(forged), c, &e, NULL, &reason),
-                     HA_ERR_JWT_SIG);
+    assert_int_equal(ha_jwt_verify(forged, strlen(forged), c, &e, NULL, &reason), HA_ERR_JWT_SIG);
     assert_string_equal(reason, "bad signature");
     assert_string_equal(f.url, JWKS_URI);
     assert_int_equal(ha_jwt_verify(genuine, strlen(genuine), c, &e, NULL, &reason), HA_OK);
@@ -475,6 +474,38 @@ static void test_bad_signature(void **state)
     free(in);
 }
 
+/* RFC 8017 §8.2.2: a signature is exactly modulus-size octets. Sign until one starts with a
+ * zero octet (1 in 256), then present it without that octet: same integer, wrong length. */
+static void test_signature_leading_zero_stripped(void **state)
+{
+    unsigned char *sig = NULL;
+    size_t len = 0;
+    char *in = NULL, *claims, *tok;
+    int i;
+    (void)state;
+    for (i = 0; i < 5000; i++) {
+        free(sig);
+        free(in);
+        claims = fmt("{\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"sub\":\"s\",\"iat\":1,"
+                     "\"exp\":1700003600,\"nonce\":\"" NONCE "\",\"jti\":\"%d\"}",
+                     i);
+        in = signing_input(HDR_KID1, claims);
+        free(claims);
+        sig = sign_input(k1, RS256, in, &len);
+        if (sig[0] == 0)
+            break;
+    }
+    assert_int_equal(sig[0], 0);
+    tok = join(in, sig, len);
+    expect_verify(tok, HA_OK, NULL);
+    free(tok);
+    tok = join(in, sig + 1, len - 1);
+    expect_verify(tok, HA_ERR_JWT_SIG, "bad signature");
+    free(tok);
+    free(sig);
+    free(in);
+}
+
 /* The per-thread verify context follows the key: after k1 was used, a k1 signature under a
  * kid naming k2 must still fail, and k2's own signature must pass. */
 static void test_signature_key_switch(void **state)
@@ -492,8 +523,7 @@ static void test_signature_key_switch(void **state)
     (void)state;
     for (i = 0; i < 3; i++) {
         assert_int_equal(ha_jwt_verify(t1, strlen(t1), c, &e, NULL, &reason), HA_OK);
-        assert_int_equal(ha_jwt_verify(wrong, strlen(wrong), c, &e, NULL, &reason),
-                         HA_ERR_JWT_SIG);
+        assert_int_equal(ha_jwt_verify(wrong, strlen(wrong), c, &e, NULL, &reason), HA_ERR_JWT_SIG);
         assert_int_equal(ha_jwt_verify(t2, strlen(t2), c, &e, NULL, &reason), HA_OK);
     }
     assert_int_equal(ha_jwt_parse(t1, strlen(t1), &jwt), HA_OK);
@@ -577,8 +607,7 @@ static void test_json_refusals(void **state)
         expect_verify(tok, HA_ERR_JWT_FORMAT, "malformed token");
         free(tok);
     }
-    tok = make_token("{\"alg\":\"RS256\",\"alg\":\"none\",\"kid\":\"kid1\"}", CLAIMS_OK, k1,
-                     RS256);
+    tok = make_token("{\"alg\":\"RS256\",\"alg\":\"none\",\"kid\":\"kid1\"}", CLAIMS_OK, k1, RS256);
     expect_verify(tok, HA_ERR_JWT_FORMAT, "malformed token");
     free(tok);
     tok = make_token("[\"RS256\"]", CLAIMS_OK, k1, RS256);
@@ -618,7 +647,8 @@ static void expect_claims(const char *claims, const struct ha_jwt_expect *e,
     assert_string_equal(reason, want_reason);
 }
 
-#define C(body) "{\"iss\":\"" ISS "\",\"sub\":\"s\",\"iat\":1699999990,\"nonce\":\"" NONCE "\"," body "}"
+#define C(body)                                                                                    \
+    "{\"iss\":\"" ISS "\",\"sub\":\"s\",\"iat\":1699999990,\"nonce\":\"" NONCE "\"," body "}"
 #define EXP_OK "\"exp\":1700003600"
 
 static void test_exp(void **state)
@@ -644,8 +674,8 @@ static void test_exp(void **state)
 static void test_nbf_iat(void **state)
 {
     struct ha_jwt_expect e = expect();
-    const char *base = "\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"sub\":\"s\",\"nonce\":\"" NONCE
-                       "\"," EXP_OK;
+    const char *base =
+        "\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"sub\":\"s\",\"nonce\":\"" NONCE "\"," EXP_OK;
     char *c;
     (void)state;
 #define T(extra, want)                                                                             \
@@ -673,11 +703,10 @@ static void test_iss_aud_azp(void **state)
     expect_claims("{\"iss\":\"https://tenant.example.com\",\"aud\":\"" CLIENT "\",\"sub\":\"s\","
                   "\"iat\":1,\"nonce\":\"" NONCE "\"," EXP_OK "}",
                   &e, "iss mismatch");
-    expect_claims("{\"iss\":\"https://evil.example.com/\",\"aud\":\"" CLIENT "\"," EXP_OK "}",
-                  &e, "iss mismatch");
-    expect_claims("{\"aud\":\"" CLIENT "\"," EXP_OK "}", &e, "iss mismatch");
-    expect_claims("{\"iss\":[\"" ISS "\"],\"aud\":\"" CLIENT "\"," EXP_OK "}", &e,
+    expect_claims("{\"iss\":\"https://evil.example.com/\",\"aud\":\"" CLIENT "\"," EXP_OK "}", &e,
                   "iss mismatch");
+    expect_claims("{\"aud\":\"" CLIENT "\"," EXP_OK "}", &e, "iss mismatch");
+    expect_claims("{\"iss\":[\"" ISS "\"],\"aud\":\"" CLIENT "\"," EXP_OK "}", &e, "iss mismatch");
     expect_claims(C(EXP_OK), &e, "aud missing");
     expect_claims(C("\"aud\":\"other\"," EXP_OK), &e, "aud missing client id");
     expect_claims(C("\"aud\":\"client-12\"," EXP_OK), &e, "aud missing client id");
@@ -687,8 +716,7 @@ static void test_iss_aud_azp(void **state)
     expect_claims(C("\"aud\":5," EXP_OK), &e, "aud malformed");
     expect_claims(C("\"aud\":[\"" CLIENT "\"]," EXP_OK), &e, NULL);
     /* Several audiences: azp must be present and be us. */
-    expect_claims(C("\"aud\":[\"other\",\"" CLIENT "\"],\"azp\":\"" CLIENT "\"," EXP_OK), &e,
-                  NULL);
+    expect_claims(C("\"aud\":[\"other\",\"" CLIENT "\"],\"azp\":\"" CLIENT "\"," EXP_OK), &e, NULL);
     expect_claims(C("\"aud\":[\"other\",\"" CLIENT "\"]," EXP_OK), &e,
                   "azp missing with multiple aud");
     expect_claims(C("\"aud\":[\"other\",\"" CLIENT "\"],\"azp\":\"other\"," EXP_OK), &e,
@@ -776,8 +804,7 @@ static void *verify_worker(void *arg)
     for (i = 0; i < 50; i++) {
         if (ha_jwt_verify(w->t1, strlen(w->t1), w->cache, &e, NULL, &reason) != HA_OK ||
             ha_jwt_verify(w->t2, strlen(w->t2), w->cache, &e, NULL, &reason) != HA_OK ||
-            ha_jwt_verify(w->bad, strlen(w->bad), w->cache, &e, NULL, &reason) !=
-                HA_ERR_JWT_SIG)
+            ha_jwt_verify(w->bad, strlen(w->bad), w->cache, &e, NULL, &reason) != HA_ERR_JWT_SIG)
             w->failures++;
     }
     return NULL;
@@ -821,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_kid_attacks),
         cmocka_unit_test(test_kid_absent),
         cmocka_unit_test(test_bad_signature),
+        cmocka_unit_test(test_signature_leading_zero_stripped),
         cmocka_unit_test(test_signature_key_switch),
         cmocka_unit_test(test_malformed_tokens),
         cmocka_unit_test(test_json_refusals),

@@ -61,7 +61,7 @@ static const char good_discovery[] =
 
 static void test_discovery_ok(void **state)
 {
-    struct fake f = {200, good_discovery, HA_OK};
+    struct fake f = {.status = 200, .body = good_discovery, .err = HA_OK};
     struct ha_http http = {fake_do, &f};
     struct ha_oidc_provider p = {0};
     const char *reason = NULL;
@@ -112,7 +112,7 @@ static void test_discovery_refusals(void **state)
 
 static void test_discovery_http_error(void **state)
 {
-    struct fake f = {500, "{}", HA_OK};
+    struct fake f = {.status = 500, .body = "{}", .err = HA_OK};
     struct ha_http http = {fake_do, &f};
     struct ha_oidc_provider p = {0};
     const char *reason = NULL;
@@ -159,7 +159,7 @@ static void test_authorize_url(void **state)
     assert_string_equal(ha_kvlist_get(&q, "nonce"), t.nonce);
     /* RFC 7636 Appendix B. */
     assert_string_equal(ha_kvlist_get(&q, "code_challenge"),
-                        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGUuZMZr3Yw");
+                        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     assert_string_equal(ha_kvlist_get(&q, "code_challenge_method"), "S256");
     assert_string_equal(ha_kvlist_get(&q, "connection"), "google-oauth2");
     assert_string_equal(ha_kvlist_get(&q, "login_hint"), "a@b.c");
@@ -183,7 +183,7 @@ static const char good_tokens[] =
 static void test_exchange_basic(void **state)
 {
     struct ha_oidc_provider p = provider();
-    struct fake f = {200, good_tokens, HA_OK};
+    struct fake f = {.status = 200, .body = good_tokens, .err = HA_OK};
     struct ha_http http = {fake_do, &f};
     struct ha_token_request r = {"client:1", "s3cr:t/+", "client_secret_basic", "CODE",
                                  "https://h/v1/oauth/redirect", "VERIFIER", "rid"};
@@ -215,7 +215,7 @@ static void test_exchange_basic(void **state)
 static void test_exchange_post(void **state)
 {
     struct ha_oidc_provider p = provider();
-    struct fake f = {200, good_tokens, HA_OK};
+    struct fake f = {.status = 200, .body = good_tokens, .err = HA_OK};
     struct ha_http http = {fake_do, &f};
     struct ha_token_request r = {"client-1", "secret", "client_secret_post", "CODE",
                                  "https://h/v1/oauth/redirect", "VERIFIER", NULL};
@@ -238,7 +238,7 @@ static void expect_exchange_fails(long status, const char *body, enum ha_err tra
                                   enum ha_err want)
 {
     struct ha_oidc_provider p = provider();
-    struct fake f = {status, body, transport};
+    struct fake f = {.status = status, .body = body, .err = transport};
     struct ha_http http = {fake_do, &f};
     struct ha_token_request r = {"c", "s", "client_secret_basic", "CODE", "https://h/r", "V",
                                  NULL};

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/page.h"
@@ -29,7 +30,6 @@ struct peer_server {
     struct MHD_Daemon *daemon;
     peer_handler_fn handler;
     void *ctx;
-    int port;
 };
 
 struct conn {
@@ -79,7 +79,9 @@ static void add_headers(struct MHD_Response *r, const struct peer_response *rs)
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "Content-Security-Policy",
                             rs->csp != NULL ? rs->csp : default_csp);
-    if (rs->content_type != NULL)
+    if (rs->content_type_own != NULL)
+        MHD_add_response_header(r, "Content-Type", rs->content_type_own);
+    else if (rs->content_type != NULL)
         MHD_add_response_header(r, "Content-Type", rs->content_type);
     if (rs->allow != NULL)
         MHD_add_response_header(r, "Allow", rs->allow);
@@ -173,9 +175,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
     if (!c->started)
         return on_headers(mhd, c);
     if (*upload_size > 0) {
-        if (ha_buf_append(&c->body, upload_data, *upload_size) != HA_OK)
-            return reject(mhd, c, 413, "request body too large\n");
+        enum ha_err err = ha_buf_append(&c->body, upload_data, *upload_size);
         *upload_size = 0;
+        if (err != HA_OK)
+            return reject(mhd, c, 413, "request body too large\n");
         return MHD_YES;
     }
     dispatch(cls, mhd, c, method);
@@ -261,44 +264,58 @@ static enum ha_err make_addr(const char *host, int port, struct sockaddr_storage
     return HA_ERR_CONFIG;
 }
 
-enum ha_err peer_server_start(const struct peer_server_config *cfg, struct peer_server **out)
+enum ha_err peer_bind(const char *host, int port, int *fd, int *bound_port)
 {
     struct sockaddr_storage ss;
-    struct peer_server *s;
-    const union MHD_DaemonInfo *info;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+    socklen_t len = sizeof(ss);
     bool v6 = false;
+    int one = 1, s;
+
+    if (!host_is_loopback(host) || make_addr(host, port, &ss, &v6) != HA_OK)
+        return HA_ERR_CONFIG;
+    s = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0)
+        return HA_ERR_IO;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(s, (struct sockaddr *)&ss,
+             v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
+        listen(s, 128) != 0 || getsockname(s, (struct sockaddr *)&ss, &len) != 0) {
+        close(s);
+        return HA_ERR_IO;
+    }
+    *bound_port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                           : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd = s;
+    return HA_OK;
+}
+
+enum ha_err peer_server_start(const struct peer_server_config *cfg, struct peer_server **out)
+{
+    struct peer_server *s = calloc(1, sizeof(*s));
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     bool tls = cfg->cert_pem != NULL && cfg->key_pem != NULL;
 
-    if (!host_is_loopback(cfg->host) || make_addr(cfg->host, cfg->port, &ss, &v6) != HA_OK)
-        return HA_ERR_CONFIG;
-    s = calloc(1, sizeof(*s));
-    if (s == NULL)
+    if (s == NULL) {
+        close(cfg->fd);
         return HA_ERR_NOMEM;
+    }
     s->handler = cfg->handler;
     s->ctx = cfg->ctx;
-    flags |= v6 ? MHD_USE_IPv6 : 0u;
     flags |= tls ? MHD_USE_TLS : 0u;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->fd,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)CONN_MEMORY_LIMIT, tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
         cfg->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, cfg->key_pem, MHD_OPTION_END);
     if (s->daemon == NULL) {
+        close(cfg->fd);
         free(s);
         return HA_ERR_IO;
     }
-    info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info != NULL ? info->port : cfg->port;
     *out = s;
     return HA_OK;
-}
-
-int peer_server_port(const struct peer_server *s)
-{
-    return s->port;
 }
 
 void peer_server_stop(struct peer_server *s)
@@ -433,6 +450,7 @@ enum ha_err peer_resp_page(struct peer_response *r, int status, const char *titl
 void peer_response_cleanup(struct peer_response *r)
 {
     free(r->body);
+    free(r->content_type_own);
     free(r->location);
     free(r->set_cookie);
     free(r->www_authenticate);

@@ -28,6 +28,7 @@ struct peer_request {
 struct peer_response {
     int status;
     const char *content_type; /* static */
+    char *content_type_own;   /* overrides content_type when set; freed with the response */
     char *body;
     size_t body_len;
     char *location;
@@ -42,8 +43,7 @@ typedef void (*peer_handler_fn)(void *ctx, const struct peer_request *req,
                                 struct peer_response *resp);
 
 struct peer_server_config {
-    const char *host;     /* a loopback address or "localhost" */
-    int port;             /* 0: any free port */
+    int fd;               /* from peer_bind(); the server owns it once started */
     const char *cert_pem; /* both NULL: plain HTTP */
     const char *key_pem;
     peer_handler_fn handler;
@@ -52,10 +52,12 @@ struct peer_server_config {
 
 struct peer_server;
 
-/* Starts a thread-per-connection daemon. HA_ERR_CONFIG when host is not loopback,
- * HA_ERR_IO when the port cannot be bound. */
+/* Binds and listens on host:port (port 0: any free port), so the caller knows the port
+ * before serving. HA_ERR_CONFIG when host is not a loopback address, HA_ERR_IO when the port
+ * cannot be bound. *fd is the caller's until passed to peer_server_start. */
+enum ha_err peer_bind(const char *host, int port, int *fd, int *bound_port);
+/* Starts a thread-per-connection daemon on cfg->fd (closed here on failure). */
 enum ha_err peer_server_start(const struct peer_server_config *cfg, struct peer_server **out);
-int peer_server_port(const struct peer_server *s);
 /* Stops accepting, wakes sleeping handlers, joins every connection thread, frees s. */
 void peer_server_stop(struct peer_server *s);
 

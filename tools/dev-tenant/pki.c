@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/bn.h>
@@ -211,24 +212,34 @@ out:
     return HA_OK;
 }
 
-/* The names the leaf must carry: the defaults, the issuer host and every --san. */
+static size_t add_name(const char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(names[i], name) == 0)
+            return n;
+    }
+    names[n] = name;
+    return n + 1;
+}
+
+/* The names the leaf must carry, each once: the defaults, the issuer host and every --san. */
 static size_t wanted_names(const struct tenant *t, const char **names, char *issuer_host,
                            size_t cap)
 {
     size_t n = 0;
     char *colon;
-    names[n++] = "localhost";
-    names[n++] = "127.0.0.1";
-    names[n++] = "::1";
+    n = add_name(names, n, "localhost");
+    n = add_name(names, n, "127.0.0.1");
+    n = add_name(names, n, "::1");
     if (t->cfg.issuer_host != NULL && strlen(t->cfg.issuer_host) < cap) {
         memcpy(issuer_host, t->cfg.issuer_host, strlen(t->cfg.issuer_host) + 1);
         colon = issuer_host[0] == '[' ? strchr(issuer_host, ']') : strrchr(issuer_host, ':');
-        if (colon != NULL)
+        if (colon != NULL && (issuer_host[0] == '[' || strchr(issuer_host, ':') == colon))
             *colon = '\0';
-        names[n++] = issuer_host[0] == '[' ? issuer_host + 1 : issuer_host;
+        n = add_name(names, n, issuer_host[0] == '[' ? issuer_host + 1 : issuer_host);
     }
     for (size_t i = 0; i < t->cfg.nsans; i++)
-        names[n++] = t->cfg.sans[i];
+        n = add_name(names, n, t->cfg.sans[i]);
     return n;
 }
 

@@ -1,0 +1,473 @@
+/* Integration: every way a login can fail, as the browser and Houston see it. Each failure
+ * must answer 302 <app>/login?error=<documented code>, leave no Houston cookie in the
+ * browser, and (unless Houston itself is the fault) hand Houston nothing. The last test
+ * greps the sidecar's logs for every secret, code, token and cookie seen on the way. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/rand.h>
+#include "houston_auth/b64url.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/transaction.h"
+#include "harness.h"
+
+#define QUERY "provider=auth0&integration=self&redirect=/oauth"
+#define EMAIL "eve@example.com"
+#define SIDECAR2_LOG "sidecar-houston-down.log"
+
+/* A fresh 43-char state no transaction ever had. */
+static void random_state(char out[HA_RANDOM_B64_LEN + 1])
+{
+    unsigned char r[HA_RANDOM_BYTES];
+    assert_int_equal(RAND_bytes(r, sizeof(r)), 1);
+    ha_b64url_encode_to(r, sizeof(r), out);
+}
+
+/* The tenant's count of token requests, from its test stats. */
+static long token_requests(const struct it_env *e)
+{
+    json_t *j = it_tenant_get_json(e, "/__test/stats");
+    json_t *v = json_object_get(j, "token_requests");
+    long n;
+    if (!json_is_integer(v))
+        fail_msg("the tenant's /__test/stats has no token_requests");
+    n = (long)json_integer_value(v);
+    json_decref(j);
+    return n;
+}
+
+/* A login with a peer fault set; asserts the error. Returns the last hop's duration. */
+static double fault_login(const char *tenant_fault, const char *houston_fault, const char *code,
+                          bool houston_untouched)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_login l;
+    long before = it_houston_received_count(e);
+    double secs;
+    assert_true(before >= 0);
+    if (tenant_fault != NULL)
+        assert_int_equal(it_tenant_fault(e, tenant_fault), 200);
+    if (houston_fault != NULL)
+        assert_int_equal(it_houston_fault(e, houston_fault), 200);
+    assert_int_equal(it_login(c, QUERY, EMAIL, &l), 0);
+    it_expect_login_error(c, &l.redirect, code, houston_untouched ? before : -1);
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+    secs = l.redirect.seconds;
+    it_login_cleanup(&l);
+    it_client_free(c);
+    return secs;
+}
+
+/* Starts a login and runs the tenant's authorize: auth->location is the redirect back. */
+static void begin(struct it_client *c, const char *email, struct it_resp *start,
+                  struct it_resp *auth)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s/v1/oauth/start?%s&login_hint=%s", c->env->sidecar_url, QUERY,
+             email);
+    assert_int_equal(it_get(c, url, start), 0);
+    assert_int_equal(start->status, 302);
+    assert_int_equal(it_get(c, start->location, auth), 0);
+    assert_int_equal(auth->status, 302);
+    assert_non_null(auth->location);
+    it_expect_prefix(auth->location, c->env->sidecar_url);
+}
+
+static char *query_get(const char *url, const char *name)
+{
+    struct ha_kvlist q;
+    char *v;
+    assert_int_equal(it_url_query(url, &q), 0);
+    v = ha_kvlist_get(&q, name) != NULL ? strdup(ha_kvlist_get(&q, name)) : NULL;
+    ha_kvlist_cleanup(&q);
+    return v;
+}
+
+/* GET <sidecar>/v1/oauth/redirect?<query> and expect the error. */
+static void redirect_expect(struct it_client *c, const char *query, const char *code,
+                            long houston_before)
+{
+    struct it_resp r;
+    char url[1024];
+    snprintf(url, sizeof(url), "%s/v1/oauth/redirect?%s", c->env->sidecar_url, query);
+    assert_int_equal(it_get(c, url, &r), 0);
+    it_expect_login_error(c, &r, code, houston_before);
+    it_resp_cleanup(&r);
+}
+
+static void test_access_denied(void **state)
+{
+    (void)state;
+    fault_login("{\"authorize_error\":\"access_denied\"}", NULL, "access_denied", true);
+}
+
+static void test_tenant_other_error(void **state)
+{
+    (void)state;
+    fault_login("{\"authorize_error\":\"server_error\"}", NULL, "tenant_error", true);
+}
+
+static void test_forged_and_missing_state(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_resp start, auth;
+    char forged[HA_RANDOM_B64_LEN + 1], q[1024], *code;
+    long before = it_houston_received_count(e), tokens = token_requests(e);
+    (void)state;
+    begin(c, EMAIL, &start, &auth);
+    code = query_get(auth.location, "code");
+    assert_non_null(code);
+    random_state(forged);
+    snprintf(q, sizeof(q), "code=%s&state=%s", code, forged);
+    redirect_expect(c, q, "invalid_state", before);
+    snprintf(q, sizeof(q), "code=%s", code);
+    redirect_expect(c, q, "invalid_state", before);
+    snprintf(q, sizeof(q), "code=%s&state=", code);
+    redirect_expect(c, q, "invalid_state", before);
+    snprintf(q, sizeof(q), "code=%s&state=%.20s", code, forged);
+    redirect_expect(c, q, "invalid_state", before);
+    /* None of these reached the tenant's token endpoint. */
+    assert_int_equal(token_requests(e), tokens);
+    free(code);
+    it_resp_cleanup(&start);
+    it_resp_cleanup(&auth);
+    it_client_free(c);
+}
+
+static void test_missing_code(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_resp start, auth;
+    char q[512], *st;
+    long before = it_houston_received_count(e);
+    (void)state;
+    begin(c, EMAIL, &start, &auth);
+    st = query_get(auth.location, "state");
+    snprintf(q, sizeof(q), "state=%s", st);
+    redirect_expect(c, q, "missing_code", before);
+    free(st);
+    it_resp_cleanup(&start);
+    it_resp_cleanup(&auth);
+    it_client_free(c);
+}
+
+/* An attacker's browser (b) presents the victim's (a) code and state: with only its own
+ * transaction cookie, and with its own cookie's value renamed to the victim's cookie name.
+ * Both are refused, and the victim's login still completes. */
+static void test_state_of_another_transaction(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *a = it_client_new(e), *b = it_client_new(e);
+    struct it_resp sa, aa, sb, ab, fin;
+    struct it_cookie own;
+    char name_a[64], *state_a, *q;
+    long before = it_houston_received_count(e);
+    (void)state;
+    begin(a, "victim%40example.com", &sa, &aa);
+    begin(b, "attacker%40example.com", &sb, &ab);
+    state_a = query_get(aa.location, "state");
+    q = strchr(aa.location, '?') + 1;
+    redirect_expect(b, q, "invalid_state", before);
+
+    assert_true(it_cookie_get(b, IT_TXN_PREFIX, true, &own));
+    ha_txn_cookie_name(state_a, name_a);
+    snprintf(own.name, sizeof(own.name), "%s", name_a);
+    assert_int_equal(it_cookie_put(b, &own), 0);
+    redirect_expect(b, q, "invalid_state", before);
+    it_cookie_cleanup(&own);
+
+    assert_int_equal(it_get(a, aa.location, &fin), 0);
+    assert_int_equal(fin.status, 302);
+    it_expect_prefix(fin.location, IT_APP_URL "/oauth?");
+    assert_int_equal(it_houston_received_count(e), before + 1);
+    free(state_a);
+    it_resp_cleanup(&fin);
+    it_resp_cleanup(&sa);
+    it_resp_cleanup(&aa);
+    it_resp_cleanup(&sb);
+    it_resp_cleanup(&ab);
+    it_client_free(a);
+    it_client_free(b);
+}
+
+/* Flips one character in the middle of the sealed value. */
+static void tamper(char *v)
+{
+    size_t i = strlen(v) / 2;
+    v[i] = v[i] == 'A' ? 'B' : 'A';
+}
+
+static void test_cookie_tampered_or_removed(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_resp start, auth;
+    struct it_cookie ck;
+    long before = it_houston_received_count(e);
+    const char *q;
+    (void)state;
+    begin(c, EMAIL, &start, &auth);
+    q = strchr(auth.location, '?') + 1;
+    assert_true(it_cookie_get(c, IT_TXN_PREFIX, true, &ck));
+    tamper(ck.value);
+    assert_int_equal(it_cookie_set_value(c, ck.name, ck.value), 0);
+    redirect_expect(c, q, "invalid_state", before);
+    /* Truncated. */
+    ck.value[strlen(ck.value) - 4] = '\0';
+    assert_int_equal(it_cookie_put(c, &ck), 0);
+    redirect_expect(c, q, "invalid_state", before);
+    /* Removed. */
+    assert_int_equal(it_cookie_set_value(c, ck.name, NULL), 0);
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+    redirect_expect(c, q, "invalid_state", before);
+    it_cookie_cleanup(&ck);
+    it_resp_cleanup(&start);
+    it_resp_cleanup(&auth);
+    it_client_free(c);
+}
+
+/* A transaction sealed with the sidecar's own key 11 minutes ago (as a browser that kept
+ * the cookie would present it): state_expired, without waiting out a real TTL. */
+static void test_expired_transaction(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_cookie ck = {0};
+    struct ha_txn t;
+    unsigned char key[32];
+    char *sealed = NULL, q[512];
+    long before = it_houston_received_count(e);
+    (void)state;
+    assert_int_equal(it_cookie_key(e, key), 0);
+    assert_int_equal(
+        ha_txn_init(&t, &ha_rng_openssl, (long)time(NULL) - 660, "self", "/oauth", NULL, NULL),
+        HA_OK);
+    assert_int_equal(ha_txn_seal(&t, key, &ha_rng_openssl, &sealed), HA_OK);
+    ha_txn_cookie_name(t.state, ck.name);
+    snprintf(ck.domain, sizeof(ck.domain), "%s", IT_SIDECAR_HOST);
+    snprintf(ck.path, sizeof(ck.path), "%s", HA_TXN_COOKIE_PATH);
+    ck.secure = ck.httponly = true;
+    ck.value = sealed;
+    assert_int_equal(it_cookie_put(c, &ck), 0);
+    snprintf(q, sizeof(q), "code=some-code-0123456789&state=%s", t.state);
+    redirect_expect(c, q, "state_expired", before);
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+    ha_txn_cleanup(&t);
+    free(sealed);
+    it_client_free(c);
+}
+
+/* After a successful login the same answer is refused: without the (cleared) transaction
+ * cookie, and with a saved copy of it put back. */
+static void test_replayed_state(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_resp start, auth, fin;
+    struct it_cookie saved;
+    long before;
+    (void)state;
+    begin(c, EMAIL, &start, &auth);
+    assert_true(it_cookie_get(c, IT_TXN_PREFIX, true, &saved));
+    assert_int_equal(it_get(c, auth.location, &fin), 0);
+    assert_int_equal(fin.status, 302);
+    it_expect_prefix(fin.location, IT_APP_URL "/oauth?");
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+    /* The browser that logged in keeps Houston's cookie; a replay must not add one. */
+    assert_int_equal(it_cookie_set_value(c, IT_AUTH_COOKIE, NULL), 0);
+    before = it_houston_received_count(e);
+    redirect_expect(c, strchr(auth.location, '?') + 1, "invalid_state", before);
+    assert_int_equal(it_cookie_put(c, &saved), 0);
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 1);
+    redirect_expect(c, strchr(auth.location, '?') + 1, "invalid_state", before);
+    it_cookie_cleanup(&saved);
+    it_resp_cleanup(&start);
+    it_resp_cleanup(&auth);
+    it_resp_cleanup(&fin);
+    it_client_free(c);
+}
+
+static void test_wrong_nonce(void **state)
+{
+    (void)state;
+    fault_login("{\"id_token_claims\":{\"nonce\":\"x\"}}", NULL, "invalid_id_token", true);
+}
+
+static void test_bad_signature(void **state)
+{
+    (void)state;
+    fault_login("{\"id_token_sign\":\"bad-signature\"}", NULL, "invalid_id_token", true);
+}
+
+static void test_access_token_audience(void **state)
+{
+    (void)state;
+    fault_login("{\"access_token_claims\":{\"aud\":\"other\"}}", NULL, "invalid_access_token",
+                true);
+}
+
+static void test_token_endpoint_status(void **state)
+{
+    (void)state;
+    fault_login("{\"token_status\":400}", NULL, "token_exchange_failed", true);
+    fault_login("{\"token_status\":500}", NULL, "token_exchange_failed", true);
+}
+
+/* The tenant sleeps 3 s; the sidecar's request timeout is 1.5 s. */
+static void test_token_endpoint_timeout(void **state)
+{
+    double secs;
+    (void)state;
+    secs = fault_login("{\"token_delay_ms\":3000}", NULL, "token_exchange_failed", true);
+    if (secs < 1.2 || secs > 2.5)
+        fail_msg("the redirect took %.2f s; want the 1.5 s request timeout", secs);
+}
+
+static void test_token_endpoint_garbage(void **state)
+{
+    (void)state;
+    fault_login("{\"token_body\":\"<html><body>Service Unavailable</body></html>\"}", NULL,
+                "token_exchange_failed", true);
+    fault_login("{\"token_body\":\"{\\\"access_token\\\":\\\"eyJ\"}", NULL, "token_exchange_failed",
+                true);
+}
+
+static void test_houston_500(void **state)
+{
+    (void)state;
+    fault_login(NULL, "{\"status\":500}", "houston_rejected", false);
+}
+
+static void test_houston_location_off_allowlist(void **state)
+{
+    (void)state;
+    fault_login(NULL, "{\"location\":\"https://evil.example.net/\"}", "houston_rejected", false);
+}
+
+/* Houston's own signup error is relayed as it is, with no session. */
+static void test_houston_signup_error(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_login l;
+    struct it_cookie ck;
+    (void)state;
+    assert_int_equal(it_houston_fault(e, "{\"signup_error\":\"user_not_invited\"}"), 200);
+    assert_int_equal(it_login(c, QUERY, EMAIL, &l), 0);
+    assert_int_equal(l.redirect.status, 302);
+    assert_string_equal(l.redirect.location, IT_APP_URL "/login?error=user_not_invited");
+    assert_null(it_resp_set_cookie(&l.redirect, IT_AUTH_COOKIE "=", 0));
+    assert_false(it_cookie_get(c, IT_AUTH_COOKIE, false, &ck));
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+    it_login_cleanup(&l);
+    it_client_free(c);
+}
+
+/* A second sidecar whose Houston URL is a closed port. */
+static void test_houston_down(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_proc *p = &e->spare[0];
+    struct it_client *c = it_client_new(e);
+    struct it_login l;
+    char houston[128], base[128];
+    const char *extra[] = {houston, NULL};
+    long before = it_houston_received_count(e);
+    (void)state;
+    snprintf(houston, sizeof(houston), "AUTH_SIDECAR_HOUSTON_URL=http://127.0.0.1:%d",
+             e->spare_ports[2]);
+    assert_int_equal(it_sidecar_start(e, p, e->spare_ports[0], SIDECAR2_LOG, extra, true), 0);
+    it_sidecar_base(e->spare_ports[0], base, sizeof(base));
+    assert_int_equal(it_login_at(c, base, QUERY, EMAIL, &l), 0);
+    it_expect_login_error(c, &l.redirect, "houston_unavailable", before);
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+    it_proc_stop(p);
+    it_login_cleanup(&l);
+    it_client_free(c);
+}
+
+static void test_start_redirect_refused(void **state)
+{
+    static const char *const bad[] = {"%2F%2Fevil.com",
+                                      "https%3A%2F%2Fevil.com%2F",
+                                      "%2F%5Cevil.com",
+                                      "https%3A%2F%2Fapp.astro.example.com.evil.net%2F",
+                                      "https%3A%2F%2Fuser%40app.astro.example.com%2F",
+                                      "javascript%3Aalert(1)",
+                                      "%2Foauth%0D%0ASet-Cookie%3A%20x%3Dy",
+                                      "%2Foauth%250d%250aX%3Ay",
+                                      "http%3A%2F%2Fapp.astro.example.com%2F",
+                                      "%2F%20%2Fevil.com"};
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    long before = it_houston_received_count(e);
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct it_resp r;
+        char url[512];
+        snprintf(url, sizeof(url), "%s/v1/oauth/start?provider=auth0&redirect=%s", e->sidecar_url,
+                 bad[i]);
+        assert_int_equal(it_get(c, url, &r), 0);
+        if (r.location == NULL || strstr(r.location, "error=bad_request") == NULL)
+            fail_msg("redirect=%s answered %ld %s", bad[i], r.status,
+                     r.location != NULL ? r.location : "(no Location)");
+        it_expect_login_error(c, &r, "bad_request", before);
+        assert_int_equal(it_resp_set_cookie_count(&r, IT_TXN_PREFIX), 0);
+        assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+        it_resp_cleanup(&r);
+    }
+    it_client_free(c);
+}
+
+/* Nothing seen in this file's tests reached a log line. */
+static void test_logs_hold_no_secrets(void **state)
+{
+    struct it_env *e = it_env();
+    const char *logs[] = {"sidecar.log", SIDECAR2_LOG};
+    json_t *rec = it_houston_received(e); /* notes the tokens Houston received */
+    (void)state;
+    json_decref(rec);
+    for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+        char path[512];
+        const char *leak;
+        snprintf(path, sizeof(path), "%s/%s", e->dir, logs[i]);
+        leak = it_log_leak(e, path);
+        if (leak != NULL)
+            fail_msg("%s holds %s", logs[i], leak);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_access_denied, it_test_setup),
+        cmocka_unit_test_setup(test_tenant_other_error, it_test_setup),
+        cmocka_unit_test_setup(test_forged_and_missing_state, it_test_setup),
+        cmocka_unit_test_setup(test_missing_code, it_test_setup),
+        cmocka_unit_test_setup(test_state_of_another_transaction, it_test_setup),
+        cmocka_unit_test_setup(test_cookie_tampered_or_removed, it_test_setup),
+        cmocka_unit_test_setup(test_expired_transaction, it_test_setup),
+        cmocka_unit_test_setup(test_replayed_state, it_test_setup),
+        cmocka_unit_test_setup(test_wrong_nonce, it_test_setup),
+        cmocka_unit_test_setup(test_bad_signature, it_test_setup),
+        cmocka_unit_test_setup(test_access_token_audience, it_test_setup),
+        cmocka_unit_test_setup(test_token_endpoint_status, it_test_setup),
+        cmocka_unit_test_setup(test_token_endpoint_timeout, it_test_setup),
+        cmocka_unit_test_setup(test_token_endpoint_garbage, it_test_setup),
+        cmocka_unit_test_setup(test_houston_500, it_test_setup),
+        cmocka_unit_test_setup(test_houston_location_off_allowlist, it_test_setup),
+        cmocka_unit_test_setup(test_houston_signup_error, it_test_setup),
+        cmocka_unit_test_setup(test_houston_down, it_test_setup),
+        cmocka_unit_test_setup(test_start_redirect_refused, it_test_setup),
+        cmocka_unit_test(test_logs_hold_no_secrets),
+    };
+    return cmocka_run_group_tests(tests, it_group_setup, it_group_teardown);
+}

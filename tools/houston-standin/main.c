@@ -1,0 +1,342 @@
+/* houston-standin: arguments, signals and wiring; nothing else.
+ *
+ * Serves Houston's contract over plain HTTP on --listen (Houston sits beside the sidecar in
+ * the pod and speaks HTTP), and with --app-listen the app's pages over HTTPS with the given
+ * certificate (the dev tenant's tls.pem/tls.key carry every name needed). Loopback only. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "houston_auth/buf.h"
+#include "houston_auth/log.h"
+#include "houston_auth/util.h"
+#include "standin.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8871"
+#define DEFAULT_BASE "astro.localhost"
+#define MAX_PEM (64 * 1024)
+#define MAX_URL_ARG 1024
+
+enum opt_id {
+    O_LISTEN = 'l',
+    O_BASE = 'b',
+    O_APP_URL = 'u',
+    O_APP_LISTEN = 'a',
+    O_CERT = 'c',
+    O_KEY = 'k',
+    O_COOKIE = 'n',
+    O_SIDECAR = 's',
+    O_TEST = 't',
+    O_LOG = 'L',
+    O_HELP = 'h'
+};
+
+static const struct option options[] = {
+    {"listen", required_argument, NULL, O_LISTEN},
+    {"base-domain", required_argument, NULL, O_BASE},
+    {"app-url", required_argument, NULL, O_APP_URL},
+    {"app-listen", required_argument, NULL, O_APP_LISTEN},
+    {"tls-cert", required_argument, NULL, O_CERT},
+    {"tls-key", required_argument, NULL, O_KEY},
+    {"cookie-name", required_argument, NULL, O_COOKIE},
+    {"sidecar-url", required_argument, NULL, O_SIDECAR},
+    {"test-controls", no_argument, NULL, O_TEST},
+    {"log-level", required_argument, NULL, O_LOG},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *f)
+{
+    fputs("Usage: houston-standin [OPTION]...\n"
+          "A stand-in for Astronomer's Houston: its OAuth callback contract and the app's\n"
+          "pages, for development and tests. Loopback only.\n\n"
+          "  --listen HOST:PORT      Houston's HTTP address (default " DEFAULT_LISTEN ";\n"
+          "                          port 0 picks a free port)\n"
+          "  --base-domain D         the platform's base domain (default " DEFAULT_BASE ")\n"
+          "  --app-url URL           where Houston sends the browser (default\n"
+          "                          https://app.<base>:8873)\n"
+          "  --app-listen HOST:PORT  also serve the app's pages over HTTPS here\n"
+          "  --tls-cert FILE         PEM certificate for --app-listen (the dev tenant's tls.pem)\n"
+          "  --tls-key FILE          PEM key for --app-listen (the dev tenant's tls.key)\n"
+          "  --cookie-name NAME      the auth cookie (default astronomer_<snake_case(base)>_auth)\n"
+          "  --sidecar-url URL       the sidecar the app's pages link to (default\n"
+          "                          https://houston.<base>:8872)\n"
+          "  --test-controls         serve /__test/received, /__test/reset, /__test/fault\n"
+          "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+          "  --help                  this text\n\n"
+          "Prints \"houston-standin: ready http://HOST:PORT\" when serving (after\n"
+          "\"houston-standin: app https://HOST:PORT\" with --app-listen); SIGTERM stops it.\n",
+          f);
+}
+
+static bool set_str(char **slot, const char *v)
+{
+    char *copy = strdup(v);
+    if (copy == NULL)
+        return false;
+    free(*slot);
+    *slot = copy;
+    return true;
+}
+
+static bool apply_flag(struct standin_config *c, int id, const char *v, char **listen,
+                       char **app_listen)
+{
+    enum ha_log_level level;
+    switch (id) {
+    case O_LISTEN: return set_str(listen, v);
+    case O_APP_LISTEN: return set_str(app_listen, v);
+    case O_BASE: return set_str(&c->base_domain, v);
+    case O_APP_URL: return set_str(&c->app_url, v);
+    case O_CERT: return set_str(&c->tls_cert_file, v);
+    case O_KEY: return set_str(&c->tls_key_file, v);
+    case O_COOKIE: return set_str(&c->cookie_name, v);
+    case O_SIDECAR: return set_str(&c->sidecar_url, v);
+    case O_TEST: c->test_controls = true; return true;
+    case O_LOG:
+        if (ha_log_parse_level(v, &level) != HA_OK)
+            return false;
+        ha_log_set_level(level);
+        return true;
+    default: return false;
+    }
+}
+
+static bool base_ok(const char *d)
+{
+    size_t n = strlen(d);
+    if (n == 0 || n > STANDIN_MAX_BASE || d[0] == '.' || d[0] == '-' || d[n - 1] == '.')
+        return false;
+    return strspn(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
+}
+
+/* An absolute http(s) URL without whitespace, query or fragment; a trailing '/' is dropped. */
+static bool url_ok(char *u)
+{
+    size_t n = strlen(u);
+    if (n == 0 || n > MAX_URL_ARG || strpbrk(u, "?#\\\"<>") != NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f)
+            return false;
+    }
+    while (n > 0 && u[n - 1] == '/')
+        u[--n] = '\0';
+    return strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0;
+}
+
+static bool cookie_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= 128 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                     "!#$%&'*+-.^_`|~") == n;
+}
+
+/* Sets an unset *slot to prefix + base + suffix. */
+static bool derive(char **slot, const char *prefix, const char *base, const char *suffix)
+{
+    struct ha_buf b;
+    bool ok;
+    if (*slot != NULL)
+        return true;
+    ha_buf_init(&b, 2048);
+    ok = ha_buf_appendf(&b, "%s%s%s", prefix, base, suffix) == HA_OK &&
+         ha_buf_steal(&b, slot) == HA_OK;
+    ha_buf_cleanup(&b);
+    return ok;
+}
+
+/* NULL when c is usable, else the name of the bad option. */
+static const char *check_config(struct standin_config *c, const char *listen,
+                                const char *app_listen)
+{
+    if (peer_parse_listen(listen, &c->listen_host, &c->listen_port) != HA_OK)
+        return "--listen (HOST:PORT on a loopback address)";
+    if (app_listen != NULL &&
+        peer_parse_listen(app_listen, &c->app_listen_host, &c->app_listen_port) != HA_OK)
+        return "--app-listen (HOST:PORT on a loopback address)";
+    if (app_listen != NULL && (c->tls_cert_file == NULL || c->tls_key_file == NULL))
+        return "--app-listen (needs --tls-cert and --tls-key)";
+    if (!base_ok(c->base_domain))
+        return "--base-domain (a DNS name)";
+    if (!derive(&c->app_url, "https://app.", c->base_domain, ":8873") || !url_ok(c->app_url))
+        return "--app-url (an absolute http(s) URL without query or fragment)";
+    if (!derive(&c->sidecar_url, "https://houston.", c->base_domain, ":8872") ||
+        !url_ok(c->sidecar_url))
+        return "--sidecar-url (an absolute http(s) URL without query or fragment)";
+    if (c->cookie_name == NULL && standin_cookie_name(c->base_domain, &c->cookie_name) != HA_OK)
+        return "--base-domain";
+    if (!cookie_name_ok(c->cookie_name))
+        return "--cookie-name (an RFC 6265 token)";
+    return NULL;
+}
+
+/* 0 to run, else the exit status (-1 after --help). */
+static int load_config(struct standin_config *c, int argc, char **argv)
+{
+    char *listen = strdup(DEFAULT_LISTEN), *app_listen = NULL;
+    const char *bad = NULL;
+    int id;
+
+    if (listen == NULL || !set_str(&c->base_domain, DEFAULT_BASE))
+        bad = "memory";
+    while (bad == NULL && (id = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (id == O_HELP) {
+            usage(stdout);
+            free(listen);
+            free(app_listen);
+            return -1;
+        }
+        if (id == '?' || !apply_flag(c, id, optarg, &listen, &app_listen))
+            bad = "the command line";
+    }
+    if (bad == NULL && optind < argc)
+        bad = "the command line (unexpected argument)";
+    if (bad == NULL)
+        bad = check_config(c, listen, app_listen);
+    free(listen);
+    free(app_listen);
+    if (bad != NULL) {
+        fprintf(stderr, "houston-standin: bad value in %s; see houston-standin --help\n", bad);
+        return 2;
+    }
+    return 0;
+}
+
+static enum ha_err read_pem(const char *path, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    char *data;
+    size_t n;
+    if (f == NULL)
+        return HA_ERR_IO;
+    data = calloc(1, MAX_PEM + 1);
+    if (data == NULL) {
+        fclose(f);
+        return HA_ERR_NOMEM;
+    }
+    n = fread(data, 1, MAX_PEM + 1, f);
+    fclose(f);
+    if (n == 0 || n > MAX_PEM) {
+        ha_free_secret(data);
+        return HA_ERR_TOO_LARGE;
+    }
+    *out = data;
+    return HA_OK;
+}
+
+static enum ha_err start_one(const char *host, int port, const char *cert, const char *key,
+                             peer_handler_fn fn, struct standin *s, struct peer_server **srv,
+                             int *bound)
+{
+    struct peer_server_config sc;
+    enum ha_err err;
+    memset(&sc, 0, sizeof(sc));
+    err = peer_bind(host, port, &sc.fd, bound);
+    if (err != HA_OK) {
+        ha_log(HA_LOG_ERROR, "bind_failed", NULL, "host", host, NULL);
+        return err;
+    }
+    sc.cert_pem = cert;
+    sc.key_pem = key;
+    sc.handler = fn;
+    sc.ctx = s;
+    return peer_server_start(&sc, srv);
+}
+
+static enum ha_err start_app(struct standin *s, struct peer_server **srv, int *port)
+{
+    char *cert = NULL, *key = NULL;
+    enum ha_err err = read_pem(s->cfg.tls_cert_file, &cert);
+    if (err == HA_OK)
+        err = read_pem(s->cfg.tls_key_file, &key);
+    if (err != HA_OK)
+        ha_log(HA_LOG_ERROR, "tls_files_unreadable", NULL, "cert", s->cfg.tls_cert_file, "key",
+               s->cfg.tls_key_file, NULL);
+    if (err == HA_OK)
+        err = start_one(s->cfg.app_listen_host, s->cfg.app_listen_port, cert, key,
+                        standin_handle_app, s, srv, port);
+    free(cert);
+    ha_free_secret(key);
+    return err;
+}
+
+static int serve(struct standin *s)
+{
+    struct peer_server *houston = NULL, *app = NULL;
+    int port = 0, app_port = 0, sig = 0;
+    sigset_t set;
+    enum ha_err err = standin_session_init(s);
+
+    if (err == HA_OK)
+        err = start_one(s->cfg.listen_host, s->cfg.listen_port, NULL, NULL,
+                        standin_handle_houston, s, &houston, &port);
+    if (err == HA_OK && s->cfg.app_listen_host != NULL)
+        err = start_app(s, &app, &app_port);
+    if (err != HA_OK) {
+        fprintf(stderr, "houston-standin: could not start (%s)\n", ha_err_str(err));
+        peer_server_stop(houston);
+        return 1;
+    }
+    if (app != NULL)
+        printf("houston-standin: app https://%s:%d\n", s->cfg.app_listen_host, app_port);
+    printf("houston-standin: ready http://%s:%d\n", s->cfg.listen_host, port);
+    fflush(stdout);
+    ha_log(HA_LOG_INFO, "ready", NULL, "cookie", s->cfg.cookie_name, "app_url", s->cfg.app_url,
+           "test_controls", s->cfg.test_controls ? "on" : "off", NULL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigwait(&set, &sig);
+    atomic_store(&s->stopping, true);
+    peer_server_stop(app);
+    peer_server_stop(houston);
+    ha_log(HA_LOG_INFO, "stopped", NULL, NULL);
+    return 0;
+}
+
+static void standin_cleanup(struct standin *s)
+{
+    struct standin_config *c = &s->cfg;
+    free(c->listen_host);
+    free(c->base_domain);
+    free(c->app_url);
+    free(c->app_listen_host);
+    free(c->tls_cert_file);
+    free(c->tls_key_file);
+    free(c->cookie_name);
+    free(c->sidecar_url);
+    EVP_PKEY_free(s->session_key);
+    json_decref(s->received);
+    json_decref(s->fault);
+    pthread_mutex_destroy(&s->lock);
+}
+
+int main(int argc, char **argv)
+{
+    struct standin s;
+    sigset_t set;
+    int rc = 1;
+
+    /* Block the stop signals before any thread exists, so only sigwait() sees them. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_init(&s.lock, NULL);
+    atomic_init(&s.stopping, false);
+    s.received = json_array();
+    s.fault = json_object();
+    if (s.received != NULL && s.fault != NULL)
+        rc = load_config(&s.cfg, argc, argv);
+    if (rc == 0)
+        rc = serve(&s);
+    standin_cleanup(&s);
+    return rc < 0 ? 0 : rc;
+}

@@ -1,0 +1,285 @@
+/* The stand-in's side of Houston's session: the auth cookie's name and the session JWT.
+ *
+ * The cookie name is computed here on purpose, independently of the sidecar's src/houston.c:
+ * tests compare the two implementations. Houston builds it as
+ * `astronomer_${snakeCase(baseDomain)}_auth` with lodash, whose word splitter (unicodeWords,
+ * used whenever the string holds anything but letters, digits and spaces, as every domain
+ * does) cuts at punctuation, between a lower and an upper case letter, before the last capital
+ * of a run followed by a lower case letter ("XMLHttp" -> xml, http), and around digit runs
+ * ("k8s" -> k, 8, s), except that an ordinal stays whole ("21st", "4th"); apostrophes are
+ * dropped first. Words are lower-cased and joined with '_'.
+ *
+ * Session JWTs are {uuid, email, iat, exp} signed RS256 with a key generated at start; the
+ * uuid is derived from the email, so one email is always one user, as Houston finds users. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include "houston_auth/b64url.h"
+#include "houston_auth/buf.h"
+#include "houston_auth/proto.h"
+#include "standin.h"
+
+#define MAX_SIG 512
+
+static bool is_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool is_upper(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Length of an ordinal starting at s (lodash rsOrdLower/rsOrdUpper:
+ * \d*(?:1st|2nd|3rd|(?![123])\dth)(?=\b|[A-Z_]) and its upper-case twin), else 0. */
+static size_t ordinal_len(const char *s)
+{
+    size_t j = 0;
+    char d, a, b, next;
+    bool lower, upper;
+    while (is_digit(s[j]))
+        j++;
+    d = s[j - 1];
+    a = s[j];
+    b = a != '\0' ? s[j + 1] : '\0';
+    if (a == '\0' || b == '\0')
+        return 0;
+    next = s[j + 2];
+    lower = (d == '1' && a == 's' && b == 't') || (d == '2' && a == 'n' && b == 'd') ||
+            (d == '3' && a == 'r' && b == 'd') ||
+            (d != '1' && d != '2' && d != '3' && a == 't' && b == 'h');
+    upper = (d == '1' && a == 'S' && b == 'T') || (d == '2' && a == 'N' && b == 'D') ||
+            (d == '3' && a == 'R' && b == 'D') ||
+            (d != '1' && d != '2' && d != '3' && a == 'T' && b == 'H');
+    if (lower && !is_lower(next) && !is_digit(next))
+        return j + 2;
+    if (upper && !is_upper(next) && !is_digit(next))
+        return j + 2;
+    return 0;
+}
+
+/* Length of the word starting at s (a letter or a digit), by lodash's rules. */
+static size_t word_len(const char *s)
+{
+    size_t j = 0, k;
+    if (is_digit(s[0])) {
+        k = ordinal_len(s);
+        while (is_digit(s[j]))
+            j++;
+        return k > 0 ? k : j;
+    }
+    if (is_lower(s[0])) {
+        while (is_lower(s[j]))
+            j++;
+        return j;
+    }
+    while (is_upper(s[j]))
+        j++;
+    if (!is_lower(s[j]))
+        return j;
+    if (j > 1)
+        return j - 1; /* "XMLHttp": the last capital starts the next word */
+    while (is_lower(s[j]))
+        j++;
+    return j;
+}
+
+static enum ha_err snake_words(const char *s, struct ha_buf *b)
+{
+    enum ha_err err = HA_OK;
+    bool first = true;
+    while (err == HA_OK && *s != '\0') {
+        size_t n;
+        if (!is_lower(*s) && !is_upper(*s) && !is_digit(*s)) {
+            s++;
+            continue;
+        }
+        n = word_len(s);
+        if (!first)
+            err = ha_buf_append_str(b, "_");
+        for (size_t i = 0; err == HA_OK && i < n; i++) {
+            char c = is_upper(s[i]) ? (char)(s[i] - 'A' + 'a') : s[i];
+            err = ha_buf_append(b, &c, 1);
+        }
+        first = false;
+        s += n;
+    }
+    return err;
+}
+
+enum ha_err standin_cookie_name(const char *base, char **out)
+{
+    struct ha_buf b;
+    char *clean;
+    size_t n = 0;
+    enum ha_err err;
+
+    if (base == NULL || strlen(base) > STANDIN_MAX_BASE)
+        return HA_ERR_INVALID;
+    clean = malloc(strlen(base) + 1);
+    if (clean == NULL)
+        return HA_ERR_NOMEM;
+    for (const char *p = base; *p != '\0'; p++) {
+        if (*p != '\'')
+            clean[n++] = *p; /* lodash removes apostrophes before splitting */
+    }
+    clean[n] = '\0';
+    ha_buf_init(&b, 1024);
+    err = ha_buf_append_str(&b, "astronomer_");
+    if (err == HA_OK)
+        err = snake_words(clean, &b);
+    if (err == HA_OK)
+        err = ha_buf_append_str(&b, "_auth");
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, out);
+    ha_buf_cleanup(&b);
+    free(clean);
+    return err;
+}
+
+enum ha_err standin_session_init(struct standin *s)
+{
+    unsigned char rnd[8];
+    s->session_key = EVP_RSA_gen(2048);
+    if (s->session_key == NULL || RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return HA_ERR_CRYPTO;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(s->kid + 2 * i, 3, "%02x", rnd[i]);
+    return HA_OK;
+}
+
+/* A name-based UUID (version 5 layout) from SHA-256 of the email. */
+static void user_uuid(const char *email, char out[37])
+{
+    unsigned char md[32];
+    EVP_Digest(email, strlen(email), md, NULL, EVP_sha256(), NULL);
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0],
+             md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11],
+             md[12], md[13], md[14], md[15]);
+}
+
+static enum ha_err append_b64_json(struct ha_buf *b, json_t *j)
+{
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *enc = NULL;
+    enum ha_err err = HA_ERR_NOMEM;
+    if (text != NULL)
+        err = ha_b64url_encode((const unsigned char *)text, strlen(text), &enc);
+    if (err == HA_OK)
+        err = ha_buf_append_str(b, enc);
+    free(text);
+    free(enc);
+    return err;
+}
+
+static enum ha_err rs256(EVP_PKEY *key, const char *input, unsigned char *sig, size_t *len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    enum ha_err err = HA_ERR_CRYPTO;
+    *len = MAX_SIG;
+    if (ctx != NULL && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+        EVP_DigestSign(ctx, sig, len, (const unsigned char *)input, strlen(input)) == 1)
+        err = HA_OK;
+    EVP_MD_CTX_free(ctx);
+    return err;
+}
+
+enum ha_err standin_session_mint(struct standin *s, const char *email, char **out)
+{
+    char uuid[37];
+    long now = (long)time(NULL);
+    json_t *header = json_pack("{s:s, s:s, s:s}", "alg", HA_OIDC_ALG, "typ", "JWT", "kid", s->kid);
+    json_t *claims;
+    unsigned char sig[MAX_SIG];
+    size_t siglen = 0;
+    char *enc = NULL;
+    struct ha_buf b;
+    enum ha_err err;
+
+    user_uuid(email, uuid);
+    claims = json_pack("{s:s, s:s, s:I, s:I}", "uuid", uuid, "email", email, "iat",
+                       (json_int_t)now, "exp", (json_int_t)(now + STANDIN_SESSION_TTL));
+    ha_buf_init(&b, 2 * HA_MAX_JWT);
+    err = append_b64_json(&b, header);
+    if (err == HA_OK)
+        err = ha_buf_append_str(&b, ".");
+    if (err == HA_OK)
+        err = append_b64_json(&b, claims);
+    if (err == HA_OK)
+        err = rs256(s->session_key, b.data, sig, &siglen);
+    if (err == HA_OK)
+        err = ha_b64url_encode(sig, siglen, &enc);
+    if (err == HA_OK)
+        err = ha_buf_appendf(&b, ".%s", enc);
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, out);
+    ha_buf_cleanup(&b);
+    json_decref(header);
+    json_decref(claims);
+    free(enc);
+    return err;
+}
+
+static json_t *decode_object(const char *s, size_t len)
+{
+    unsigned char *raw = NULL;
+    size_t rlen = 0;
+    json_t *j;
+    if (ha_b64url_decode(s, len, &raw, &rlen) != HA_OK)
+        return NULL;
+    j = json_loadb((const char *)raw, rlen, 0, NULL);
+    free(raw);
+    if (j != NULL && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+static bool own_signature(struct standin *s, const char *token, const char *d2, json_t *header)
+{
+    json_t *alg = json_object_get(header, "alg");
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    EVP_MD_CTX *ctx;
+    bool ok = false;
+    if (!json_is_string(alg) || strcmp(json_string_value(alg), HA_OIDC_ALG) != 0 ||
+        ha_b64url_decode(d2 + 1, strlen(d2 + 1), &sig, &siglen) != HA_OK)
+        return false;
+    ctx = EVP_MD_CTX_new();
+    ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->session_key) == 1 &&
+         EVP_DigestVerify(ctx, sig, siglen, (const unsigned char *)token,
+                          (size_t)(d2 - token)) == 1;
+    EVP_MD_CTX_free(ctx);
+    free(sig);
+    return ok;
+}
+
+json_t *standin_jwt_payload(struct standin *s, const char *token, bool *verified)
+{
+    size_t len = token != NULL ? strlen(token) : 0;
+    const char *d1 = len > 0 ? memchr(token, '.', len) : NULL;
+    const char *d2 = d1 != NULL ? strchr(d1 + 1, '.') : NULL;
+    json_t *header, *payload;
+
+    *verified = false;
+    if (len > HA_MAX_JWT || d2 == NULL || strchr(d2 + 1, '.') != NULL)
+        return NULL;
+    header = decode_object(token, (size_t)(d1 - token));
+    payload = decode_object(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (header != NULL && payload != NULL)
+        *verified = own_signature(s, token, d2, header);
+    json_decref(header);
+    return payload;
+}
