@@ -148,8 +148,8 @@ static void *background(void *arg)
             break;
         }
         set_not_ready(app, reason);
-        ha_log(HA_LOG_WARN, "not_ready", NULL, "reason", reason, "error", ha_err_str(err),
-               "issuer", app->cfg->issuer, NULL);
+        ha_log(HA_LOG_WARN, "not_ready", NULL, "reason", reason, "error", ha_err_str(err), "issuer",
+               app->cfg->issuer, NULL);
         if (nap(app, backoff))
             return NULL;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;

@@ -38,6 +38,7 @@
 #define CFG_FILE_MAX (1024 * 1024)
 #define CFG_SECRET_FILE_MAX (64 * 1024)
 #define CFG_VALUE_MAX 4096
+#define CFG_YAML_MAX_DEPTH 64
 #define CFG_MIN_COOKIE_SECRET 32
 #define CFG_HKDF_INFO "houston-auth transaction cookie v1"
 #define CFG_BASE_TOKEN "<global.baseDomain>"
@@ -135,7 +136,7 @@ static enum ha_err check_log_level(struct loader *L, char *v);
 static const struct key keys[K__COUNT] = {
     [K_BASE_DOMAIN] = {"global.baseDomain", "GLOBAL_BASE_DOMAIN", "base-domain", NULL,
                        "astro.localhost", KIND_STR, 1, 0, 0, F(base_domain), check_base_domain},
-    [K_AUTH0_ENABLED] = {AUTH0 "enabled", "AUTH0_ENABLED", "auth0-enabled", NULL, "true", KIND_BOOL,
+    [K_AUTH0_ENABLED] = {AUTH0 "enabled", "AUTH0_ENABLED", "auth0-enabled", "true", NULL, KIND_BOOL,
                          1, 0, 0, F(auth0_enabled), NULL},
     [K_CLIENT_ID] = {AUTH0 "clientId", "AUTH0_CLIENT_ID", "client-id", NULL, "houston-auth-dev",
                      KIND_STR, 1, 0, 0, F(client_id), check_client_id},
@@ -910,6 +911,38 @@ static enum ha_err walk_document(struct loader *L, const char *path, yaml_parser
     return HA_OK;
 }
 
+/* libyaml's scanner spends O(depth) per token on flow collections, so a 1 MiB "[[[[..." takes
+ * minutes to load. A first pass over the events refuses nesting deeper than any config needs
+ * before the document is built; the scanner looks ahead at most 1024 characters, so the pass
+ * itself stays cheap. */
+static enum ha_err check_depth(struct loader *L, const char *path, const char *buf, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    enum ha_err err = HA_OK;
+    int depth = 0, done = 0;
+
+    if (!yaml_parser_initialize(&parser))
+        return HA_ERR_NOMEM;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    while (!done && err == HA_OK) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            err = yaml_error(L, path, &parser);
+            break;
+        }
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+            depth++;
+        else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+            depth--;
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (depth > CFG_YAML_MAX_DEPTH)
+            err = fail_plain(L, "%.200s: nested deeper than %d levels", path, CFG_YAML_MAX_DEPTH);
+    }
+    yaml_parser_delete(&parser);
+    return err;
+}
+
 static enum ha_err load_yaml(struct loader *L, const char *path)
 {
     yaml_parser_t parser;
@@ -923,11 +956,11 @@ static enum ha_err load_yaml(struct loader *L, const char *path)
         return fail_plain(L, "cannot read the config file \"%.200s\": %s", path, strerror(errno));
     if (err == HA_ERR_TOO_LARGE)
         return fail_plain(L, "the config file \"%.200s\" is larger than 1 MiB", path);
-    if (err != HA_OK)
-        return err;
-    if (!yaml_parser_initialize(&parser)) {
+    if (err == HA_OK)
+        err = check_depth(L, path, buf, len);
+    if (err != HA_OK || !yaml_parser_initialize(&parser)) {
         free(buf);
-        return HA_ERR_NOMEM;
+        return err != HA_OK ? err : HA_ERR_NOMEM;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
@@ -1321,6 +1354,16 @@ static enum ha_err build(struct loader *L)
     return err;
 }
 
+/* Values quoted in a reason may hold control characters: the error stays one printable line. */
+static void one_line(char *s, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len && s[i] != '\0'; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            s[i] = '?';
+    }
+}
+
 enum ha_err ha_config_load(int argc, char **argv, char **envp, struct ha_config **out,
                            enum ha_config_action *action, char *errbuf, size_t errlen)
 {
@@ -1354,6 +1397,7 @@ out:
     ha_config_free(L.cfg);
     if (err != HA_OK && err != HA_ERR_CONFIG)
         fail_plain(&L, "%s", ha_err_str(err));
+    one_line(L.errbuf, L.errlen);
     return err;
 }
 

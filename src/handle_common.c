@@ -37,8 +37,8 @@ enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
     char detail[64];
     enum ha_err err;
 
-    ha_log(HA_LOG_WARN, "login_failed", req->request_id, "path", req->path, "error", code,
-           "reason", reason, NULL);
+    ha_log(HA_LOG_WARN, "login_failed", req->request_id, "path", req->path, "error", code, "reason",
+           reason, NULL);
     ha_metrics_login(app->metrics, code);
     ha_response_cleanup(resp);
     ha_buf_init(&url, HA_MAX_URL);
@@ -50,8 +50,7 @@ enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
     snprintf(detail, sizeof(detail), "Error %s, reference %s", code, req->request_id);
     if (err == HA_OK)
         err = ha_page_render("Sign-in did not complete", ha_page_error_message(code),
-                             resp->location, "Back to the login page", detail,
-                             &resp->body);
+                             resp->location, "Back to the login page", detail, &resp->body);
     if (err == HA_OK && txn_cookie != NULL) {
         err = ha_txn_cookie_header(app, txn_cookie, NULL, &clear);
         if (err == HA_OK)

@@ -70,7 +70,8 @@ static int open_txn(struct login *l)
     size_t nkeys = 1;
     enum ha_err err;
 
-    if (state == NULL || strlen(state) != HA_RANDOM_B64_LEN || ha_kvlist_count(l->params, "state") != 1)
+    if (state == NULL || strlen(state) != HA_RANDOM_B64_LEN ||
+        ha_kvlist_count(l->params, "state") != 1)
         return fail(l, HA_E_INVALID_STATE, "state missing or malformed");
     ha_txn_cookie_name(state, l->cookie);
     sealed = ha_kvlist_get(&l->req->cookies, l->cookie);
@@ -81,8 +82,8 @@ static int open_txn(struct login *l)
         memcpy(keys[1], cfg->prev_cookie_key, 32);
         nkeys = 2;
     }
-    err = ha_txn_open(sealed, strlen(sealed), l->cookie, (const unsigned char(*)[32])keys,
-                      nkeys, l->app->clock.now(l->app->clock.ctx), cfg->txn_ttl_s, &l->txn);
+    err = ha_txn_open(sealed, strlen(sealed), l->cookie, (const unsigned char(*)[32])keys, nkeys,
+                      l->app->clock.now(l->app->clock.ctx), cfg->txn_ttl_s, &l->txn);
     OPENSSL_cleanse(keys, sizeof(keys));
     if (err == HA_ERR_EXPIRED)
         return fail(l, HA_E_STATE_EXPIRED, "transaction expired");
@@ -101,9 +102,9 @@ static int exchange(struct login *l)
 {
     const struct ha_config *cfg = l->app->cfg;
     const char *code = ha_kvlist_get(l->params, "code");
-    struct ha_token_request r = {cfg->client_id, cfg->client_secret, cfg->token_auth_method,
-                                 code, l->app->redirect_uri, l->txn.verifier,
-                                 l->req->request_id};
+    struct ha_token_request r = {
+        cfg->client_id,       cfg->client_secret, cfg->token_auth_method, code,
+        l->app->redirect_uri, l->txn.verifier,    l->req->request_id};
     const char *reason = NULL;
     uint64_t t0;
     enum ha_err err;
@@ -127,12 +128,13 @@ static int verify_tokens(struct login *l)
 {
     const struct ha_config *cfg = l->app->cfg;
     long now = l->app->clock.now(l->app->clock.ctx);
-    struct ha_jwt_expect id = {cfg->issuer, cfg->client_id, cfg->client_id, true,
-                               l->txn.nonce, true, true, now, cfg->leeway_s};
+    struct ha_jwt_expect id = {cfg->issuer,  cfg->client_id, cfg->client_id, true,
+                               l->txn.nonce, true,           true,           now,
+                               cfg->leeway_s};
     /* The access token is issued for the API (audience astronomer-ee) and, at Auth0, also
      * for /userinfo: several audiences are normal there, so azp is checked only if sent. */
-    struct ha_jwt_expect at = {cfg->issuer, cfg->audience, cfg->client_id, false,
-                               NULL, false, true, now, cfg->leeway_s};
+    struct ha_jwt_expect at = {cfg->issuer, cfg->audience, cfg->client_id, false, NULL, false,
+                               true,        now,           cfg->leeway_s};
     const char *reason = NULL;
 
     if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->app->jwks, &id, NULL,

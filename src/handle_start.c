@@ -68,8 +68,8 @@ static const char *read_params(struct ha_app *app, const struct ha_request *req,
                                struct start_params *p)
 {
     const char *provider = ha_kvlist_get(&req->query, "provider");
-    const char *names[] = {"provider", "integration", "redirect", "extras", "inviteToken",
-                           "login_hint"};
+    const char *names[] = {"provider", "integration", "redirect",
+                           "extras",   "inviteToken", "login_hint"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (ha_kvlist_count(&req->query, names[i]) > 1)
             return "a parameter was given twice";
@@ -147,12 +147,12 @@ static enum ha_err begin(struct ha_app *app, const struct ha_request *req,
 {
     struct ha_txn t;
     struct ha_authorize_params a = {app->cfg->client_id, app->redirect_uri, app->cfg->audience,
-                                    p->integration, p->login_hint, NULL};
+                                    p->integration,      p->login_hint,     NULL};
     char name[64], *sealed = NULL, *set = NULL;
     enum ha_err err;
 
-    err = ha_txn_init(&t, &app->rng, app->clock.now(app->clock.ctx), p->integration,
-                      p->redirect, p->extras, p->invite);
+    err = ha_txn_init(&t, &app->rng, app->clock.now(app->clock.ctx), p->integration, p->redirect,
+                      p->extras, p->invite);
     if (err != HA_OK)
         return err;
     ha_txn_cookie_name(t.state, name);
@@ -190,8 +190,8 @@ enum ha_err ha_handle_start(struct ha_app *app, const struct ha_request *req,
         return err;
     }
     ha_metrics_start(app->metrics);
-    ha_log(HA_LOG_INFO, "login_started", req->request_id, "integration", p.integration,
-           "redirect", p.redirect, NULL);
+    ha_log(HA_LOG_INFO, "login_started", req->request_id, "integration", p.integration, "redirect",
+           p.redirect, NULL);
     resp->status = 302;
     resp->no_store = 1;
     return ha_response_text(resp, 302, "text/plain; charset=utf-8", "Redirecting to sign-in.\n");

@@ -3,8 +3,12 @@
  * the check of its answer before anything of it reaches the browser.
  *
  * Houston names its cookie with lodash's snakeCase of the base domain, so that function is
- * reproduced here for ASCII input (see split_words). Houston's answer carries its session JWT
- * in the Location and the Set-Cookie: neither, nor the form we send, is ever logged. */
+ * reproduced here for ASCII input (match_word). lodash splits any string holding a
+ * non-alphanumeric, a camel boundary or a letter-digit boundary (a base domain always has a
+ * '.') with its unicodeWords regex, whose alternatives make digits words of their own
+ * ("k8s" -> "k_8_s") except in ordinals ("1st", "22nd", "4th" stay whole: rsOrdLower/Upper).
+ * The tests hold lodash 4.17.21's own answers. Houston's answer carries its session JWT in
+ * the Location and the Set-Cookie: neither, nor the form we send, is ever logged. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -192,9 +192,12 @@ enum ha_err ha_jwks_parse(const char *json, size_t len, struct ha_jwks_set **out
     json_t *doc = NULL;
     const json_t *keys;
     struct ha_jwks_set *set = NULL;
-    enum ha_err err = HA_ERR_TOO_LARGE;
+    enum ha_err err = HA_ERR_INVALID;
 
-    if (json == NULL || len > HA_MAX_PEER_BODY)
+    if (json == NULL)
+        goto out;
+    err = HA_ERR_TOO_LARGE;
+    if (len > HA_MAX_PEER_BODY)
         goto out;
     err = HA_ERR_INVALID;
     doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
@@ -284,32 +287,38 @@ static long now_s(const struct ha_jwks_cache *c)
 
 enum ha_err ha_jwks_cache_new(const struct ha_jwks_cache_opts *opts, struct ha_jwks_cache **out)
 {
-    struct ha_jwks_cache *c;
+    struct ha_jwks_cache *c = NULL;
+    bool have_lock = false;
+    enum ha_err err = HA_ERR_INVALID;
+
     if (opts == NULL || opts->jwks_uri == NULL || opts->http.perform == NULL ||
         opts->clock.now == NULL || opts->refresh_s <= 0 || opts->min_refetch_s < 0)
-        return HA_ERR_INVALID;
+        goto out;
+    err = HA_ERR_NOMEM;
     c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return HA_ERR_NOMEM;
-    c->uri = strdup(opts->jwks_uri);
-    if (c->uri == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c->uri);
-        free(c);
-        return HA_ERR_NOMEM;
-    }
-    if (pthread_cond_init(&c->done, NULL) != 0) {
-        pthread_mutex_destroy(&c->lock);
-        free(c->uri);
-        free(c);
-        return HA_ERR_NOMEM;
-    }
+    if (c == NULL || (c->uri = strdup(opts->jwks_uri)) == NULL)
+        goto out;
+    if (pthread_mutex_init(&c->lock, NULL) != 0)
+        goto out;
+    have_lock = true;
+    if (pthread_cond_init(&c->done, NULL) != 0)
+        goto out;
     c->http = opts->http;
     c->clock = opts->clock;
     c->refresh_s = opts->refresh_s;
     c->min_refetch_s = opts->min_refetch_s;
     atomic_init(&c->ready, false);
     *out = c;
-    return HA_OK;
+    c = NULL;
+    err = HA_OK;
+out:
+    if (c != NULL) {
+        if (have_lock)
+            pthread_mutex_destroy(&c->lock);
+        free(c->uri);
+        free(c);
+    }
+    return err;
 }
 
 void ha_jwks_cache_free(struct ha_jwks_cache *c)

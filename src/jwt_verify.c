@@ -280,7 +280,7 @@ static const char *check_aud(const json_t *aud, const char *want, size_t *count)
         return "aud missing";
     if (json_is_string(aud)) {
         *count = 1;
-        return string_is(aud, want) ? NULL : "aud missing client id";
+        return string_is(aud, want) ? NULL : "aud lacks the expected audience";
     }
     if (!json_is_array(aud) || json_array_size(aud) == 0)
         return "aud malformed";
@@ -292,7 +292,7 @@ static const char *check_aud(const json_t *aud, const char *want, size_t *count)
             found = 1;
     }
     *count = json_array_size(aud);
-    return found ? NULL : "aud missing client id";
+    return found ? NULL : "aud lacks the expected audience";
 }
 
 /* OIDC Core §3.1.3.7 steps 2-5: iss exact, aud contains us, azp when present or needed. */
@@ -305,7 +305,7 @@ static const char *check_parties(const json_t *claims, const struct ha_jwt_expec
     if (e->issuer == NULL || !string_is(json_object_get(claims, "iss"), e->issuer))
         return "iss mismatch";
     if (e->audience == NULL)
-        return "aud missing client id";
+        return "aud lacks the expected audience";
     why = check_aud(json_object_get(claims, "aud"), e->audience, &count);
     if (why != NULL)
         return why;
@@ -388,6 +388,9 @@ enum ha_err ha_jwt_verify(const char *token, size_t len, struct ha_jwks_cache *k
     const char *why = "malformed token";
     enum ha_err err;
 
+    err = HA_ERR_INVALID;
+    if (e == NULL)
+        goto out;
     err = ha_jwt_parse(token, len, &jwt);
     if (err == HA_ERR_TOO_LARGE)
         why = "token too large";

@@ -11,16 +11,22 @@
 #define NBUCKETS 16
 
 /* Upper bounds in seconds: fine below a millisecond (own time), coarse up to timeouts. */
-static const double bucket_le[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
-                                           0.01,   0.025,   0.05,   0.1,   0.25,  0.5,
-                                           1,      2.5,     5,      10};
+static const double bucket_le[NBUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-static const char *const login_codes[] = {
-    HA_E_ACCESS_DENIED,    HA_E_TENANT_ERROR,         HA_E_BAD_REQUEST,
-    HA_E_INVALID_STATE,    HA_E_STATE_EXPIRED,        HA_E_MISSING_CODE,
-    HA_E_TOKEN_EXCHANGE,   HA_E_INVALID_ID_TOKEN,     HA_E_INVALID_ACCESS_TOKEN,
-    HA_E_HOUSTON_UNAVAILABLE, HA_E_HOUSTON_REJECTED,  HA_E_NOT_READY,
-    HA_E_BUSY};
+static const char *const login_codes[] = {HA_E_ACCESS_DENIED,
+                                          HA_E_TENANT_ERROR,
+                                          HA_E_BAD_REQUEST,
+                                          HA_E_INVALID_STATE,
+                                          HA_E_STATE_EXPIRED,
+                                          HA_E_MISSING_CODE,
+                                          HA_E_TOKEN_EXCHANGE,
+                                          HA_E_INVALID_ID_TOKEN,
+                                          HA_E_INVALID_ACCESS_TOKEN,
+                                          HA_E_HOUSTON_UNAVAILABLE,
+                                          HA_E_HOUSTON_REJECTED,
+                                          HA_E_NOT_READY,
+                                          HA_E_BUSY};
 #define NCODES (sizeof(login_codes) / sizeof(login_codes[0]))
 
 static const char *const hist_names[HA_HIST__COUNT] = {
@@ -28,8 +34,8 @@ static const char *const hist_names[HA_HIST__COUNT] = {
     "houston_auth_houston_handoff_seconds", "houston_auth_jwks_fetch_seconds"};
 static const char *const hist_help[HA_HIST__COUNT] = {
     "Sidecar's own time per /v1/oauth/redirect, excluding waits on the tenant and Houston.",
-    "Authorization-code exchange round trip to the tenant.",
-    "Callback round trip to Houston.", "JWKS fetch round trip to the tenant."};
+    "Authorization-code exchange round trip to the tenant.", "Callback round trip to Houston.",
+    "JWKS fetch round trip to the tenant."};
 
 struct hist {
     atomic_ullong buckets[NBUCKETS + 1]; /* last: +Inf */

@@ -80,15 +80,15 @@ enum ha_err ha_oidc_parse_discovery(const char *json, size_t len, const char *ex
     p.issuer = strdup(expected_issuer);
     err = p.issuer == NULL ? HA_ERR_NOMEM : HA_OK;
     if (err == HA_OK)
-        err = take_endpoint(doc, "authorization_endpoint", 1, allow_http,
-                            &p.authorization_endpoint, reason);
+        err = take_endpoint(doc, "authorization_endpoint", 1, allow_http, &p.authorization_endpoint,
+                            reason);
     if (err == HA_OK)
         err = take_endpoint(doc, "token_endpoint", 1, allow_http, &p.token_endpoint, reason);
     if (err == HA_OK)
         err = take_endpoint(doc, "jwks_uri", 1, allow_http, &p.jwks_uri, reason);
     if (err == HA_OK)
-        err = take_endpoint(doc, "end_session_endpoint", 0, allow_http,
-                            &p.end_session_endpoint, reason);
+        err = take_endpoint(doc, "end_session_endpoint", 0, allow_http, &p.end_session_endpoint,
+                            reason);
     if (err != HA_OK)
         goto out;
     *out = p;
@@ -117,8 +117,8 @@ enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
         goto out;
     }
     {
-        struct ha_http_request req = {.method = "GET", .url = url.data,
-                                      .accept = "application/json"};
+        struct ha_http_request req = {
+            .method = "GET", .url = url.data, .accept = "application/json"};
         err = ha_http_do(http, &req, &resp);
     }
     if (err != HA_OK) {
@@ -298,7 +298,7 @@ enum ha_err ha_oidc_exchange_code(const struct ha_http *http, const struct ha_oi
     req.request_id = r->request_id;
     err = ha_http_do(http, &req, &resp);
     if (err != HA_OK) {
-        *reason = err == HA_ERR_TIMEOUT    ? "token endpoint timed out"
+        *reason = err == HA_ERR_TIMEOUT     ? "token endpoint timed out"
                   : err == HA_ERR_TOO_LARGE ? "token response too large"
                                             : "token endpoint unreachable";
         goto out;

@@ -28,12 +28,24 @@ enum ha_err ha_html_escape(const char *s, char **out)
     ha_buf_init(&b, 64 * 1024);
     for (const char *p = s; *p != '\0' && err == HA_OK; p++) {
         switch (*p) {
-        case '&': err = ha_buf_append_str(&b, "&amp;"); break;
-        case '<': err = ha_buf_append_str(&b, "&lt;"); break;
-        case '>': err = ha_buf_append_str(&b, "&gt;"); break;
-        case '"': err = ha_buf_append_str(&b, "&quot;"); break;
-        case '\'': err = ha_buf_append_str(&b, "&#39;"); break;
-        default: err = ha_buf_append(&b, p, 1); break;
+        case '&':
+            err = ha_buf_append_str(&b, "&amp;");
+            break;
+        case '<':
+            err = ha_buf_append_str(&b, "&lt;");
+            break;
+        case '>':
+            err = ha_buf_append_str(&b, "&gt;");
+            break;
+        case '"':
+            err = ha_buf_append_str(&b, "&quot;");
+            break;
+        case '\'':
+            err = ha_buf_append_str(&b, "&#39;");
+            break;
+        default:
+            err = ha_buf_append(&b, p, 1);
+            break;
         }
     }
     if (err == HA_OK)

@@ -6,10 +6,12 @@
  * refused rather than interpreted: control bytes, whitespace, '\\' (browsers treat it as '/'),
  * non-ASCII bytes (IDN dots and slashes), malformed or suspicious percent-escapes.
  *
- * Absolute URLs are split by hand rather than with curl's URL API: curl normalises before it
- * answers (it accepts "https:evil.com", fills in a missing "//", lowercases, percent-decodes
- * the host, accepts "\\" and odd IPv4 spellings like 0x7f.1) and we must refuse exactly the
- * inputs it would quietly repair. The grammar accepted here is a small subset of RFC 3986. */
+ * Absolute URLs are split by hand rather than with curl's URL API: curl repairs what it
+ * parses (it accepts one or three slashes after the scheme and rewrites IPv4 spellings such as
+ * 0x7f.1), so it would accept inputs we must refuse, and its URL-SYNTAX notes themselves warn
+ * that checking a URL with one parser and acting on it with another (here, the browser) is a
+ * security risk. The grammar accepted here is a small strict subset of RFC 3986 that every
+ * browser reads the same way. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,8 @@
 #define SCHEME_HTTP "http://"
 #define SCHEME_HTTPS "https://"
 #define PORT_MAX_DIGITS 5
+#define LABEL_MAX 63
+#define HOST_MAX 253
 
 /* The parts of "scheme://authority" that matter; pointers into the URL. */
 struct origin_parts {
@@ -94,7 +98,7 @@ static bool dot_segment(const char *seg, size_t n)
     return units == 1 || units == 2;
 }
 
-/* Refuses "." and ".." segments in the path part (up to '?' or '#') of target's rest:
+/* Whether the path part of rest (up to '?' or '#') holds a "." or ".." segment:
  * "/..//evil.com" resolves to the path "//evil.com", which a client-side router could hand
  * on as a protocol-relative URL. No UI path needs a dot segment. */
 static bool has_dot_segment(const char *rest)
@@ -125,18 +129,21 @@ static bool port_ok(const char *s, size_t n)
     return v <= 65535;
 }
 
-/* A DNS name of [A-Za-z0-9-] labels: no empty label, so no leading, doubled or trailing dot.
- * Dotted-decimal IPv4 passes this, but can then only match app_origin. */
+/* A DNS name of [A-Za-z0-9-] labels (RFC 1035 §2.3.4: at most 63 bytes a label, 253 in all):
+ * no empty label, so no leading, doubled or trailing dot. Dotted-decimal IPv4 passes this,
+ * but can then only match app_origin. */
 static bool host_ok(const char *h, size_t n)
 {
-    if (n == 0 || h[0] == '.' || h[n - 1] == '.')
+    size_t label = 0;
+    if (n == 0 || n > HOST_MAX || h[0] == '.' || h[n - 1] == '.')
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = h[i];
         bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         if (!alnum && c != '-' && c != '.')
             return false;
-        if (c == '.' && h[i + 1] == '.')
+        label = c == '.' ? 0 : label + 1;
+        if (label > LABEL_MAX || (c == '.' && h[i + 1] == '.'))
             return false;
     }
     return true;

@@ -39,7 +39,7 @@ enum phase { PHASE_HEADERS, PHASE_BODY, PHASE_WORKING, PHASE_DONE };
 struct conn {
     struct ha_server *srv;
     struct MHD_Connection *mhd;
-    char *uri;        /* raw request target, NULL when over HA_MAX_URL */
+    char *uri; /* raw request target, NULL when over HA_MAX_URL */
     int uri_too_long;
     enum phase phase;
     const struct ha_route *route;
@@ -196,8 +196,7 @@ static int build_request(struct conn *c, const char *method)
         const char *type = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "Content-Type");
         if (type == NULL || strncasecmp(type, FORM_TYPE, strlen(FORM_TYPE)) != 0)
             return 415;
-        if (c->body.len > 0 &&
-            ha_url_parse_query(c->body.data, c->body.len, &c->req.form) != HA_OK)
+        if (c->body.len > 0 && ha_url_parse_query(c->body.data, c->body.len, &c->req.form) != HA_OK)
             return 400;
     }
     return 0;
@@ -277,8 +276,8 @@ static enum MHD_Result on_headers(struct conn *c, const char *method)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     struct conn *c = *con_cls;
     int status;
@@ -381,14 +380,15 @@ static enum ha_err start_daemon(struct ha_server *s)
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cpu_count(), MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
     if (s->daemon == NULL)
         return HA_ERR_IO;
     {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
         s->port = info != NULL ? info->port : cfg->listen_port;
     }
     return HA_OK;

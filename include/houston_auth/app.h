@@ -19,21 +19,21 @@ struct ha_http_client;
 struct ha_app {
     const struct ha_config *cfg;
     struct ha_http_client *client;
-    struct ha_http http;             /* to the tenant and Houston; tests may swap it */
+    struct ha_http http; /* to the tenant and Houston; tests may swap it */
     struct ha_clock clock;
     struct ha_rng rng;
     struct ha_redirect_policy policy;
-    char *redirect_uri;              /* <publicUrl>/v1/oauth/redirect */
-    char *houston_cookie;            /* astronomer_<snake(base)>_auth */
-    char *houston_origin;            /* https://houston.<base>/v1/oauth/callback for state */
+    char *redirect_uri;   /* <publicUrl>/v1/oauth/redirect */
+    char *houston_cookie; /* astronomer_<snake(base)>_auth */
+    char *houston_origin; /* https://houston.<base>/v1/oauth/callback for state */
     struct ha_metrics *metrics;
 
     /* Discovery, loaded by the readiness loop; read under lock. */
     pthread_mutex_t lock;
     struct ha_oidc_provider provider;
     bool provider_ready;
-    const char *not_ready_reason;    /* static string */
-    struct ha_jwks_cache *jwks;      /* NULL until discovery succeeds */
+    const char *not_ready_reason; /* static string */
+    struct ha_jwks_cache *jwks;   /* NULL until discovery succeeds */
 
     /* Background readiness/refresh thread. */
     pthread_t thread;

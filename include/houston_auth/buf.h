@@ -6,10 +6,10 @@
 #include "houston_auth/err.h"
 
 struct ha_buf {
-    char *data;  /* NUL-terminated while len > 0 or after any append */
+    char *data; /* NUL-terminated while len > 0 or after any append */
     size_t len;
     size_t cap;
-    size_t max;  /* appends that would pass max fail with HA_ERR_TOO_LARGE; 0 = 1 MiB */
+    size_t max; /* appends that would pass max fail with HA_ERR_TOO_LARGE; 0 = 1 MiB */
 };
 
 /* Caller-owned storage; no allocation until the first append. */

@@ -18,18 +18,18 @@ struct ha_config {
     /* astronomer.houston.config.auth.auth0.* */
     bool auth0_enabled;
     char *client_id;
-    char *tenant;        /* baseDomain: host[:port] */
-    char *issuer;        /* derived: "https://<tenant>/" */
+    char *tenant; /* baseDomain: host[:port] */
+    char *issuer; /* derived: "https://<tenant>/" */
     /* authSidecar.* */
-    char *listen_host;   /* from listen "host:port" */
+    char *listen_host; /* from listen "host:port" */
     int listen_port;
-    char *houston_url;   /* no trailing '/' */
+    char *houston_url; /* no trailing '/' */
     char *audience;
-    char *public_url;    /* no trailing '/'; redirect_uri = public_url + HA_PATH_REDIRECT */
-    char *app_url;       /* no trailing '/' */
-    char *app_origin;    /* derived from app_url */
+    char *public_url;     /* no trailing '/'; redirect_uri = public_url + HA_PATH_REDIRECT */
+    char *app_url;        /* no trailing '/' */
+    char *app_origin;     /* derived from app_url */
     char *tenant_ca_file; /* NULL: system store only */
-    char *tls_cert_file; /* optional: serve HTTPS (dev); NULL: plain HTTP behind ingress */
+    char *tls_cert_file;  /* optional: serve HTTPS (dev); NULL: plain HTTP behind ingress */
     char *tls_key_file;
     char *token_auth_method; /* HA_AUTH_METHOD_BASIC (default) or HA_AUTH_METHOD_POST */
     long leeway_s;           /* default 60 */
@@ -47,7 +47,7 @@ struct ha_config {
     unsigned char cookie_key[HA_COOKIE_KEY_LEN];      /* HKDF-SHA256 of the cookie secret */
     unsigned char prev_cookie_key[HA_COOKIE_KEY_LEN]; /* from AUTH_SIDECAR_COOKIE_SECRET_PREVIOUS */
     bool has_prev_cookie_key;
-    char *config_path;       /* NULL when none */
+    char *config_path;           /* NULL when none */
     struct ha_config_meta *meta; /* private to config.c; NULL when not from ha_config_load */
 };
 

@@ -14,10 +14,10 @@ enum ha_err ha_cookie_parse(const char *header, size_t len, struct ha_kvlist *ou
 
 struct ha_set_cookie {
     const char *name;
-    const char *value;     /* "" when clearing */
-    const char *domain;    /* NULL: host-only */
-    const char *path;      /* NULL: omitted */
-    long max_age;          /* < 0: omitted (session cookie); 0 clears (adds Expires in 1970) */
+    const char *value;  /* "" when clearing */
+    const char *domain; /* NULL: host-only */
+    const char *path;   /* NULL: omitted */
+    long max_age;       /* < 0: omitted (session cookie); 0 clears (adds Expires in 1970) */
     bool http_only;
     bool secure;
     const char *same_site; /* "Lax", "Strict", "None" or NULL */

@@ -15,14 +15,12 @@ enum ha_err ha_houston_cookie_name(const char *base_domain, char **out);
 /* {"provider":"auth0","integration":..,"origin":..,"redirect":..,"extras":{..},
  *  "inviteToken":..}; extras_json (a JSON object text) and invite_token may be NULL and
  * are then omitted. HA_ERR_INVALID when extras_json is not a JSON object. */
-enum ha_err ha_houston_state_json(const char *integration, const char *origin,
-                                  const char *redirect, const char *extras_json,
-                                  const char *invite_token, char **out);
+enum ha_err ha_houston_state_json(const char *integration, const char *origin, const char *redirect,
+                                  const char *extras_json, const char *invite_token, char **out);
 
 /* id_token=..&access_token=..&token_type=..&expires_in=..&state=.. (form-encoded). */
-enum ha_err ha_houston_form(const char *id_token, const char *access_token,
-                            const char *token_type, long expires_in, const char *state_json,
-                            char **out);
+enum ha_err ha_houston_form(const char *id_token, const char *access_token, const char *token_type,
+                            long expires_in, const char *state_json, char **out);
 
 struct ha_houston_result {
     char *location;   /* Houston's Location, allowlisted */

@@ -26,7 +26,7 @@ struct ha_response {
     size_t body_len;
     char *set_cookies[HA_RESP_MAX_SET_COOKIES];
     size_t set_cookie_count;
-    int no_store; /* Cache-Control: no-store */
+    int no_store;      /* Cache-Control: no-store */
     const char *allow; /* Allow header for 405, static */
 };
 void ha_response_cleanup(struct ha_response *r);

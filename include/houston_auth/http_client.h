@@ -10,21 +10,21 @@
 #define HA_HTTP_MAX_SET_COOKIES 8
 
 struct ha_http_request {
-    const char *method;       /* "GET" or "POST" */
+    const char *method; /* "GET" or "POST" */
     const char *url;
     const char *content_type; /* for POST */
     const char *body;
     size_t body_len;
-    const char *basic_user;   /* HTTP Basic auth when non-NULL (values are form-encoded
-                               * by the caller as RFC 6749 §2.3.1 asks) */
+    const char *basic_user; /* HTTP Basic auth when non-NULL (values are form-encoded
+                             * by the caller as RFC 6749 §2.3.1 asks) */
     const char *basic_pass;
     const char *accept;
-    const char *request_id;   /* sent as X-Request-Id when non-NULL */
+    const char *request_id; /* sent as X-Request-Id when non-NULL */
 };
 
 struct ha_http_response {
     long status;
-    char *body;               /* NUL-terminated; capped at the client's max_body */
+    char *body; /* NUL-terminated; capped at the client's max_body */
     size_t body_len;
     char *content_type;
     char *location;
@@ -47,10 +47,10 @@ static inline enum ha_err ha_http_do(const struct ha_http *h, const struct ha_ht
 }
 
 struct ha_http_client_opts {
-    const char *ca_file;      /* extra CA bundle (PEM) trusted besides the system store */
+    const char *ca_file; /* extra CA bundle (PEM) trusted besides the system store */
     long connect_timeout_ms;
     long total_timeout_ms;
-    size_t max_body;          /* 0: HA_MAX_PEER_BODY */
+    size_t max_body; /* 0: HA_MAX_PEER_BODY */
 };
 struct ha_http_client;
 /* Call once per process before threads start. */

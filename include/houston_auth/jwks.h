@@ -36,12 +36,12 @@ struct ha_jwks_cache_opts {
     const char *jwks_uri;
     struct ha_http http;
     struct ha_clock clock;
-    long refresh_s;      /* a successful load is refreshed after this long */
-    long min_refetch_s;  /* at most one miss-triggered fetch per this window */
+    long refresh_s;     /* a successful load is refreshed after this long */
+    long min_refetch_s; /* at most one miss-triggered fetch per this window */
 };
 
 struct ha_jwks_cache_stats {
-    unsigned long fetches;          /* fetch attempts made */
+    unsigned long fetches; /* fetch attempts made */
     unsigned long fetch_failures;
     unsigned long throttled_misses; /* misses that found the window closed */
     unsigned long coalesced_misses; /* misses that waited on another thread's fetch */

@@ -12,13 +12,13 @@
 struct ha_jwks_cache;
 
 struct ha_jwt {
-    json_t *header;               /* JSON object */
-    json_t *claims;               /* JSON object */
-    const char *signing_input;    /* "<b64 header>.<b64 payload>" inside raw */
+    json_t *header;            /* JSON object */
+    json_t *claims;            /* JSON object */
+    const char *signing_input; /* "<b64 header>.<b64 payload>" inside raw */
     size_t signing_input_len;
     unsigned char *sig;
     size_t sig_len;
-    char *raw;                    /* private copy of the token */
+    char *raw; /* private copy of the token */
 };
 
 /* Splits a compact JWS into exactly three parts, strictly base64url-decodes each, and parses
@@ -37,15 +37,15 @@ const char *ha_jwt_kid(const struct ha_jwt *jwt);
 enum ha_err ha_jwt_verify_signature(const struct ha_jwt *jwt, EVP_PKEY *key);
 
 struct ha_jwt_expect {
-    const char *issuer;     /* iss must equal */
-    const char *audience;   /* aud (string or array) must contain */
-    const char *azp;        /* when non-NULL: azp, if present, must equal; */
-    bool azp_if_multi_aud;  /* ... and must be present when aud has several values */
-    const char *nonce;      /* when non-NULL, nonce must be present and equal (constant time) */
+    const char *issuer;    /* iss must equal */
+    const char *audience;  /* aud (string or array) must contain */
+    const char *azp;       /* when non-NULL: azp, if present, must equal; */
+    bool azp_if_multi_aud; /* ... and must be present when aud has several values */
+    const char *nonce;     /* when non-NULL, nonce must be present and equal (constant time) */
     bool require_iat;
     bool require_sub;
-    long now;               /* seconds since the epoch */
-    long leeway;            /* seconds allowed on exp, nbf, iat */
+    long now;    /* seconds since the epoch */
+    long leeway; /* seconds allowed on exp, nbf, iat */
 };
 
 /* Checks the claims. exp required and numeric; nbf and iat numeric when present, not in the
@@ -57,8 +57,7 @@ enum ha_err ha_jwt_check_claims(const struct ha_jwt *jwt, const struct ha_jwt_ex
  * order, so no key is touched before alg is pinned. *out (optional) receives the parsed
  * token on HA_OK. *reason is a static string on failure. */
 enum ha_err ha_jwt_verify(const char *token, size_t len, struct ha_jwks_cache *keys,
-                          const struct ha_jwt_expect *e, struct ha_jwt **out,
-                          const char **reason);
+                          const struct ha_jwt_expect *e, struct ha_jwt **out, const char **reason);
 
 /* Borrowed string claim or NULL. */
 const char *ha_jwt_claim_str(const struct ha_jwt *jwt, const char *name);

@@ -28,9 +28,9 @@ struct ha_authorize_params {
     const char *client_id;
     const char *redirect_uri;
     const char *audience;
-    const char *connection;  /* NULL or "self": omitted */
-    const char *login_hint;  /* NULL: omitted */
-    const char *prompt;      /* NULL: omitted */
+    const char *connection; /* NULL or "self": omitted */
+    const char *login_hint; /* NULL: omitted */
+    const char *prompt;     /* NULL: omitted */
 };
 /* <authorization_endpoint>?response_type=code&client_id&redirect_uri&scope&audience&state
  * &nonce&code_challenge&code_challenge_method=S256[&connection][&login_hint][&prompt]. */

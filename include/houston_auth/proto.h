@@ -30,11 +30,11 @@
 /* Transaction cookies: one per login in flight, path-scoped to the redirect. */
 #define HA_TXN_COOKIE_PREFIX "ha_txn_"
 #define HA_TXN_COOKIE_PATH "/v1/oauth"
-#define HA_TXN_ID_LEN 16      /* chars of b64url(SHA-256(state)) in the cookie name */
-#define HA_TXN_MAX_COOKIES 5  /* per browser; the oldest go first */
+#define HA_TXN_ID_LEN 16       /* chars of b64url(SHA-256(state)) in the cookie name */
+#define HA_TXN_MAX_COOKIES 5   /* per browser; the oldest go first */
 #define HA_TXN_COOKIE_MAX 3072 /* bytes of one sealed value */
-#define HA_RANDOM_BYTES 32    /* state, nonce and PKCE verifier: 256 bits each */
-#define HA_RANDOM_B64_LEN 43  /* b64url length of HA_RANDOM_BYTES */
+#define HA_RANDOM_BYTES 32     /* state, nonce and PKCE verifier: 256 bits each */
+#define HA_RANDOM_B64_LEN 43   /* b64url length of HA_RANDOM_BYTES */
 
 /* Input caps (DESIGN.md: every input has a size cap). */
 #define HA_MAX_URL 4096

@@ -11,9 +11,9 @@ typedef enum ha_err (*ha_handler_fn)(struct ha_app *app, const struct ha_request
 
 struct ha_route {
     const char *path;
-    const char *allow;   /* methods, as sent in Allow */
-    bool post;           /* accepts POST with a form body */
-    bool outbound;       /* calls the tenant or Houston: runs on a worker, not the I/O thread */
+    const char *allow; /* methods, as sent in Allow */
+    bool post;         /* accepts POST with a form body */
+    bool outbound;     /* calls the tenant or Houston: runs on a worker, not the I/O thread */
     ha_handler_fn handle;
 };
 

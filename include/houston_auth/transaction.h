@@ -9,14 +9,14 @@
 #include "houston_auth/util.h"
 
 struct ha_txn {
-    char state[HA_RANDOM_B64_LEN + 1];    /* b64url of 32 random bytes */
+    char state[HA_RANDOM_B64_LEN + 1]; /* b64url of 32 random bytes */
     char nonce[HA_RANDOM_B64_LEN + 1];
     char verifier[HA_RANDOM_B64_LEN + 1]; /* PKCE code_verifier (RFC 7636 §4.1) */
-    char *integration; /* "self" or an Auth0 connection */
-    char *redirect;    /* UI path, already allowlisted */
-    char *extras;      /* JSON object text or NULL */
-    char *invite_token; /* or NULL */
-    long created;      /* seconds since the epoch */
+    char *integration;                    /* "self" or an Auth0 connection */
+    char *redirect;                       /* UI path, already allowlisted */
+    char *extras;                         /* JSON object text or NULL */
+    char *invite_token;                   /* or NULL */
+    long created;                         /* seconds since the epoch */
 };
 
 /* Fresh state, nonce and verifier from rng; copies the strings (NULL allowed except

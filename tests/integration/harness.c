@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -46,6 +47,7 @@
 static struct it_env the_env;
 static char *secrets[IT_MAX_SECRETS];
 static size_t nsecrets;
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct it_env *it_env(void)
 {
@@ -188,6 +190,8 @@ static void sidecar_env(const struct it_env *e, int port, const char *const *ext
 {
     base_env(s);
     strv_push(s, fmt("GLOBAL_BASE_DOMAIN=%s", IT_BASE_DOMAIN));
+    /* Not in the brief's list, but config.c makes auth0.enabled required with no default. */
+    strv_push(s, fmt("AUTH0_ENABLED=true"));
     strv_push(s, fmt("AUTH0_CLIENT_ID=%s", IT_CLIENT_ID));
     strv_push(s, fmt("AUTH0_BASE_DOMAIN=localhost:%d", e->tenant_port));
     strv_push(s, fmt("AUTH_SIDECAR_LISTEN=127.0.0.1:%d", port));
@@ -909,7 +913,7 @@ char *it_url_rebase(const char *url, const char *from, const char *base)
 /* ---- the login ---- */
 
 /* Notes every secret the browser saw: transaction cookies, the code, Houston's session. */
-static void note_login(const struct it_login *l)
+void it_note_login(const struct it_login *l)
 {
     const struct it_resp *hops[] = {&l->start, &l->authorize, &l->redirect};
     for (size_t i = 0; i < 3; i++) {
@@ -964,7 +968,7 @@ int it_login_at(struct it_client *c, const char *base, const char *start_query, 
     l->hops = 3;
     rc = 0;
 out:
-    note_login(l);
+    it_note_login(l);
     free(hint);
     free(url);
     free(next);
@@ -1107,15 +1111,18 @@ const char *it_received_field(json_t *callback, const char *name)
 
 void it_note_secret(const char *s)
 {
-    if (s == NULL || strlen(s) < 8 || nsecrets >= IT_MAX_SECRETS)
+    bool known = false;
+    if (s == NULL || strlen(s) < 8)
         return;
-    for (size_t i = 0; i < nsecrets; i++) {
-        if (strcmp(secrets[i], s) == 0)
-            return;
+    pthread_mutex_lock(&secrets_lock);
+    for (size_t i = 0; i < nsecrets && !known; i++)
+        known = strcmp(secrets[i], s) == 0;
+    if (!known && nsecrets < IT_MAX_SECRETS) {
+        secrets[nsecrets] = strdup(s);
+        if (secrets[nsecrets] != NULL)
+            nsecrets++;
     }
-    secrets[nsecrets] = strdup(s);
-    if (secrets[nsecrets] != NULL)
-        nsecrets++;
+    pthread_mutex_unlock(&secrets_lock);
 }
 
 static bool contains(const char *hay, size_t len, const char *needle)
@@ -1151,6 +1158,29 @@ const char *it_log_leak(const struct it_env *e, const char *path)
     return leak;
 }
 
+size_t it_noted_count(void)
+{
+    return nsecrets;
+}
+
+bool it_log_check_works(const struct it_env *e)
+{
+    char path[512];
+    FILE *f;
+    bool ok;
+    if (nsecrets == 0)
+        return false;
+    snprintf(path, sizeof(path), "%s/leak-probe.log", e->dir);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return false;
+    fprintf(f, "{\"event\":\"x\",\"v\":\"%s\"}\n", secrets[nsecrets / 2]);
+    fclose(f);
+    ok = it_log_leak(e, path) != NULL;
+    remove(path);
+    return ok;
+}
+
 /* ---- assertions ---- */
 
 void it_expect_login_error(struct it_client *c, const struct it_resp *r, const char *code,
@@ -1164,6 +1194,9 @@ void it_expect_login_error(struct it_client *c, const struct it_resp *r, const c
     assert_non_null(r->location);
     assert_string_equal(r->location, want);
     assert_null(it_resp_set_cookie(r, IT_AUTH_COOKIE "=", 0));
+    if (it_resp_header(r, "Cache-Control") == NULL ||
+        strstr(it_resp_header(r, "Cache-Control"), "no-store") == NULL)
+        fail_msg("a login error answer without Cache-Control: no-store");
     if (it_cookie_get(c, IT_AUTH_COOKIE, false, &ck)) {
         it_cookie_cleanup(&ck);
         fail_msg("a Houston session cookie is in the jar after a failed login");

@@ -25,7 +25,7 @@
 #define IT_AUTH_COOKIE "astronomer_astro_example_com_auth"
 #define IT_TXN_PREFIX "ha_txn_"
 #define IT_SPARE_PORTS 3
-#define IT_MAX_SECRETS 512
+#define IT_MAX_SECRETS 4096
 
 struct it_proc {
     pid_t pid; /* 0: not running */
@@ -171,9 +171,15 @@ const char *it_received_field(json_t *callback, const char *name);
 
 /* Secrets seen during the tests, for the log check. */
 void it_note_secret(const char *s);
+/* Notes what the browser saw in a login: transaction cookies, the code, Houston's cookie.
+ * it_login does it itself. */
+void it_note_login(const struct it_login *l);
 /* NULL when none of the noted secrets, nor the client and cookie secrets, occur in the file
  * at path; else a static description of what leaked (not the value). */
 const char *it_log_leak(const struct it_env *e, const char *path);
+/* How many secrets were noted; whether it_log_leak finds one planted in a probe file. */
+size_t it_noted_count(void);
+bool it_log_check_works(const struct it_env *e);
 /* Reads a whole file (capped at 16 MiB); caller frees. */
 char *it_read_file(const char *path, size_t *len);
 

@@ -6,9 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "houston_auth/b64url.h"
 #include "houston_auth/transaction.h"
 #include "harness.h"
@@ -230,12 +232,18 @@ static void full_login(const char *query, const char *connection, const char *in
     json_t *rec;
     char *token;
 
+    char url[1024];
+
     assert_true(before >= 0);
-    assert_int_equal(it_login(c, query, "ada@example.com", &l), 0);
+    memset(&l, 0, sizeof(l));
+    snprintf(url, sizeof(url), "%s/v1/oauth/start?%s&login_hint=ada%%40example.com", e->sidecar_url,
+             query);
+    assert_int_equal(it_get(c, url, &l.start), 0);
     assert_int_equal(l.start.status, 302);
     check_no_store(&l.start);
     check_authorize(e, l.start.location, connection, "ada@example.com", state, nonce);
     check_txn_cookie(c, &l.start, state);
+    assert_int_equal(it_get(c, l.start.location, &l.authorize), 0);
     /* The tenant answers to the registered redirect_uri with a code and the same state. */
     snprintf(redirect_prefix, sizeof(redirect_prefix), "%s/v1/oauth/redirect?", e->sidecar_url);
     assert_int_equal(l.authorize.status, 302);
@@ -247,6 +255,8 @@ static void full_login(const char *query, const char *connection, const char *in
         assert_non_null(ha_kvlist_get(&q, "code"));
         ha_kvlist_cleanup(&q);
     }
+    assert_int_equal(it_get(c, l.authorize.location, &l.redirect), 0);
+    it_note_login(&l);
     token = check_final(c, &l.redirect, state, full);
     rec = it_houston_received(e);
     assert_non_null(rec);
@@ -505,6 +515,187 @@ static void test_probes_and_metrics(void **state)
     it_client_free(c);
 }
 
+/* GET <sidecar>/v1/oauth/start; returns the new transaction's state (caller frees). */
+static char *start_only(struct it_client *c, struct it_resp *r)
+{
+    char url[512];
+    struct ha_kvlist q;
+    char *st;
+    snprintf(url, sizeof(url), "%s/v1/oauth/start?%s&login_hint=fay%%40example.com",
+             c->env->sidecar_url, SELF_QUERY);
+    assert_int_equal(it_get(c, url, r), 0);
+    assert_int_equal(r->status, 302);
+    assert_int_equal(it_url_query(r->location, &q), 0);
+    st = strdup(ha_kvlist_get(&q, "state"));
+    ha_kvlist_cleanup(&q);
+    return st;
+}
+
+static bool has_txn(struct it_client *c, const char *state)
+{
+    struct it_cookie ck;
+    char name[64];
+    ha_txn_cookie_name(state, name);
+    if (!it_cookie_get(c, name, false, &ck))
+        return false;
+    it_cookie_cleanup(&ck);
+    return true;
+}
+
+/* At most 5 transaction cookies per browser; the oldest goes first, and its answer is then
+ * refused while the newest still completes. */
+static void test_txn_cookies_bounded(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_resp starts[7], auth, fin;
+    char *states[7];
+    (void)state;
+    states[0] = start_only(c, &starts[0]);
+    nanosleep(&(struct timespec){1, 100000000L}, NULL); /* created is in whole seconds */
+    for (int i = 1; i < 7; i++) {
+        states[i] = start_only(c, &starts[i]);
+        assert_true(it_cookie_count(c, IT_TXN_PREFIX) <= 5);
+    }
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 5);
+    assert_false(has_txn(c, states[0]));
+    /* Among transactions created in the same second the pick follows the Cookie header's
+     * order (curl sends the newest first, browsers the oldest), so only these are fixed. */
+    assert_true(has_txn(c, states[6]));
+
+    assert_int_equal(it_get(c, starts[6].location, &auth), 0);
+    assert_int_equal(it_get(c, auth.location, &fin), 0);
+    assert_int_equal(fin.status, 302);
+    it_expect_prefix(fin.location, IT_APP_URL "/oauth?");
+    it_resp_cleanup(&auth);
+    it_resp_cleanup(&fin);
+
+    assert_int_equal(it_get(c, starts[0].location, &auth), 0);
+    assert_int_equal(it_get(c, auth.location, &fin), 0);
+    assert_string_equal(fin.location, IT_LOGIN_ERROR_PREFIX "invalid_state");
+    it_resp_cleanup(&auth);
+    it_resp_cleanup(&fin);
+    for (int i = 0; i < 7; i++) {
+        it_resp_cleanup(&starts[i]);
+        free(states[i]);
+    }
+    it_client_free(c);
+}
+
+static double jwks_fetches(struct it_client *c)
+{
+    struct it_resp r;
+    char url[256];
+    double v;
+    snprintf(url, sizeof(url), "%s/metrics", c->env->sidecar_url);
+    assert_int_equal(it_get(c, url, &r), 0);
+    v = metric(r.body, "houston_auth_jwks_fetches_total");
+    it_resp_cleanup(&r);
+    return v;
+}
+
+/* The tenant rotates its signing key: the unknown kid makes the sidecar refetch the JWKS
+ * once, and the login succeeds on the new key. */
+static void test_key_rotation(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_login l;
+    json_t *rot, *rec, *hdr;
+    const char *id_token, *kid;
+    unsigned char *raw = NULL;
+    size_t len = 0;
+    double f0;
+    (void)state;
+    f0 = jwks_fetches(c);
+    assert_true(f0 >= 1);
+    assert_int_equal(it_tenant_post(e, "/__test/rotate-key", "{}"), 200);
+    rot = it_tenant_get_json(e, "/.well-known/jwks.json");
+    assert_non_null(rot);
+    assert_true(json_array_size(json_object_get(rot, "keys")) >= 2);
+    json_decref(rot);
+
+    assert_int_equal(it_login(c, SELF_QUERY, "gus@example.com", &l), 0);
+    it_expect_prefix(l.redirect.location, IT_APP_URL "/oauth?");
+    assert_true(jwks_fetches(c) == f0 + 1);
+    rec = it_houston_received(e);
+    id_token = it_received_field(json_array_get(rec, json_array_size(rec) - 1), "id_token");
+    assert_non_null(id_token);
+    assert_int_equal(ha_b64url_decode(id_token, strcspn(id_token, "."), &raw, &len), HA_OK);
+    hdr = json_loadb((const char *)raw, len, 0, NULL);
+    kid = json_string_value(json_object_get(hdr, "kid"));
+    assert_non_null(kid);
+    json_decref(hdr);
+    free(raw);
+    json_decref(rec);
+    it_login_cleanup(&l);
+    it_client_free(c);
+}
+
+#define PAR_THREADS 12
+#define PAR_LOGINS 3
+
+struct par_job {
+    int id;
+    int ok;                      /* logins that ended at the app with Houston's cookie */
+    char tokens[PAR_LOGINS][64]; /* the first 63 chars of each session's signature */
+};
+
+/* No cmocka assertions here: they are not thread-safe. */
+static void *par_worker(void *arg)
+{
+    struct par_job *j = arg;
+    for (int i = 0; i < PAR_LOGINS; i++) {
+        struct it_client *c = it_client_new(it_env());
+        struct it_login l;
+        struct it_cookie ck;
+        char email[64];
+        snprintf(email, sizeof(email), "par-%d-%d@example.com", j->id, i);
+        if (c != NULL && it_login(c, SELF_QUERY, email, &l) == 0 && l.redirect.status == 302 &&
+            l.redirect.location != NULL &&
+            strncmp(l.redirect.location, IT_APP_URL "/oauth?", 31) == 0 &&
+            it_cookie_get(c, IT_AUTH_COOKIE, false, &ck)) {
+            const char *sig = strrchr(ck.value, '.');
+            snprintf(j->tokens[i], sizeof(j->tokens[i]), "%s", sig != NULL ? sig : "");
+            it_cookie_cleanup(&ck);
+            j->ok++;
+        }
+        it_login_cleanup(&l);
+        it_client_free(c);
+    }
+    return NULL;
+}
+
+/* Many browsers at once: every login completes, each with its own session. */
+static void test_concurrent_logins(void **state)
+{
+    struct it_env *e = it_env();
+    pthread_t th[PAR_THREADS];
+    struct par_job jobs[PAR_THREADS];
+    long before = it_houston_received_count(e);
+    (void)state;
+    memset(jobs, 0, sizeof(jobs));
+    for (int i = 0; i < PAR_THREADS; i++) {
+        jobs[i].id = i;
+        assert_int_equal(pthread_create(&th[i], NULL, par_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < PAR_THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < PAR_THREADS; i++) {
+        if (jobs[i].ok != PAR_LOGINS)
+            fail_msg("browser %d completed %d of %d logins", i, jobs[i].ok, PAR_LOGINS);
+        for (int k = 0; k < PAR_LOGINS; k++) {
+            for (int m = 0; m < PAR_THREADS; m++) {
+                for (int n = 0; n < PAR_LOGINS; n++) {
+                    if ((m != i || n != k) && strcmp(jobs[i].tokens[k], jobs[m].tokens[n]) == 0)
+                        fail_msg("two browsers got the same session");
+                }
+            }
+        }
+    }
+    assert_int_equal(it_houston_received_count(e), before + PAR_THREADS * PAR_LOGINS);
+}
+
 /* Nothing the browser or Houston saw leaked into the sidecar's log. */
 static void test_log_has_no_secrets(void **state)
 {
@@ -514,6 +705,9 @@ static void test_log_has_no_secrets(void **state)
     json_t *rec = it_houston_received(e); /* notes every token Houston received */
     (void)state;
     json_decref(rec);
+    /* The check must have something to look for, and must be able to find it. */
+    assert_true(it_noted_count() >= 10);
+    assert_true(it_log_check_works(e));
     snprintf(path, sizeof(path), "%s/sidecar.log", e->dir);
     leak = it_log_leak(e, path);
     if (leak != NULL)
@@ -530,6 +724,9 @@ int main(void)
         cmocka_unit_test_setup(test_logout_return_to_refused, it_test_setup),
         cmocka_unit_test_setup(test_two_tabs, it_test_setup),
         cmocka_unit_test_setup(test_probes_and_metrics, it_test_setup),
+        cmocka_unit_test_setup(test_txn_cookies_bounded, it_test_setup),
+        cmocka_unit_test_setup(test_key_rotation, it_test_setup),
+        cmocka_unit_test_setup(test_concurrent_logins, it_test_setup),
         cmocka_unit_test(test_log_has_no_secrets),
     };
     return cmocka_run_group_tests(tests, it_group_setup, it_group_teardown);

@@ -314,6 +314,128 @@ static void test_access_token_audience(void **state)
                 true);
 }
 
+/* Every ID-token check, end to end: one fault each, each refused as invalid_id_token. The
+ * @NOW in an entry is replaced by now plus its offset, @PORT by the tenant's port. */
+struct claim_case {
+    const char *fault;
+    long offset;
+};
+
+/* Expands @NOW (now + offset) and @PORT (the tenant's port) in tmpl. */
+static void expand(const char *tmpl, long offset, char *out, size_t len)
+{
+    size_t o = 0;
+    while (*tmpl != '\0' && o + 24 < len) {
+        if (strncmp(tmpl, "@NOW", 4) == 0) {
+            o += (size_t)snprintf(out + o, len - o, "%ld", (long)time(NULL) + offset);
+            tmpl += 4;
+        } else if (strncmp(tmpl, "@PORT", 5) == 0) {
+            o += (size_t)snprintf(out + o, len - o, "%d", it_env()->tenant_port);
+            tmpl += 5;
+        } else {
+            out[o++] = *tmpl++;
+        }
+    }
+    out[o] = '\0';
+}
+
+static void run_cases(const struct claim_case *cases, size_t n, const char *code)
+{
+    struct it_env *e = it_env();
+    for (size_t i = 0; i < n; i++) {
+        char fault[512];
+        expand(cases[i].fault, cases[i].offset, fault, sizeof(fault));
+        print_message("fault %s\n", fault);
+        assert_int_equal(it_peers_reset(e), 0);
+        fault_login(fault, NULL, code, true);
+    }
+}
+
+static void test_id_token_checks(void **state)
+{
+    static const struct claim_case cases[] = {
+        {"{\"id_token_claims\":{\"iss\":\"https://evil.example.net/\"}}", 0},
+        {"{\"id_token_claims\":{\"iss\":\"https://localhost:@PORT\"}}", 0},
+        {"{\"id_token_claims\":{\"aud\":\"other-client\"}}", 0},
+        {"{\"id_token_claims\":{\"aud\":[\"other\",\"houston-auth-test\"],"
+         "\"azp\":\"other\"}}",
+         0},
+        {"{\"id_token_claims\":{\"aud\":[\"houston-auth-test\",\"other\"],"
+         "\"azp\":null}}",
+         0},
+        {"{\"id_token_claims\":{\"azp\":\"other\"}}", 0},
+        {"{\"id_token_claims\":{\"exp\":@NOW}}", -120},
+        {"{\"id_token_claims\":{\"exp\":null}}", 0},
+        {"{\"id_token_claims\":{\"nbf\":@NOW}}", 600},
+        {"{\"id_token_claims\":{\"iat\":@NOW}}", 600},
+        {"{\"id_token_claims\":{\"sub\":null}}", 0},
+        {"{\"id_token_claims\":{\"sub\":\"\"}}", 0},
+        {"{\"id_token_claims\":{\"nonce\":null}}", 0},
+        {"{\"id_token_header\":{\"kid\":\"no-such-kid\"}}", 0},
+        {"{\"id_token_header\":{\"crit\":[\"x-unknown\"]}}", 0},
+        {"{\"id_token_sign\":\"none\"}", 0},
+        {"{\"id_token_sign\":\"hs256-pubkey-pem\"}", 0},
+        {"{\"id_token_sign\":\"hs256-pubkey-der\"}", 0},
+        {"{\"id_token_sign\":\"rs384\"}", 0},
+        {"{\"id_token_sign\":\"rs512\"}", 0},
+        {"{\"id_token_sign\":\"ps256\"}", 0},
+        {"{\"id_token_sign\":\"es256\"}", 0},
+        {"{\"id_token_sign\":\"other-key\"}", 0},
+    };
+    (void)state;
+    run_cases(cases, sizeof(cases) / sizeof(cases[0]), "invalid_id_token");
+}
+
+/* DESIGN.md: keys are "matched by exact kid". An ID token without a kid must not be
+ * verified with whatever key the JWKS holds (jwks.h lets a NULL kid match a lone key). */
+static void test_id_token_without_kid(void **state)
+{
+    (void)state;
+    fault_login("{\"id_token_header\":{\"kid\":null}}", NULL, "invalid_id_token", true);
+}
+
+static void test_access_token_checks(void **state)
+{
+    static const struct claim_case cases[] = {
+        {"{\"access_token_claims\":{\"aud\":[\"other\"]}}", 0},
+        {"{\"access_token_claims\":{\"iss\":\"https://evil.example.net/\"}}", 0},
+        {"{\"access_token_claims\":{\"exp\":@NOW}}", -3600},
+        {"{\"access_token_sign\":\"none\"}", 0},
+        {"{\"access_token_sign\":\"bad-signature\"}", 0},
+        {"{\"access_token_sign\":\"hs256-pubkey-pem\"}", 0},
+        {"{\"access_token_sign\":\"other-key\"}", 0},
+    };
+    (void)state;
+    run_cases(cases, sizeof(cases) / sizeof(cases[0]), "invalid_access_token");
+}
+
+/* Headers that point at other keys are ignored (the login succeeds on the tenant's key), and
+ * an exp inside the 60 s leeway is accepted. */
+static void test_id_token_accepted_variants(void **state)
+{
+    static const char *const faults[] = {
+        "{\"id_token_header\":{\"jku\":\"https://evil.example.net/jwks\","
+        "\"x5u\":\"https://evil.example.net/x5u\"}}",
+        "{\"id_token_claims\":{\"exp\":@NOW}}",
+    };
+    struct it_env *e = it_env();
+    (void)state;
+    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+        struct it_client *c = it_client_new(e);
+        struct it_login l;
+        char fault[512];
+        expand(faults[i], -20, fault, sizeof(fault));
+        assert_int_equal(it_peers_reset(e), 0);
+        assert_int_equal(it_tenant_fault(e, fault), 200);
+        assert_int_equal(it_login(c, QUERY, EMAIL, &l), 0);
+        if (l.redirect.location == NULL || strstr(l.redirect.location, "/oauth?") == NULL)
+            fail_msg("fault %s: login ended at %s", fault,
+                     l.redirect.location != NULL ? l.redirect.location : "(none)");
+        it_login_cleanup(&l);
+        it_client_free(c);
+    }
+}
+
 static void test_token_endpoint_status(void **state)
 {
     (void)state;
@@ -350,6 +472,41 @@ static void test_houston_location_off_allowlist(void **state)
 {
     (void)state;
     fault_login(NULL, "{\"location\":\"https://evil.example.net/\"}", "houston_rejected", false);
+}
+
+static void test_houston_no_cookie(void **state)
+{
+    (void)state;
+    fault_login(NULL, "{\"no_cookie\":true}", "houston_rejected", false);
+}
+
+static void test_houston_locations_off_allowlist(void **state)
+{
+    static const char *const bad[] = {
+        "{\"location\":\"//evil.example.net/\"}",
+        "{\"location\":\"http://app.astro.example.com/oauth\"}",
+        "{\"location\":\"https://app.astro.example.com.evil.net/oauth\"}",
+        "{\"location\":\"https://user@app.astro.example.com/oauth\"}",
+        "{\"location\":\"/\\\\evil.example.net/\"}",
+        "{\"location\":\"javascript:alert(1)\"}",
+        "{\"location\":\"/oauth\\r\\nSet-Cookie: x=y\"}",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        print_message("fault %s\n", bad[i]);
+        assert_int_equal(it_peers_reset(it_env()), 0);
+        fault_login(NULL, bad[i], "houston_rejected", false);
+    }
+}
+
+/* Houston sleeps 3 s; the sidecar's request timeout is 1.5 s. */
+static void test_houston_slow(void **state)
+{
+    double secs;
+    (void)state;
+    secs = fault_login(NULL, "{\"delay_ms\":3000}", "houston_unavailable", false);
+    if (secs < 1.2 || secs > 2.5)
+        fail_msg("the redirect took %.2f s; want the 1.5 s request timeout", secs);
 }
 
 /* Houston's own signup error is relayed as it is, with no session. */
@@ -427,6 +584,98 @@ static void test_start_redirect_refused(void **state)
     it_client_free(c);
 }
 
+static void test_start_params_refused(void **state)
+{
+    static const char *const bad[] = {
+        "provider=github&redirect=/oauth",
+        "provider=auth0&integration=evil%20conn",
+        "provider=auth0&integration=a%2Fb",
+        "provider=auth0&extras=notjson",
+        "provider=auth0&extras=%5B1%5D",
+        "provider=auth0&redirect=/a&redirect=/b",
+        "provider=auth0&inviteToken=a%20b",
+        "provider=auth0&state=x&state=y&integration=self&integration=google-oauth2",
+    };
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct it_resp r;
+        char url[512];
+        snprintf(url, sizeof(url), "%s/v1/oauth/start?%s", e->sidecar_url, bad[i]);
+        assert_int_equal(it_get(c, url, &r), 0);
+        if (r.location == NULL || strstr(r.location, "error=bad_request") == NULL)
+            fail_msg("%s answered %ld %s", bad[i], r.status,
+                     r.location != NULL ? r.location : "(no Location)");
+        it_expect_login_error(c, &r, "bad_request", 0);
+        assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 0);
+        it_resp_cleanup(&r);
+    }
+    it_client_free(c);
+}
+
+/* A clear answer for oversized input: a 4xx or a login error, never a 5xx or a crash. */
+static void expect_clear_refusal(const struct it_resp *r, const char *what)
+{
+    bool login_error =
+        r->status == 302 && r->location != NULL &&
+        strncmp(r->location, IT_LOGIN_ERROR_PREFIX, strlen(IT_LOGIN_ERROR_PREFIX)) == 0;
+    if (r->curl_code != 0)
+        fail_msg("%s: transfer failed (curl %d: %s), status %ld", what, r->curl_code,
+                 curl_easy_strerror((CURLcode)r->curl_code), r->status);
+    if (!login_error && (r->status < 400 || r->status > 499))
+        fail_msg("%s answered %ld", what, r->status);
+    assert_null(it_resp_set_cookie(r, IT_AUTH_COOKIE "=", 0));
+}
+
+static void test_oversized_input(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_resp r;
+    size_t big = 20000;
+    char *url = malloc(big + 512), *body = malloc(big * 5 + 64);
+    (void)state;
+    /* A URL over the cap. */
+    snprintf(url, big + 512, "%s/v1/oauth/start?provider=auth0&redirect=/", e->sidecar_url);
+    memset(url + strlen(url), 'a', big);
+    url[strlen(e->sidecar_url) + 40 + big] = '\0';
+    it_get(c, url, &r);
+    expect_clear_refusal(&r, "a 20 KB URL");
+    it_resp_cleanup(&r);
+    /* A form body over the cap. */
+    memcpy(body, "state=", 6);
+    memset(body + 6, 'b', big * 5);
+    body[6 + big * 5] = '\0';
+    snprintf(url, big + 512, "%s/v1/oauth/redirect", e->sidecar_url);
+    it_request(c, "POST", url, "application/x-www-form-urlencoded", body, &r);
+    expect_clear_refusal(&r, "a 100 KB form");
+    it_resp_cleanup(&r);
+    /* A Cookie header over the cap: 24 transaction-path cookies of 1 KB. */
+    for (int i = 0; i < 24; i++) {
+        struct it_cookie ck = {0};
+        snprintf(ck.name, sizeof(ck.name), "ha_txn_big%02d", i);
+        snprintf(ck.domain, sizeof(ck.domain), "%s", IT_SIDECAR_HOST);
+        snprintf(ck.path, sizeof(ck.path), "/v1/oauth");
+        ck.value = body + 6;
+        ck.value[1000] = '\0';
+        assert_int_equal(it_cookie_put(c, &ck), 0);
+    }
+    snprintf(url, big + 512, "%s/v1/oauth/redirect?code=c&state=%043d", e->sidecar_url, 0);
+    it_get(c, url, &r);
+    expect_clear_refusal(&r, "a 24 KB Cookie header");
+    it_resp_cleanup(&r);
+    free(url);
+    free(body);
+    it_client_free(c);
+    /* And it still serves. */
+    {
+        char h[256];
+        snprintf(h, sizeof(h), "%s/healthz", e->sidecar_url);
+        assert_int_equal(it_wait_status(e, h, 200, 2000), 0);
+    }
+}
+
 /* Nothing seen in this file's tests reached a log line. */
 static void test_logs_hold_no_secrets(void **state)
 {
@@ -435,6 +684,9 @@ static void test_logs_hold_no_secrets(void **state)
     json_t *rec = it_houston_received(e); /* notes the tokens Houston received */
     (void)state;
     json_decref(rec);
+    /* The check must have something to look for, and must be able to find it. */
+    assert_true(it_noted_count() >= 10);
+    assert_true(it_log_check_works(e));
     for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
         char path[512];
         const char *leak;
@@ -459,14 +711,23 @@ int main(void)
         cmocka_unit_test_setup(test_wrong_nonce, it_test_setup),
         cmocka_unit_test_setup(test_bad_signature, it_test_setup),
         cmocka_unit_test_setup(test_access_token_audience, it_test_setup),
+        cmocka_unit_test_setup(test_id_token_checks, it_test_setup),
+        cmocka_unit_test_setup(test_id_token_without_kid, it_test_setup),
+        cmocka_unit_test_setup(test_access_token_checks, it_test_setup),
+        cmocka_unit_test_setup(test_id_token_accepted_variants, it_test_setup),
         cmocka_unit_test_setup(test_token_endpoint_status, it_test_setup),
         cmocka_unit_test_setup(test_token_endpoint_timeout, it_test_setup),
         cmocka_unit_test_setup(test_token_endpoint_garbage, it_test_setup),
         cmocka_unit_test_setup(test_houston_500, it_test_setup),
         cmocka_unit_test_setup(test_houston_location_off_allowlist, it_test_setup),
+        cmocka_unit_test_setup(test_houston_no_cookie, it_test_setup),
+        cmocka_unit_test_setup(test_houston_locations_off_allowlist, it_test_setup),
+        cmocka_unit_test_setup(test_houston_slow, it_test_setup),
         cmocka_unit_test_setup(test_houston_signup_error, it_test_setup),
         cmocka_unit_test_setup(test_houston_down, it_test_setup),
         cmocka_unit_test_setup(test_start_redirect_refused, it_test_setup),
+        cmocka_unit_test_setup(test_start_params_refused, it_test_setup),
+        cmocka_unit_test_setup(test_oversized_input, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
     };
     return cmocka_run_group_tests(tests, it_group_setup, it_group_teardown);

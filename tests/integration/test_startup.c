@@ -99,6 +99,52 @@ static void test_ready_once_tenant_answers(void **state)
     it_client_free(c);
 }
 
+/* Stays not ready (503 with a reason) for at least hold_ms. */
+static void expect_not_ready_for(struct it_client *c, const char *base, long hold_ms)
+{
+    long end = mono_ms() + hold_ms;
+    char url[256];
+    snprintf(url, sizeof(url), "%s/readyz", base);
+    while (mono_ms() < end) {
+        struct it_resp r;
+        json_t *j;
+        assert_int_equal(it_get(c, url, &r), 0);
+        assert_int_equal(r.status, 503);
+        j = json_loads(r.body, 0, NULL);
+        assert_true(json_is_string(json_object_get(j, "reason")));
+        json_decref(j);
+        it_resp_cleanup(&r);
+        nanosleep(&(struct timespec){0, 200000000L}, NULL);
+    }
+}
+
+/* A tenant whose discovery names another issuer, then whose JWKS fails, never makes the
+ * sidecar ready; once it is healthy again the sidecar becomes ready on its own. */
+static void test_not_ready_on_bad_issuer_or_jwks(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    char base[128], url[256];
+    (void)state;
+    assert_int_equal(it_tenant_fault(e, "{\"discovery_issuer\":\"https://evil.example.net/\"}"),
+                     200);
+    assert_int_equal(
+        it_sidecar_start(e, &e->spare[0], e->spare_ports[0], "sidecar-faults.log", NULL, false), 0);
+    it_sidecar_base(e->spare_ports[0], base, sizeof(base));
+    expect_not_ready_for(c, base, 1200);
+    assert_int_equal(it_tenant_fault(e, "{\"discovery_issuer\":null,\"jwks_status\":500}"), 200);
+    expect_not_ready_for(c, base, 1200);
+    assert_int_equal(
+        it_tenant_fault(e, "{\"jwks_status\":null,\"jwks_body\":\"{\\\"keys\\\":[]}\"}"), 200);
+    expect_not_ready_for(c, base, 1200);
+    assert_int_equal(it_peers_reset(e), 0);
+    snprintf(url, sizeof(url), "%s/readyz", base);
+    if (it_wait_status(e, url, 200, READY_DEADLINE_MS) != 0)
+        fail_msg("/readyz not 200 within %d ms of the tenant healing", READY_DEADLINE_MS);
+    it_proc_stop(&e->spare[0]);
+    it_client_free(c);
+}
+
 static void test_check_config_good(void **state)
 {
     struct it_env *e = it_env();
@@ -192,6 +238,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_not_ready_while_tenant_down),
         cmocka_unit_test(test_ready_once_tenant_answers),
+        cmocka_unit_test(test_not_ready_on_bad_issuer_or_jwks),
         cmocka_unit_test(test_check_config_good),
         cmocka_unit_test(test_check_config_refuses_bad_values),
         cmocka_unit_test(test_help),

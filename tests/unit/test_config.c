@@ -362,7 +362,7 @@ static void test_config_path_from_env(void **state)
     ha_config_free(r.cfg);
     /* --config wins over HOUSTON_AUTH_CONFIG: the other file lacks the Auth0 block. */
     load(&r, args, env);
-    assert_refused(&r, "astronomer.houston.config.auth.auth0.enabled");
+    assert_refused(&r, "astronomer.houston.config.auth.auth0.clientId");
     unlink(path);
     unlink(other);
     free(text);
@@ -391,7 +391,6 @@ static void test_each_required_key(void **state)
         const char *needle;
     } req[] = {
         {"GLOBAL_BASE_DOMAIN=astro.example.com", "global.baseDomain"},
-        {"AUTH0_ENABLED=true", "astronomer.houston.config.auth.auth0.enabled"},
         {"AUTH0_CLIENT_ID=abc", "astronomer.houston.config.auth.auth0.clientId"},
         {"AUTH0_BASE_DOMAIN=t.auth0.com", "astronomer.houston.config.auth.auth0.baseDomain"},
         {ENV_CLIENT, "AUTH0_CLIENT_SECRET"},
@@ -418,6 +417,7 @@ static void test_each_required_key(void **state)
     env[n] = NULL;
     load(&r, NULL, (const char *const *)env);
     assert_ok(&r);
+    assert_true(r.cfg->auth0_enabled); /* not false is enough: it defaults to true */
     ha_config_free(r.cfg);
 }
 
@@ -892,9 +892,15 @@ static void test_yaml_shapes_refused(void **state)
         load_text(&r, cases[i].yaml, "GLOBAL_BASE_DOMAIN=astro.example.com", NULL);
         assert_refused(&r, cases[i].needle);
     }
+    /* A value echoed in the reason cannot break the one-line error. */
+    load_with(&r, "AUTH_SIDECAR_TOKEN_AUTH_METHOD=x\r\nlevel=info fake log line");
+    assert_refused(&r, "authSidecar.tokenAuthMethod");
+    assert_null(strchr(r.err, '\n'));
+    assert_null(strchr(r.err, '\r'));
 }
 
-/* Nine levels of ten aliases each: 10^9 strings if anything expanded them. */
+/* Nine levels of ten aliases each: 10^9 strings if anything expanded them. Deep nesting,
+ * which libyaml scans in quadratic time, is refused early. */
 static void test_billion_laughs(void **state)
 {
     struct run r;
@@ -921,8 +927,17 @@ static void test_billion_laughs(void **state)
     assert_refused(&r, "authSidecar.audience"); /* a list where one value belongs */
     free(text);
 
+    text = malloc(200001);
+    assert_non_null(text);
+    memset(text, '[', 100000);
+    memset(text + 100000, ']', 100000);
+    text[200000] = '\0';
+    load_text(&r, text, NULL, NULL);
+    assert_refused(&r, "nested deeper");
+    free(text);
+
     text = replace_all(bomb, "self: &s [*s]\n", "");
-    load_text(&r, text, "GLOBAL_BASE_DOMAIN=astro.example.com", "AUTH0_ENABLED=true");
+    load_text(&r, text, "GLOBAL_BASE_DOMAIN=astro.example.com", NULL);
     /* Unused aliases are fine; the rest of the config is still read (and found missing). */
     assert_refused(&r, "auth0.clientId");
     free(text);

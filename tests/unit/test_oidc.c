@@ -54,7 +54,8 @@ static void fake_cleanup(struct fake *f)
 }
 
 static const char good_discovery[] =
-    "{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"https://tenant.example.com/authorize\","
+    "{\"issuer\":\"" ISSUER
+    "\",\"authorization_endpoint\":\"https://tenant.example.com/authorize\","
     "\"token_endpoint\":\"https://tenant.example.com/oauth/token\","
     "\"jwks_uri\":\"https://tenant.example.com/.well-known/jwks.json\","
     "\"end_session_endpoint\":\"https://tenant.example.com/v2/logout\"}";
@@ -79,8 +80,7 @@ static void expect_discovery_refused(const char *doc)
 {
     struct ha_oidc_provider p = {0};
     const char *reason = NULL;
-    assert_int_not_equal(ha_oidc_parse_discovery(doc, strlen(doc), ISSUER, 0, &p, &reason),
-                         HA_OK);
+    assert_int_not_equal(ha_oidc_parse_discovery(doc, strlen(doc), ISSUER, 0, &p, &reason), HA_OK);
     assert_non_null(reason);
     assert_null(p.issuer);
 }
@@ -127,9 +127,9 @@ static struct ha_oidc_provider provider(void)
 {
     struct ha_oidc_provider p = {0};
     const char *reason = NULL;
-    assert_int_equal(ha_oidc_parse_discovery(good_discovery, strlen(good_discovery), ISSUER, 0,
-                                             &p, &reason),
-                     HA_OK);
+    assert_int_equal(
+        ha_oidc_parse_discovery(good_discovery, strlen(good_discovery), ISSUER, 0, &p, &reason),
+        HA_OK);
     return p;
 }
 
@@ -137,8 +137,9 @@ static void test_authorize_url(void **state)
 {
     struct ha_oidc_provider p = provider();
     struct ha_txn t = {0};
-    struct ha_authorize_params a = {"client-1", "https://houston.x.io/v1/oauth/redirect",
-                                    "astronomer-ee", "google-oauth2", "a@b.c", NULL};
+    struct ha_authorize_params a = {"client-1",      "https://houston.x.io/v1/oauth/redirect",
+                                    "astronomer-ee", "google-oauth2",
+                                    "a@b.c",         NULL};
     struct ha_kvlist q = {0};
     char *url = NULL;
     const char *query;
@@ -152,7 +153,8 @@ static void test_authorize_url(void **state)
     assert_int_equal(ha_url_parse_query(query, strlen(query), &q), HA_OK);
     assert_string_equal(ha_kvlist_get(&q, "response_type"), "code");
     assert_string_equal(ha_kvlist_get(&q, "client_id"), "client-1");
-    assert_string_equal(ha_kvlist_get(&q, "redirect_uri"), "https://houston.x.io/v1/oauth/redirect");
+    assert_string_equal(ha_kvlist_get(&q, "redirect_uri"),
+                        "https://houston.x.io/v1/oauth/redirect");
     assert_string_equal(ha_kvlist_get(&q, "scope"), "openid profile email");
     assert_string_equal(ha_kvlist_get(&q, "audience"), "astronomer-ee");
     assert_string_equal(ha_kvlist_get(&q, "state"), t.state);
@@ -185,8 +187,9 @@ static void test_exchange_basic(void **state)
     struct ha_oidc_provider p = provider();
     struct fake f = {.status = 200, .body = good_tokens, .err = HA_OK};
     struct ha_http http = {fake_do, &f};
-    struct ha_token_request r = {"client:1", "s3cr:t/+", "client_secret_basic", "CODE",
-                                 "https://h/v1/oauth/redirect", "VERIFIER", "rid"};
+    struct ha_token_request r = {
+        "client:1", "s3cr:t/+", "client_secret_basic", "CODE", "https://h/v1/oauth/redirect",
+        "VERIFIER", "rid"};
     struct ha_token_response t = {0};
     struct ha_kvlist form = {0};
     const char *reason = NULL;
@@ -217,8 +220,9 @@ static void test_exchange_post(void **state)
     struct ha_oidc_provider p = provider();
     struct fake f = {.status = 200, .body = good_tokens, .err = HA_OK};
     struct ha_http http = {fake_do, &f};
-    struct ha_token_request r = {"client-1", "secret", "client_secret_post", "CODE",
-                                 "https://h/v1/oauth/redirect", "VERIFIER", NULL};
+    struct ha_token_request r = {
+        "client-1", "secret", "client_secret_post", "CODE", "https://h/v1/oauth/redirect",
+        "VERIFIER", NULL};
     struct ha_token_response t = {0};
     struct ha_kvlist form = {0};
     const char *reason = NULL;
@@ -240,8 +244,7 @@ static void expect_exchange_fails(long status, const char *body, enum ha_err tra
     struct ha_oidc_provider p = provider();
     struct fake f = {.status = status, .body = body, .err = transport};
     struct ha_http http = {fake_do, &f};
-    struct ha_token_request r = {"c", "s", "client_secret_basic", "CODE", "https://h/r", "V",
-                                 NULL};
+    struct ha_token_request r = {"c", "s", "client_secret_basic", "CODE", "https://h/r", "V", NULL};
     struct ha_token_response t = {0};
     const char *reason = NULL;
     assert_int_equal(ha_oidc_exchange_code(&http, &p, &r, &t, &reason), want);
@@ -260,8 +263,7 @@ static void test_exchange_failures(void **state)
     expect_exchange_fails(200, "{\"id_token\":\"a.b.c\",\"access_tok", HA_OK, HA_ERR_HTTP);
     expect_exchange_fails(200, "{\"id_token\":\"a.b.c\",\"token_type\":\"Bearer\"}", HA_OK,
                           HA_ERR_HTTP);
-    expect_exchange_fails(200,
-                          "{\"id_token\":\"a\",\"access_token\":\"b\",\"token_type\":\"mac\"}",
+    expect_exchange_fails(200, "{\"id_token\":\"a\",\"access_token\":\"b\",\"token_type\":\"mac\"}",
                           HA_OK, HA_ERR_HTTP);
     expect_exchange_fails(200,
                           "{\"id_token\":\"a\",\"id_token\":\"x\",\"access_token\":\"b\","
@@ -277,9 +279,9 @@ static void test_exchange_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_discovery_ok),      cmocka_unit_test(test_discovery_refusals),
+        cmocka_unit_test(test_discovery_ok),         cmocka_unit_test(test_discovery_refusals),
         cmocka_unit_test(test_discovery_http_error), cmocka_unit_test(test_authorize_url),
-        cmocka_unit_test(test_exchange_basic),    cmocka_unit_test(test_exchange_post),
+        cmocka_unit_test(test_exchange_basic),       cmocka_unit_test(test_exchange_post),
         cmocka_unit_test(test_exchange_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -192,6 +192,8 @@ static const char *const refused[] = {
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.evil.com/",
     "https://astro.example.com.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.evil.com/",
+    /* A label over 63 bytes (RFC 1035), even under the base domain. */
+    "https://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.astro.example.com/",
     "https://app.astro.example.com.evil.com/",
     "https://astro.example.com.evil.com/",
     "https://evilastro.example.com/",
@@ -280,6 +282,8 @@ static const char *const allowed_prod[] = {
     "https://houston.astro.example.com/v1/oauth/callback",
     "https://deployments.astro.example.com/a-b-c/airflow",
     "https://a-1.b-2.astro.example.com/",
+    /* A 63-byte label is the longest DNS allows. */
+    "https://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.astro.example.com/",
     "https://app.astro.example.com/oauth?extras=%7B%22source%22%3A%22cli%22%7D&strategy=auth0"
     "&token=eyJhbGciOiJSUzI1NiJ9.eyJ1dWlkIjoiMSJ9.c2ln",
     "https://app.astro.example.com/login?error=invite_required",
@@ -370,6 +374,21 @@ static void test_size_cap(void **state)
     free(t);
 }
 
+/* A host over 253 bytes is no DNS name, even if every label is short and it ends in the base. */
+static void test_host_length_cap(void **state)
+{
+    char host[300], url[320];
+    (void)state;
+    for (size_t i = 0; i < 59; i++)
+        memcpy(host + 4 * i, "abc.", 4); /* 236 bytes */
+    snprintf(host + 236, sizeof(host) - 236, "astro.example.com");
+    assert_int_equal(strlen(host), 253);
+    snprintf(url, sizeof(url), "https://%s/", host);
+    assert_int_equal(ha_redirect_check(&prod, url), HA_OK);
+    snprintf(url, sizeof(url), "https://x%s/", host);
+    assert_int_equal(ha_redirect_check(&prod, url), HA_ERR_REFUSED);
+}
+
 static void expect_origin(const char *url, const char *want)
 {
     char *o = NULL;
@@ -420,7 +439,7 @@ int main(void)
         cmocka_unit_test(test_payloads_refused),     cmocka_unit_test(test_legitimate_targets_pass),
         cmocka_unit_test(test_app_origin_is_exact),  cmocka_unit_test(test_http_app_origin),
         cmocka_unit_test(test_missing_policy_parts), cmocka_unit_test(test_size_cap),
-        cmocka_unit_test(test_url_origin),
+        cmocka_unit_test(test_host_length_cap),      cmocka_unit_test(test_url_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,15 +21,16 @@
 #include "tenant.h"
 
 #define CHALLENGE_LEN 43 /* base64url(SHA-256) */
-#define FORM_POST_CSP                                                                          \
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "              \
+#define FORM_POST_CSP                                                                              \
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "                  \
     "frame-ancestors 'none'"
 
 /* The parameters the login form carries back as hidden fields, in this order. */
 static const char *const params[] = {
-    "client_id", "redirect_uri",  "response_type",         "scope",         "state",
-    "nonce",     "code_challenge", "code_challenge_method", "response_mode", "audience",
-    "connection", "login_hint",   "prompt"};
+    "client_id",     "redirect_uri", "response_type",  "scope",
+    "state",         "nonce",        "code_challenge", "code_challenge_method",
+    "response_mode", "audience",     "connection",     "login_hint",
+    "prompt"};
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
 
 struct areq {
@@ -56,8 +57,10 @@ static enum ha_err form_post_page(const struct areq *a, const struct param *ps, 
     if (err == HA_OK)
         err = ha_html_escape(a->redirect_uri, &v);
     if (err == HA_OK)
-        err = ha_buf_appendf(&b, "%s<h1>Continue signing in</h1>\n<form method=\"post\" "
-                             "action=\"%s\">\n", head, v);
+        err = ha_buf_appendf(&b,
+                             "%s<h1>Continue signing in</h1>\n<form method=\"post\" "
+                             "action=\"%s\">\n",
+                             head, v);
     for (size_t i = 0; err == HA_OK && i < n; i++) {
         free(k);
         free(v);
@@ -71,7 +74,8 @@ static enum ha_err form_post_page(const struct areq *a, const struct param *ps, 
             err = ha_buf_appendf(&b, "<input type=\"hidden\" name=\"%s\" value=\"%s\">\n", k, v);
     }
     if (err == HA_OK)
-        err = ha_buf_appendf(&b, "<noscript><p>Press Continue to finish signing in.</p>"
+        err = ha_buf_appendf(&b,
+                             "<noscript><p>Press Continue to finish signing in.</p>"
                              "<button type=\"submit\">Continue</button></noscript>\n</form>\n"
                              "<script>document.forms[0].submit();</script>\n%s",
                              PEER_PAGE_TAIL);
@@ -270,8 +274,8 @@ static enum ha_err hidden_fields(struct ha_buf *b, const struct ha_kvlist *in)
             continue;
         err = ha_html_escape(v, &ev);
         if (err == HA_OK)
-            err = ha_buf_appendf(b, "<input type=\"hidden\" name=\"%s\" value=\"%s\">\n",
-                                 params[i], ev);
+            err = ha_buf_appendf(b, "<input type=\"hidden\" name=\"%s\" value=\"%s\">\n", params[i],
+                                 ev);
         free(ev);
     }
     return err;

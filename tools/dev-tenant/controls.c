@@ -77,8 +77,7 @@ static const char *check_faults(json_t *req)
     return NULL;
 }
 
-static void set_faults(struct tenant *t, const struct peer_request *req,
-                       struct peer_response *resp)
+static void set_faults(struct tenant *t, const struct peer_request *req, struct peer_response *resp)
 {
     json_error_t jerr;
     json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -88,8 +87,9 @@ static void set_faults(struct tenant *t, const struct peer_request *req,
 
     if (problem != NULL) {
         json_decref(body);
-        peer_resp_json(resp, 400, json_pack("{s:s, s:s}", "error", "invalid_fault",
-                                            "error_description", problem));
+        peer_resp_json(
+            resp, 400,
+            json_pack("{s:s, s:s}", "error", "invalid_fault", "error_description", problem));
         return;
     }
     pthread_mutex_lock(&t->lock);

@@ -15,9 +15,8 @@ enum ha_err tenant_oauth_error(struct peer_response *r, int status, const char *
                                const char *description)
 {
     r->no_store = true;
-    return peer_resp_json(r, status,
-                          json_pack("{s:s, s:s}", "error", error, "error_description",
-                                    description));
+    return peer_resp_json(
+        r, status, json_pack("{s:s, s:s}", "error", error, "error_description", description));
 }
 
 bool tenant_list_has(char *const *list, size_t n, const char *s)
@@ -62,9 +61,8 @@ static json_t *str_array(const char *const *items, size_t n)
 static json_t *discovery_doc(struct tenant *t, const char *issuer)
 {
     static const char *const scopes[] = {"openid", "profile", "email"};
-    static const char *const claims[] = {"aud",   "azp",            "email", "email_verified",
-                                         "exp",   "iat",            "iss",   "name",
-                                         "nonce", "sub"};
+    static const char *const claims[] = {"aud", "azp", "email", "email_verified", "exp",
+                                         "iat", "iss", "name",  "nonce",          "sub"};
     static const char *const auth_methods[] = {HA_AUTH_METHOD_BASIC, HA_AUTH_METHOD_POST};
     static const char *const modes[] = {"query", "form_post"};
     char url[4][1024];
@@ -76,8 +74,8 @@ static json_t *discovery_doc(struct tenant *t, const char *issuer)
         "{s:s, s:s, s:s, s:s, s:s, s:s+, s:[s], s:o, s:[s], s:[s], s:[s], s:o, s:o, s:o, s:[s]}",
         "issuer", issuer, "authorization_endpoint", url[0], "token_endpoint", url[1],
         "userinfo_endpoint", url[2], "jwks_uri", url[3], "end_session_endpoint", t->issuer,
-        "v2/logout", "response_types_supported", HA_OIDC_RESPONSE_TYPE,
-        "response_modes_supported", str_array(modes, 2), "subject_types_supported", "public",
+        "v2/logout", "response_types_supported", HA_OIDC_RESPONSE_TYPE, "response_modes_supported",
+        str_array(modes, 2), "subject_types_supported", "public",
         "id_token_signing_alg_values_supported", HA_OIDC_ALG, "code_challenge_methods_supported",
         HA_OIDC_PKCE_METHOD, "token_endpoint_auth_methods_supported", str_array(auth_methods, 2),
         "scopes_supported", str_array(scopes, 3), "claims_supported", str_array(claims, 10),
@@ -147,16 +145,15 @@ static void logout(struct tenant *t, const struct peer_request *req, struct peer
     client = ha_kvlist_get(&q, "client_id");
     to = ha_kvlist_get(&q, "returnTo");
     if (client != NULL && strcmp(client, t->cfg.client_id) != 0)
-        peer_resp_page(resp, 400, "Bad logout request",
-                       "client_id is not a client of this tenant.", NULL);
+        peer_resp_page(resp, 400, "Bad logout request", "client_id is not a client of this tenant.",
+                       NULL);
     else if (to == NULL)
         peer_resp_page(resp, 200, "Logged out", "You are logged out of the dev tenant.", NULL);
     else if (ha_kvlist_count(&q, "returnTo") != 1 || ha_kvlist_count(&q, "client_id") > 1)
-        peer_resp_page(resp, 400, "Bad logout request", "returnTo or client_id is repeated.",
-                       NULL);
+        peer_resp_page(resp, 400, "Bad logout request", "returnTo or client_id is repeated.", NULL);
     else if (client == NULL)
-        peer_resp_page(resp, 400, "Bad logout request",
-                       "client_id is required with returnTo.", NULL);
+        peer_resp_page(resp, 400, "Bad logout request", "client_id is required with returnTo.",
+                       NULL);
     else if (!tenant_list_has(t->cfg.logout_urls, t->cfg.nlogout, to))
         peer_resp_page(resp, 400, "Bad logout request",
                        "returnTo is not an allowed logout URL for this client "

@@ -128,8 +128,7 @@ out:
 }
 
 /* ES256 signatures are r || s, 32 bytes each (RFC 7518 §3.4), not DER. */
-static enum ha_err es256_sign(EVP_PKEY *key, const char *input, unsigned char *sig,
-                              size_t *siglen)
+static enum ha_err es256_sign(EVP_PKEY *key, const char *input, unsigned char *sig, size_t *siglen)
 {
     unsigned char der[MAX_SIG];
     const unsigned char *p = der;
@@ -216,8 +215,8 @@ static enum ha_err append_b64_json(struct ha_buf *b, json_t *j)
 static enum ha_err sign_evp(struct tenant *t, const struct tenant_key *k, json_t *header_extra,
                             json_t *claims, enum tenant_sign mode, char **out)
 {
-    json_t *header = json_pack("{s:s, s:s, s:s}", "alg", mode_alg(mode), "typ", "JWT", "kid",
-                               k->kid);
+    json_t *header =
+        json_pack("{s:s, s:s, s:s}", "alg", mode_alg(mode), "typ", "JWT", "kid", k->kid);
     unsigned char sig[MAX_SIG];
     size_t siglen = 0;
     char *enc = NULL;

@@ -3,6 +3,7 @@
  * Every option can come from a flag or a DEV_TENANT_* environment variable (flags win; a list
  * flag given once replaces the environment's list). Values are checked before anything is
  * created, and only loopback addresses may be bound. */
+#include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <signal.h>
@@ -195,28 +196,41 @@ static bool flag_list(char **list, size_t *n, bool *seen, const char *v)
     return add_item(list, n, v, strlen(v));
 }
 
-static bool apply_flag(struct tenant_config *c, int id, const char *v, char **listen,
-                       bool seen[3])
+static bool apply_flag(struct tenant_config *c, int id, const char *v, char **listen, bool seen[3])
 {
     enum ha_log_level level;
     switch (id) {
-    case O_LISTEN: return set_str(listen, v);
-    case O_STATE: return set_str(&c->state_dir, v);
-    case O_ISSUER: return set_str(&c->issuer_host, v);
-    case O_CLIENT: return set_str(&c->client_id, v);
-    case O_SECRET: return set_str(&c->client_secret, v);
-    case O_AUDIENCE: return set_str(&c->audience, v);
-    case O_CALLBACK: return flag_list(c->callbacks, &c->ncallbacks, &seen[0], v);
-    case O_LOGOUT: return flag_list(c->logout_urls, &c->nlogout, &seen[1], v);
-    case O_SAN: return flag_list(c->sans, &c->nsans, &seen[2], v);
-    case O_TEST: c->test_controls = true; return true;
-    case O_NO_AUTO: c->auto_approve = false; return true;
+    case O_LISTEN:
+        return set_str(listen, v);
+    case O_STATE:
+        return set_str(&c->state_dir, v);
+    case O_ISSUER:
+        return set_str(&c->issuer_host, v);
+    case O_CLIENT:
+        return set_str(&c->client_id, v);
+    case O_SECRET:
+        return set_str(&c->client_secret, v);
+    case O_AUDIENCE:
+        return set_str(&c->audience, v);
+    case O_CALLBACK:
+        return flag_list(c->callbacks, &c->ncallbacks, &seen[0], v);
+    case O_LOGOUT:
+        return flag_list(c->logout_urls, &c->nlogout, &seen[1], v);
+    case O_SAN:
+        return flag_list(c->sans, &c->nsans, &seen[2], v);
+    case O_TEST:
+        c->test_controls = true;
+        return true;
+    case O_NO_AUTO:
+        c->auto_approve = false;
+        return true;
     case O_LOG:
         if (ha_log_parse_level(v, &level) != HA_OK)
             return false;
         ha_log_set_level(level);
         return true;
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -227,8 +241,8 @@ static bool chars_ok(const char *s, size_t max, const char *allowed)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                     (ch >= '0' && ch <= '9');
+        bool alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
         if (allowed != NULL ? !alnum && strchr(allowed, ch) == NULL : ch <= 0x20 || ch >= 0x7f)
             return false;
     }
@@ -284,9 +298,12 @@ static void config_cleanup(struct tenant_config *c)
 
 static const char *flag_name(int id)
 {
+    static char name[40];
     for (size_t i = 0; options[i].name != NULL; i++) {
-        if (options[i].val == id)
-            return options[i].name;
+        if (options[i].val == id) {
+            snprintf(name, sizeof(name), "--%s", options[i].name);
+            return name;
+        }
     }
     return "the command line";
 }
@@ -350,7 +367,8 @@ static enum ha_err start(struct tenant *t, struct peer_server **srv)
     enum ha_err err = peer_bind(t->cfg.listen_host, t->cfg.listen_port, &fd, &port);
 
     if (err != HA_OK) {
-        ha_log(HA_LOG_ERROR, "bind_failed", NULL, "host", t->cfg.listen_host, NULL);
+        fprintf(stderr, "dev-tenant: cannot listen on %s:%d: %s\n", t->cfg.listen_host,
+                t->cfg.listen_port, strerror(errno));
         return err;
     }
     err = settle_issuer(t, port);
@@ -410,14 +428,13 @@ static int serve(struct tenant *t)
 
     if (err != HA_OK) {
         ha_log(HA_LOG_ERROR, "start_failed", NULL, "reason", ha_err_str(err), NULL);
-        fprintf(stderr, "dev-tenant: could not start (%s); see the log above\n",
-                ha_err_str(err));
+        fprintf(stderr, "dev-tenant: could not start (%s); see the log above\n", ha_err_str(err));
         return 1;
     }
     printf("dev-tenant: ready %s (state in %s)\n", t->issuer, t->cfg.state_dir);
     fflush(stdout);
-    ha_log(HA_LOG_INFO, "ready", NULL, "issuer", t->issuer, "kid", t->keys[0].kid,
-           "test_controls", t->cfg.test_controls ? "on" : "off", NULL);
+    ha_log(HA_LOG_INFO, "ready", NULL, "issuer", t->issuer, "kid", t->keys[0].kid, "test_controls",
+           t->cfg.test_controls ? "on" : "off", NULL);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

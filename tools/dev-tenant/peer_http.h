@@ -69,8 +69,7 @@ enum ha_err peer_parse_listen(const char *s, char **host, int *port);
 void peer_sleep_ms(long ms, const atomic_bool *stop);
 
 /* Response helpers: each replaces any earlier body; the body is copied. */
-enum ha_err peer_resp_text(struct peer_response *r, int status, const char *type,
-                           const char *body);
+enum ha_err peer_resp_text(struct peer_response *r, int status, const char *type, const char *body);
 /* Takes a reference-counted json_t (decref'd here). */
 enum ha_err peer_resp_json(struct peer_response *r, int status, json_t *json);
 enum ha_err peer_resp_redirect(struct peer_response *r, int status, const char *location);

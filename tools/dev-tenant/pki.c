@@ -165,10 +165,10 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, long days)
     ok = ok && X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) != NULL;
     name = ok ? X509_get_subject_name(x) : NULL;
     ok = ok && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                                          (const unsigned char *)"houston-auth dev-tenant", -1,
+                                          (const unsigned char *)"houston-auth dev-tenant", -1, -1,
+                                          0) == 1;
+    ok = ok && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1,
                                           -1, 0) == 1;
-    ok = ok && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn,
-                                          -1, -1, 0) == 1;
     ok = ok && X509_set_pubkey(x, key) == 1;
     BN_free(bn);
     if (!ok) {
@@ -311,9 +311,9 @@ static bool leaf_usable(X509 *leaf, EVP_PKEY *key, X509 *ca, const char **names,
     ok = X509_verify(leaf, X509_get0_pubkey(ca)) == 1 && X509_check_private_key(leaf, key) == 1;
     ok = ok && X509_cmp_time(X509_get0_notAfter(leaf), &soon) > 0;
     for (size_t i = 0; ok && i < n; i++)
-        ok = is_ip(names[i]) ? X509_check_ip_asc(leaf, names[i], 0) == 1
-                             : X509_check_host(leaf, names[i], 0, X509_CHECK_FLAG_NO_WILDCARDS,
-                                               NULL) == 1;
+        ok = is_ip(names[i])
+                 ? X509_check_ip_asc(leaf, names[i], 0) == 1
+                 : X509_check_host(leaf, names[i], 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1;
     ERR_clear_error();
     return ok;
 }
@@ -328,9 +328,14 @@ static enum ha_err to_pem(X509 *x, EVP_PKEY *k, char **out)
         return err;
     if (x != NULL ? PEM_write_bio_X509(bio, x) == 1
                   : PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL) == 1) {
+        /* Memory BIO data is not NUL-terminated: copy, then terminate. */
         len = BIO_get_mem_data(bio, &data);
-        *out = strndup(data, (size_t)len);
+        *out = malloc((size_t)len + 1);
         err = *out != NULL ? HA_OK : HA_ERR_NOMEM;
+        if (err == HA_OK) {
+            memcpy(*out, data, (size_t)len);
+            (*out)[len] = '\0';
+        }
     }
     BIO_free_all(bio);
     return err;
@@ -440,7 +445,8 @@ static enum ha_err key_from_pkey(EVP_PKEY *pkey, struct tenant_key *k)
     enum ha_err err = HA_ERR_CRYPTO;
     memset(k, 0, sizeof(*k));
     k->pkey = pkey;
-    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA || EVP_PKEY_get_bits(pkey) < 2048)
+    if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA ||
+        EVP_PKEY_get_bits(pkey) < 2048)
         goto out;
     err = bn_b64(pkey, OSSL_PKEY_PARAM_RSA_N, &k->n);
     if (err == HA_OK)
@@ -471,8 +477,8 @@ void tenant_key_cleanup(struct tenant_key *k)
 
 json_t *tenant_key_jwk(const struct tenant_key *k)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "use", "sig", "alg",
-                     "RS256", "kid", k->kid, "n", k->n, "e", k->e);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "RSA", "use", "sig", "alg", "RS256",
+                     "kid", k->kid, "n", k->n, "e", k->e);
 }
 
 /* The SubjectPublicKeyInfo of pkey, PEM text or DER bytes (the HS256 confusion keys). */

@@ -164,7 +164,7 @@ void tenant_handle_control(struct tenant *t, const struct peer_request *req,
                            struct peer_response *resp);
 /* Fault values, copied out under the lock: def when unset. */
 long tenant_fault_int(struct tenant *t, const char *name, long def);
-char *tenant_fault_str(struct tenant *t, const char *name);  /* caller frees, or NULL */
+char *tenant_fault_str(struct tenant *t, const char *name);    /* caller frees, or NULL */
 json_t *tenant_fault_json(struct tenant *t, const char *name); /* deep copy, or NULL */
 void tenant_count(struct tenant *t, long *counter);
 

@@ -165,9 +165,10 @@ static bool b64_std_decode(const char *in, char **out)
     size_t n = strlen(in), pad = 0;
     unsigned char *buf;
     int len;
-    if (n == 0 || n % 4 != 0 || n > MAX_BASIC || strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                            "abcdefghijklmnopqrstuvwxyz"
-                                                            "0123456789+/=") != n)
+    if (n == 0 || n % 4 != 0 || n > MAX_BASIC ||
+        strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "abcdefghijklmnopqrstuvwxyz"
+                   "0123456789+/=") != n)
         return false;
     while (pad < 2 && in[n - 1 - pad] == '=')
         pad++;
@@ -313,10 +314,10 @@ static bool grant_ok(struct tenant *t, const struct ha_kvlist *form, struct tena
 
 static json_t *id_claims(struct tenant *t, const struct tenant_code *c, const char *sub, long now)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s}", "iss", t->issuer,
-                          "sub", sub, "aud", c->client_id, "azp", c->client_id, "exp",
-                          (json_int_t)(now + TENANT_ID_TOKEN_TTL), "iat", (json_int_t)now,
-                          "email", c->email, "email_verified", 1, "name", c->email);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s}", "iss", t->issuer, "sub",
+                          sub, "aud", c->client_id, "azp", c->client_id, "exp",
+                          (json_int_t)(now + TENANT_ID_TOKEN_TTL), "iat", (json_int_t)now, "email",
+                          c->email, "email_verified", 1, "name", c->email);
     json_t *extra = tenant_fault_json(t, "id_token_claims");
     if (j != NULL && c->nonce != NULL)
         json_object_set_new(j, "nonce", json_string(c->nonce));
@@ -335,9 +336,9 @@ static json_t *access_claims(struct tenant *t, const struct tenant_code *c, cons
     if (c->audience != NULL)
         json_array_append_new(aud, json_string(c->audience));
     json_array_append_new(aud, json_string(userinfo));
-    j = json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:s}", "iss", t->issuer, "sub", sub, "aud",
-                  aud, "azp", c->client_id, "exp", (json_int_t)(now + TENANT_ACCESS_TOKEN_TTL),
-                  "iat", (json_int_t)now, "scope", c->scope);
+    j = json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:s}", "iss", t->issuer, "sub", sub, "aud", aud,
+                  "azp", c->client_id, "exp", (json_int_t)(now + TENANT_ACCESS_TOKEN_TTL), "iat",
+                  (json_int_t)now, "scope", c->scope);
     extra = tenant_fault_json(t, "access_token_claims");
     tenant_json_merge(j, extra);
     json_decref(extra);
@@ -364,8 +365,7 @@ static enum ha_err sign_token(struct tenant *t, json_t *claims, const char *pref
     return err;
 }
 
-static void issue_tokens(struct tenant *t, const struct tenant_code *c,
-                         struct peer_response *resp)
+static void issue_tokens(struct tenant *t, const struct tenant_code *c, struct peer_response *resp)
 {
     long now = (long)time(NULL);
     char sub[32];

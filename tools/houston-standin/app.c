@@ -74,8 +74,7 @@ static enum ha_err escape3(const char *a, const char *c, const char *d, char *ou
 }
 
 /* <p><b>label</b> value suffix</p>, escaped. */
-static enum ha_err row(struct ha_buf *b, const char *label, const char *value,
-                       const char *suffix)
+static enum ha_err row(struct ha_buf *b, const char *label, const char *value, const char *suffix)
 {
     char *e[3];
     enum ha_err err = escape3(label, value, suffix, e);

@@ -11,9 +11,10 @@
  *                             missing or malformed: 302 to <app-url>/login?error=invalid_callback
  *                             without a cookie.
  *
- * Every callback is recorded (fields, parsed state, email, cookie, status, Location). With
- * --test-controls: GET /__test/received, POST /__test/reset, POST /__test/fault {status,
- * delay_ms, no_cookie, location, signup_error}; without it those paths are 404. */
+ * With --test-controls every callback is recorded (fields, parsed state, email, cookie,
+ * status, Location; the last STANDIN_MAX_RECORDS) for GET /__test/received, and
+ * POST /__test/reset and POST /__test/fault {status, delay_ms, no_cookie, location,
+ * signup_error} are served; without it nothing is kept and those paths are 404. */
 #include <stdlib.h>
 #include <string.h>
 #include "houston_auth/buf.h"
@@ -121,7 +122,8 @@ static enum ha_err success(struct standin *s, json_t *state, const char *email, 
 {
     const char *redirect = json_string_value(json_object_get(state, "redirect"));
     json_t *extras = json_object_get(state, "extras");
-    char *jwt = NULL, *extras_text = extras != NULL ? json_dumps(extras, JSON_COMPACT) : strdup("{}");
+    char *jwt = NULL,
+         *extras_text = extras != NULL ? json_dumps(extras, JSON_COMPACT) : strdup("{}");
     struct ha_buf b;
     enum ha_err err;
 
@@ -197,14 +199,15 @@ static json_t *form_json(const struct ha_kvlist *form)
 static void record(struct standin *s, const struct peer_request *req, const struct ha_kvlist *form,
                    json_t *state, const char *email, const struct outcome *o, const char *why)
 {
-    json_t *rec = json_pack("{s:s?, s:o, s:O?, s:s?, s:i, s:s?, s:s?, s:s, s:s?, s:s?}",
-                            "content_type", req->content_type, "form", form_json(form), "state",
-                            state, "email", email, "status", o->status, "location", o->location,
-                            "set_cookie", o->set_cookie, "cookie_name", s->cfg.cookie_name,
-                            "error", o->error, "reason", why);
+    json_t *rec =
+        json_pack("{s:s?, s:o, s:O?, s:s?, s:i, s:s?, s:s?, s:s, s:s?, s:s?}", "content_type",
+                  req->content_type, "form", form_json(form), "state", state, "email", email,
+                  "status", o->status, "location", o->location, "set_cookie", o->set_cookie,
+                  "cookie_name", s->cfg.cookie_name, "error", o->error, "reason", why);
     if (rec == NULL)
         return;
     pthread_mutex_lock(&s->lock);
+    /* Oldest first, bounded: a long test run keeps its most recent callbacks. */
     if (json_array_size(s->received) >= STANDIN_MAX_RECORDS)
         json_array_remove(s->received, 0);
     json_array_append_new(s->received, rec);
@@ -250,10 +253,11 @@ static void callback(struct standin *s, const struct peer_request *req, struct p
         o.status = 500;
         o.error = "standin_failure";
     }
-    record(s, req, &form, state, email, &o, why);
+    if (s->cfg.test_controls)
+        record(s, req, &form, state, email, &o, why);
     answer(&o, resp);
-    ha_log(HA_LOG_INFO, "callback", NULL, "result", o.error != NULL ? o.error : "session",
-           "reason", why, NULL);
+    ha_log(HA_LOG_INFO, "callback", NULL, "result", o.error != NULL ? o.error : "session", "reason",
+           why, NULL);
     free(o.location);
     free(o.set_cookie);
     free(email);
@@ -278,8 +282,7 @@ static bool fault_value_ok(const char *key, json_t *v)
     return false;
 }
 
-static void set_fault(struct standin *s, const struct peer_request *req,
-                      struct peer_response *resp)
+static void set_fault(struct standin *s, const struct peer_request *req, struct peer_response *resp)
 {
     json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
     const char *key;
@@ -292,9 +295,10 @@ static void set_fault(struct standin *s, const struct peer_request *req,
     }
     if (!ok) {
         json_decref(body);
-        peer_resp_json(resp, 400, json_pack("{s:s}", "error",
-                                            "expected a JSON object of status, delay_ms, "
-                                            "no_cookie, location, signup_error"));
+        peer_resp_json(resp, 400,
+                       json_pack("{s:s}", "error",
+                                 "expected a JSON object of status, delay_ms, "
+                                 "no_cookie, location, signup_error"));
         return;
     }
     pthread_mutex_lock(&s->lock);
@@ -340,8 +344,7 @@ static void controls(struct standin *s, const struct peer_request *req, struct p
     }
 }
 
-void standin_handle_houston(void *ctx, const struct peer_request *req,
-                            struct peer_response *resp)
+void standin_handle_houston(void *ctx, const struct peer_request *req, struct peer_response *resp)
 {
     struct standin *s = ctx;
     bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;

@@ -3,6 +3,7 @@
  * Serves Houston's contract over plain HTTP on --listen (Houston sits beside the sidecar in
  * the pod and speaks HTTP), and with --app-listen the app's pages over HTTPS with the given
  * certificate (the dev tenant's tls.pem/tls.key carry every name needed). Loopback only. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -87,21 +88,32 @@ static bool apply_flag(struct standin_config *c, int id, const char *v, char **l
 {
     enum ha_log_level level;
     switch (id) {
-    case O_LISTEN: return set_str(listen, v);
-    case O_APP_LISTEN: return set_str(app_listen, v);
-    case O_BASE: return set_str(&c->base_domain, v);
-    case O_APP_URL: return set_str(&c->app_url, v);
-    case O_CERT: return set_str(&c->tls_cert_file, v);
-    case O_KEY: return set_str(&c->tls_key_file, v);
-    case O_COOKIE: return set_str(&c->cookie_name, v);
-    case O_SIDECAR: return set_str(&c->sidecar_url, v);
-    case O_TEST: c->test_controls = true; return true;
+    case O_LISTEN:
+        return set_str(listen, v);
+    case O_APP_LISTEN:
+        return set_str(app_listen, v);
+    case O_BASE:
+        return set_str(&c->base_domain, v);
+    case O_APP_URL:
+        return set_str(&c->app_url, v);
+    case O_CERT:
+        return set_str(&c->tls_cert_file, v);
+    case O_KEY:
+        return set_str(&c->tls_key_file, v);
+    case O_COOKIE:
+        return set_str(&c->cookie_name, v);
+    case O_SIDECAR:
+        return set_str(&c->sidecar_url, v);
+    case O_TEST:
+        c->test_controls = true;
+        return true;
     case O_LOG:
         if (ha_log_parse_level(v, &level) != HA_OK)
             return false;
         ha_log_set_level(level);
         return true;
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -238,7 +250,8 @@ static enum ha_err start_one(const char *host, int port, const char *cert, const
     memset(&sc, 0, sizeof(sc));
     err = peer_bind(host, port, &sc.fd, bound);
     if (err != HA_OK) {
-        ha_log(HA_LOG_ERROR, "bind_failed", NULL, "host", host, NULL);
+        fprintf(stderr, "houston-standin: cannot listen on %s:%d: %s\n", host, port,
+                strerror(errno));
         return err;
     }
     sc.cert_pem = cert;
@@ -273,8 +286,8 @@ static int serve(struct standin *s)
     enum ha_err err = standin_session_init(s);
 
     if (err == HA_OK)
-        err = start_one(s->cfg.listen_host, s->cfg.listen_port, NULL, NULL,
-                        standin_handle_houston, s, &houston, &port);
+        err = start_one(s->cfg.listen_host, s->cfg.listen_port, NULL, NULL, standin_handle_houston,
+                        s, &houston, &port);
     if (err == HA_OK && s->cfg.app_listen_host != NULL)
         err = start_app(s, &app, &app_port);
     if (err != HA_OK) {

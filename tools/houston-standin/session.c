@@ -163,10 +163,9 @@ static void user_uuid(const char *email, char out[37])
     EVP_Digest(email, strlen(email), md, NULL, EVP_sha256(), NULL);
     md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
     md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0],
-             md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11],
-             md[12], md[13], md[14], md[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0],
+             md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11], md[12],
+             md[13], md[14], md[15]);
 }
 
 static enum ha_err append_b64_json(struct ha_buf *b, json_t *j)
@@ -208,8 +207,8 @@ enum ha_err standin_session_mint(struct standin *s, const char *email, char **ou
     enum ha_err err;
 
     user_uuid(email, uuid);
-    claims = json_pack("{s:s, s:s, s:I, s:I}", "uuid", uuid, "email", email, "iat",
-                       (json_int_t)now, "exp", (json_int_t)(now + STANDIN_SESSION_TTL));
+    claims = json_pack("{s:s, s:s, s:I, s:I}", "uuid", uuid, "email", email, "iat", (json_int_t)now,
+                       "exp", (json_int_t)(now + STANDIN_SESSION_TTL));
     ha_buf_init(&b, 2 * HA_MAX_JWT);
     err = append_b64_json(&b, header);
     if (err == HA_OK)
@@ -258,9 +257,9 @@ static bool own_signature(struct standin *s, const char *token, const char *d2, 
         ha_b64url_decode(d2 + 1, strlen(d2 + 1), &sig, &siglen) != HA_OK)
         return false;
     ctx = EVP_MD_CTX_new();
-    ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->session_key) == 1 &&
-         EVP_DigestVerify(ctx, sig, siglen, (const unsigned char *)token,
-                          (size_t)(d2 - token)) == 1;
+    ok =
+        ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->session_key) == 1 &&
+        EVP_DigestVerify(ctx, sig, siglen, (const unsigned char *)token, (size_t)(d2 - token)) == 1;
     EVP_MD_CTX_free(ctx);
     free(sig);
     return ok;

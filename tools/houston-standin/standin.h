@@ -12,7 +12,7 @@
 #include "../dev-tenant/peer_http.h"
 
 #define STANDIN_SESSION_TTL 86400
-#define STANDIN_MAX_RECORDS 1000
+#define STANDIN_MAX_RECORDS 10000
 #define STANDIN_MAX_BASE 253
 #define STANDIN_FORM_TYPE "application/x-www-form-urlencoded"
 #define STANDIN_HTML "text/html; charset=utf-8"
@@ -23,7 +23,7 @@ struct standin_config {
     char *listen_host;
     int listen_port;
     char *base_domain;
-    char *app_url; /* no trailing '/' */
+    char *app_url;         /* no trailing '/' */
     char *app_listen_host; /* NULL: no app server */
     int app_listen_port;
     char *tls_cert_file;
@@ -55,8 +55,7 @@ enum ha_err standin_session_mint(struct standin *s, const char *email, char **ou
 json_t *standin_jwt_payload(struct standin *s, const char *token, bool *verified);
 
 /* callback.c: POST /v1/oauth/callback and the Houston-side test controls. */
-void standin_handle_houston(void *ctx, const struct peer_request *req,
-                            struct peer_response *resp);
+void standin_handle_houston(void *ctx, const struct peer_request *req, struct peer_response *resp);
 
 /* app.c: the app stand-in's pages. */
 void standin_handle_app(void *ctx, const struct peer_request *req, struct peer_response *resp);

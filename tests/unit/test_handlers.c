@@ -1,0 +1,539 @@
+/* Handlers without sockets: /v1/oauth/start, /v1/oauth/redirect and /logout driven through
+ * plain request structs, with a fake transport standing in for the tenant's token endpoint,
+ * its JWKS and Houston. Asserts what the browser would see (status, Location, Set-Cookie)
+ * and what Houston would receive. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include "houston_auth/app.h"
+#include "houston_auth/b64url.h"
+#include "houston_auth/config.h"
+#include "houston_auth/cookie.h"
+#include "houston_auth/handlers.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/url.h"
+
+#define ISSUER "https://tenant.example.com/"
+#define CLIENT "client-1"
+#define HOUSTON_COOKIE "astronomer_astro_example_com_auth"
+
+struct world {
+    struct ha_config *cfg;
+    struct ha_app app;
+    EVP_PKEY *key;
+    char *jwks;
+    json_t *id_claims; /* claims the next ID token gets (nonce filled from the request) */
+    json_t *at_claims;
+    const char *nonce; /* nonce to put in the ID token; NULL: the transaction's */
+    char last_nonce[64];
+    int token_status;
+    int houston_calls;
+    char *houston_form;
+    const char *houston_location;
+    long now;
+};
+
+static struct world W;
+
+static long fake_now(void *ctx)
+{
+    (void)ctx;
+    return W.now;
+}
+
+static char *b64_bn(EVP_PKEY *k, const char *name)
+{
+    BIGNUM *bn = NULL;
+    unsigned char buf[512];
+    char *out = NULL;
+    int n;
+    assert_int_equal(EVP_PKEY_get_bn_param(k, name, &bn), 1);
+    n = BN_bn2bin(bn, buf);
+    assert_int_equal(ha_b64url_encode(buf, (size_t)n, &out), HA_OK);
+    BN_free(bn);
+    return out;
+}
+
+static char *sign(json_t *claims)
+{
+    json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "RS256", "typ", "JWT", "kid", "k1");
+    char *h = json_dumps(hdr, JSON_COMPACT), *c = json_dumps(claims, JSON_COMPACT);
+    char *hb = NULL, *cb = NULL, *sb = NULL, *out;
+    unsigned char sig[512];
+    size_t siglen = sizeof(sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t len;
+    assert_int_equal(ha_b64url_encode((unsigned char *)h, strlen(h), &hb), HA_OK);
+    assert_int_equal(ha_b64url_encode((unsigned char *)c, strlen(c), &cb), HA_OK);
+    len = strlen(hb) + strlen(cb) + 2;
+    out = malloc(len + 700);
+    snprintf(out, len, "%s.%s", hb, cb);
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, W.key), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &siglen, (unsigned char *)out, strlen(out)), 1);
+    assert_int_equal(ha_b64url_encode(sig, siglen, &sb), HA_OK);
+    strcat(out, ".");
+    strcat(out, sb);
+    EVP_MD_CTX_free(md);
+    json_decref(hdr);
+    free(h);
+    free(c);
+    free(hb);
+    free(cb);
+    free(sb);
+    return out;
+}
+
+static json_t *base_claims(void)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "iss", ISSUER, "sub", "auth0|123", "aud", CLIENT,
+                     "azp", CLIENT, "iat", (json_int_t)W.now, "exp", (json_int_t)(W.now + 3600));
+}
+
+static void respond(struct ha_http_response *resp, long status, const char *body)
+{
+    memset(resp, 0, sizeof(*resp));
+    resp->status = status;
+    resp->body = strdup(body);
+    resp->body_len = strlen(body);
+}
+
+static enum ha_err token_endpoint(const struct ha_http_request *req, struct ha_http_response *resp)
+{
+    json_t *id = json_deep_copy(W.id_claims), *at = json_deep_copy(W.at_claims), *doc;
+    char *idt, *att, *text;
+    (void)req;
+    if (W.token_status != 200) {
+        respond(resp, W.token_status, "{\"error\":\"server_error\"}");
+        return HA_OK;
+    }
+    json_object_set_new(id, "nonce", json_string(W.nonce != NULL ? W.nonce : W.last_nonce));
+    idt = sign(id);
+    att = sign(at);
+    doc = json_pack("{s:s,s:s,s:s,s:i}", "id_token", idt, "access_token", att, "token_type",
+                    "Bearer", "expires_in", 86400);
+    text = json_dumps(doc, JSON_COMPACT);
+    respond(resp, 200, text);
+    free(text);
+    free(idt);
+    free(att);
+    json_decref(doc);
+    json_decref(id);
+    json_decref(at);
+    return HA_OK;
+}
+
+static enum ha_err fake_do(void *ctx, const struct ha_http_request *req,
+                           struct ha_http_response *resp)
+{
+    (void)ctx;
+    if (strcmp(req->url, "https://tenant.example.com/oauth/token") == 0)
+        return token_endpoint(req, resp);
+    if (strcmp(req->url, "https://tenant.example.com/jwks") == 0) {
+        respond(resp, 200, W.jwks);
+        return HA_OK;
+    }
+    if (strcmp(req->url, "http://127.0.0.1:8871/v1/oauth/callback") == 0) {
+        W.houston_calls++;
+        free(W.houston_form);
+        W.houston_form = strndup(req->body, req->body_len);
+        respond(resp, 302, "");
+        resp->location = strdup(W.houston_location);
+        resp->set_cookies[0] =
+            strdup(HOUSTON_COOKIE "=jwt; Domain=.astro.example.com; Path=/; Secure");
+        resp->set_cookie_count = 1;
+        return HA_OK;
+    }
+    return HA_ERR_IO;
+}
+
+static int setup(void **state)
+{
+    char *argv[] = {"houston-auth", NULL};
+    char *envp[] = {"GLOBAL_BASE_DOMAIN=astro.example.com",
+                    "AUTH0_ENABLED=true",
+                    "AUTH0_CLIENT_ID=" CLIENT,
+                    "AUTH0_BASE_DOMAIN=tenant.example.com",
+                    "AUTH0_CLIENT_SECRET=secret",
+                    "AUTH_SIDECAR_LOG_LEVEL=error",
+                    "AUTH_SIDECAR_COOKIE_SECRET=0123456789abcdef0123456789abcdef",
+                    NULL};
+    enum ha_config_action action;
+    char err[256];
+    char *n, *e;
+    (void)state;
+    memset(&W, 0, sizeof(W));
+    W.now = 1800000000;
+    assert_int_equal(ha_config_load(1, argv, envp, &W.cfg, &action, err, sizeof(err)), HA_OK);
+    assert_int_equal(ha_app_init(&W.app, W.cfg), HA_OK);
+    W.app.http.perform = fake_do;
+    W.app.clock.now = fake_now;
+    W.key = EVP_RSA_gen(2048);
+    n = b64_bn(W.key, OSSL_PKEY_PARAM_RSA_N);
+    e = b64_bn(W.key, OSSL_PKEY_PARAM_RSA_E);
+    W.jwks = malloc(2048);
+    snprintf(W.jwks, 2048,
+             "{\"keys\":[{\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"k1\","
+             "\"n\":\"%s\",\"e\":\"%s\"}]}",
+             n, e);
+    free(n);
+    free(e);
+    {
+        const char *doc = "{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":"
+                          "\"https://tenant.example.com/authorize\",\"token_endpoint\":"
+                          "\"https://tenant.example.com/oauth/token\",\"jwks_uri\":"
+                          "\"https://tenant.example.com/jwks\"}";
+        struct ha_jwks_cache_opts o = {"https://tenant.example.com/jwks", W.app.http, W.app.clock,
+                                       3600, 30};
+        const char *reason;
+        assert_int_equal(
+            ha_oidc_parse_discovery(doc, strlen(doc), ISSUER, 0, &W.app.provider, &reason), HA_OK);
+        assert_int_equal(ha_jwks_cache_new(&o, &W.app.jwks), HA_OK);
+        assert_int_equal(ha_jwks_cache_refresh(W.app.jwks), HA_OK);
+        W.app.provider_ready = true;
+    }
+    W.id_claims = base_claims();
+    W.at_claims = base_claims();
+    json_object_set_new(W.at_claims, "aud", json_pack("[s,s]", "astronomer-ee", ISSUER "userinfo"));
+    W.token_status = 200;
+    W.houston_location = "https://app.astro.example.com/oauth?strategy=auth0&token=jwt";
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ha_app_cleanup(&W.app);
+    ha_config_free(W.cfg);
+    EVP_PKEY_free(W.key);
+    free(W.jwks);
+    free(W.houston_form);
+    json_decref(W.id_claims);
+    json_decref(W.at_claims);
+    return 0;
+}
+
+static void request(struct ha_request *req, const char *method, const char *path, const char *query,
+                    const char *cookie)
+{
+    memset(req, 0, sizeof(*req));
+    req->method = method;
+    req->path = path;
+    snprintf(req->request_id, sizeof(req->request_id), "test");
+    if (query != NULL)
+        assert_int_equal(ha_url_parse_query(query, strlen(query), &req->query), HA_OK);
+    if (cookie != NULL)
+        assert_int_equal(ha_cookie_parse(cookie, strlen(cookie), &req->cookies), HA_OK);
+}
+
+/* The cookie "name=value" pair of a Set-Cookie line, into out. */
+static void cookie_pair(const char *set_cookie, char *out, size_t len)
+{
+    size_t n = strcspn(set_cookie, ";");
+    assert_true(n < len);
+    memcpy(out, set_cookie, n);
+    out[n] = '\0';
+}
+
+struct started {
+    char cookie[4096]; /* "ha_txn_x=v1...." */
+    char state[64];
+    char nonce[64];
+};
+
+static void start_login(const char *query, const char *cookies, struct started *s)
+{
+    struct ha_request req;
+    struct ha_response resp = {0};
+    struct ha_kvlist q = {0};
+    const char *qs;
+    request(&req, "GET", HA_PATH_START, query, cookies);
+    assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(resp.status, 302);
+    assert_non_null(resp.location);
+    assert_true(strncmp(resp.location, "https://tenant.example.com/authorize?", 37) == 0);
+    qs = strchr(resp.location, '?') + 1;
+    assert_int_equal(ha_url_parse_query(qs, strlen(qs), &q), HA_OK);
+    snprintf(s->state, sizeof(s->state), "%s", ha_kvlist_get(&q, "state"));
+    snprintf(s->nonce, sizeof(s->nonce), "%s", ha_kvlist_get(&q, "nonce"));
+    assert_int_equal(strlen(s->state), 43);
+    assert_string_equal(ha_kvlist_get(&q, "redirect_uri"),
+                        "https://houston.astro.example.com/v1/oauth/redirect");
+    assert_true(resp.set_cookie_count >= 1);
+    cookie_pair(resp.set_cookies[resp.set_cookie_count - 1], s->cookie, sizeof(s->cookie));
+    assert_true(strncmp(s->cookie, "ha_txn_", 7) == 0);
+    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "HttpOnly"));
+    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "Secure"));
+    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "SameSite=Lax"));
+    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "Path=/v1/oauth"));
+    ha_kvlist_cleanup(&q);
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+}
+
+static void finish(const struct started *s, const char *state, struct ha_response *resp)
+{
+    struct ha_request req;
+    char query[256];
+    snprintf(query, sizeof(query), "code=abc&state=%s", state != NULL ? state : s->state);
+    snprintf(W.last_nonce, sizeof(W.last_nonce), "%s", s->nonce);
+    request(&req, "GET", HA_PATH_REDIRECT, query, s->cookie);
+    assert_int_equal(ha_handle_redirect(&W.app, &req, resp), HA_OK);
+    ha_request_cleanup(&req);
+}
+
+static int has_cookie(const struct ha_response *r, const char *prefix)
+{
+    for (size_t i = 0; i < r->set_cookie_count; i++) {
+        if (strncmp(r->set_cookies[i], prefix, strlen(prefix)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void assert_login_error(const struct ha_response *r, const char *code)
+{
+    char want[256];
+    snprintf(want, sizeof(want), "https://app.astro.example.com/login?error=%s", code);
+    assert_int_equal(r->status, 302);
+    assert_string_equal(r->location, want);
+    assert_false(has_cookie(r, HOUSTON_COOKIE "="));
+}
+
+static void test_login_succeeds(void **state)
+{
+    struct started s;
+    struct ha_response resp = {0};
+    int calls = W.houston_calls;
+    struct ha_kvlist form = {0};
+    json_t *st;
+    (void)state;
+    start_login("provider=auth0&integration=self&redirect=%2Fw%2Fx&extras=%7B%22a%22%3A1%7D"
+                "&inviteToken=inv1",
+                NULL, &s);
+    finish(&s, NULL, &resp);
+    assert_int_equal(resp.status, 302);
+    assert_string_equal(resp.location, W.houston_location);
+    assert_true(has_cookie(&resp, HOUSTON_COOKIE "=jwt"));
+    assert_int_equal(W.houston_calls, calls + 1);
+    assert_int_equal(ha_url_parse_query(W.houston_form, strlen(W.houston_form), &form), HA_OK);
+    assert_string_equal(ha_kvlist_get(&form, "token_type"), "Bearer");
+    assert_string_equal(ha_kvlist_get(&form, "expires_in"), "86400");
+    st = json_loads(ha_kvlist_get(&form, "state"), 0, NULL);
+    assert_non_null(st);
+    assert_string_equal(json_string_value(json_object_get(st, "provider")), "auth0");
+    assert_string_equal(json_string_value(json_object_get(st, "integration")), "self");
+    assert_string_equal(json_string_value(json_object_get(st, "redirect")), "/w/x");
+    assert_string_equal(json_string_value(json_object_get(st, "origin")),
+                        "https://houston.astro.example.com/v1/oauth/callback");
+    assert_string_equal(json_string_value(json_object_get(st, "inviteToken")), "inv1");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "extras"), "a")), 1);
+    json_decref(st);
+    ha_kvlist_cleanup(&form);
+    ha_response_cleanup(&resp);
+}
+
+static void test_state_single_use(void **state)
+{
+    struct started s;
+    struct ha_response resp = {0};
+    int calls;
+    (void)state;
+    start_login("", NULL, &s);
+    finish(&s, NULL, &resp);
+    assert_int_equal(resp.status, 302);
+    ha_response_cleanup(&resp);
+    calls = W.houston_calls;
+    finish(&s, NULL, &resp); /* the same cookie and state again */
+    assert_login_error(&resp, "invalid_state");
+    assert_int_equal(W.houston_calls, calls);
+    ha_response_cleanup(&resp);
+}
+
+static void test_state_checks(void **state)
+{
+    struct started a, b;
+    struct ha_response resp = {0};
+    (void)state;
+    start_login("", NULL, &a);
+    start_login("", NULL, &b);
+    /* a's cookie with b's state: no cookie of that name is presented. */
+    finish(&a, b.state, &resp);
+    assert_login_error(&resp, "invalid_state");
+    ha_response_cleanup(&resp);
+    finish(&a, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &resp);
+    assert_login_error(&resp, "invalid_state");
+    ha_response_cleanup(&resp);
+    /* Expired: past the 600 s TTL. */
+    W.now += 601;
+    finish(&a, NULL, &resp);
+    assert_login_error(&resp, "state_expired");
+    W.now -= 601;
+    ha_response_cleanup(&resp);
+}
+
+static void test_nonce_and_tokens(void **state)
+{
+    struct started s;
+    struct ha_response resp = {0};
+    json_t *saved;
+    (void)state;
+    start_login("", NULL, &s);
+    W.nonce = "wrong";
+    finish(&s, NULL, &resp);
+    W.nonce = NULL;
+    assert_login_error(&resp, "invalid_id_token");
+    ha_response_cleanup(&resp);
+
+    start_login("", NULL, &s);
+    saved = W.at_claims;
+    W.at_claims = base_claims(); /* aud is the client id only, not astronomer-ee */
+    finish(&s, NULL, &resp);
+    json_decref(W.at_claims);
+    W.at_claims = saved;
+    assert_login_error(&resp, "invalid_access_token");
+    ha_response_cleanup(&resp);
+
+    start_login("", NULL, &s);
+    W.token_status = 500;
+    finish(&s, NULL, &resp);
+    W.token_status = 200;
+    assert_login_error(&resp, "token_exchange_failed");
+    ha_response_cleanup(&resp);
+}
+
+static void test_houston_location_refused(void **state)
+{
+    struct started s;
+    struct ha_response resp = {0};
+    (void)state;
+    start_login("", NULL, &s);
+    W.houston_location = "https://evil.example.net/oauth";
+    finish(&s, NULL, &resp);
+    W.houston_location = "https://app.astro.example.com/oauth?strategy=auth0&token=jwt";
+    assert_login_error(&resp, "houston_rejected");
+    ha_response_cleanup(&resp);
+}
+
+static void test_start_refusals(void **state)
+{
+    const char *bad[] = {"redirect=%2F%2Fevil.com", "redirect=https%3A%2F%2Fevil.com",
+                         "provider=google",         "extras=%5B1%5D",
+                         "integration=a%20b",       "redirect=%2Fa&redirect=%2Fb"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ha_request req;
+        struct ha_response resp = {0};
+        request(&req, "GET", HA_PATH_START, bad[i], NULL);
+        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_login_error(&resp, "bad_request");
+        assert_false(has_cookie(&resp, "ha_txn_"));
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+    }
+}
+
+static void test_start_bounds_cookies(void **state)
+{
+    struct started s[HA_TXN_MAX_COOKIES];
+    char jar[HA_MAX_COOKIE_HEADER] = "";
+    struct ha_request req;
+    struct ha_response resp = {0};
+    size_t cleared = 0;
+    (void)state;
+    for (int i = 0; i < HA_TXN_MAX_COOKIES; i++) {
+        W.now += 1;
+        start_login("", NULL, &s[i]);
+        if (i > 0)
+            strcat(jar, "; ");
+        strcat(jar, s[i].cookie);
+    }
+    request(&req, "GET", HA_PATH_START, "", jar);
+    assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+    for (size_t i = 0; i < resp.set_cookie_count; i++) {
+        if (strstr(resp.set_cookies[i], "Max-Age=0") != NULL) {
+            char oldest[64];
+            snprintf(oldest, sizeof(oldest), "%.*s=", (int)strcspn(s[0].cookie, "="), s[0].cookie);
+            assert_true(strncmp(resp.set_cookies[i], oldest, strlen(oldest)) == 0);
+            cleared++;
+        }
+    }
+    assert_int_equal(cleared, 1);
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+}
+
+static void test_tenant_error(void **state)
+{
+    struct started s;
+    struct ha_request req;
+    struct ha_response resp = {0};
+    char query[256];
+    (void)state;
+    start_login("", NULL, &s);
+    snprintf(query, sizeof(query), "error=access_denied&error_description=nope&state=%s", s.state);
+    request(&req, "GET", HA_PATH_REDIRECT, query, s.cookie);
+    assert_int_equal(ha_handle_redirect(&W.app, &req, &resp), HA_OK);
+    assert_login_error(&resp, "access_denied");
+    /* The transaction cookie is cleared on the way out. */
+    assert_true(has_cookie(&resp, "ha_txn_"));
+    assert_non_null(strstr(resp.set_cookies[0], "Max-Age=0"));
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+}
+
+static void test_logout(void **state)
+{
+    struct ha_request req;
+    struct ha_response resp = {0};
+    (void)state;
+    request(&req, "GET", HA_PATH_LOGOUT, NULL, NULL);
+    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(resp.status, 302);
+    assert_string_equal(resp.location,
+                        "https://tenant.example.com/v2/logout?client_id=client-1&returnTo="
+                        "https%3A%2F%2Fapp.astro.example.com%2Flogout");
+    assert_true(has_cookie(&resp, HOUSTON_COOKIE "=;"));
+    assert_non_null(strstr(resp.set_cookies[0], "Domain=.astro.example.com"));
+    assert_non_null(strstr(resp.set_cookies[0], "Max-Age=0"));
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+
+    request(&req, "GET", HA_PATH_LOGOUT, "returnTo=%2Fsigned-out", NULL);
+    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_non_null(
+        strstr(resp.location, "returnTo=https%3A%2F%2Fapp.astro.example.com%2Fsigned-out"));
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+
+    request(&req, "GET", HA_PATH_LOGOUT, "returnTo=https%3A%2F%2Fevil.com%2F", NULL);
+    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(resp.status, 400);
+    assert_null(resp.location);
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_login_succeeds),
+        cmocka_unit_test(test_state_single_use),
+        cmocka_unit_test(test_state_checks),
+        cmocka_unit_test(test_nonce_and_tokens),
+        cmocka_unit_test(test_houston_location_refused),
+        cmocka_unit_test(test_start_refusals),
+        cmocka_unit_test(test_start_bounds_cookies),
+        cmocka_unit_test(test_tenant_error),
+        cmocka_unit_test(test_logout),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
