@@ -1537,6 +1537,7 @@ void ha_config_print_help(FILE *f)
             "                    Houston stand-in on loopback; dev files in $%s\n"
             "                    (default %s)\n"
             "  --check-config    validate, print the resolved settings, exit\n"
+            "  --probe URL       GET URL, exit 0 on 200 (container health checks)\n"
             "  --help, --version\n\n",
             CFG_ENV_CONFIG, CFG_ENV_DEVDIR, CFG_DEVDIR_DEFAULT);
     fprintf(f, "%-48s %-43s %-27s %s\n", "YAML path", "Environment", "Flag", "Default");

@@ -13,6 +13,26 @@
 
 extern char **environ;
 
+/* --probe URL: a health check for images without a shell or curl. Exit 0 on a 200. */
+static int probe(const char *url)
+{
+    struct ha_http_client_opts o = {NULL, 1000, 2000, 64 * 1024};
+    struct ha_http_client *client = NULL;
+    struct ha_http_request req = {.method = "GET", .url = url};
+    struct ha_http_response resp = {0};
+    int rc = 1;
+
+    if (ha_http_global_init() != HA_OK || ha_http_client_new(&o, &client) != HA_OK)
+        return 1;
+    if (ha_http_client_perform(client, &req, &resp) == HA_OK && resp.status == 200)
+        rc = 0;
+    if (rc != 0)
+        fprintf(stderr, "houston-auth: probe %s failed (status %ld)\n", url, resp.status);
+    ha_http_response_cleanup(&resp);
+    ha_http_client_free(client);
+    return rc;
+}
+
 static int serve(const struct ha_config *cfg)
 {
     struct ha_app app;
@@ -71,6 +91,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (argc == 3 && strcmp(argv[1], "--probe") == 0)
+        return probe(argv[2]);
     if (ha_config_load(argc, argv, environ, &cfg, &action, errbuf, sizeof(errbuf)) != HA_OK) {
         fprintf(stderr, "houston-auth: %s\n", errbuf[0] ? errbuf : "configuration refused");
         fprintf(stderr, "houston-auth: see houston-auth --help\n");

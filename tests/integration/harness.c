@@ -661,6 +661,12 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 int it_request(struct it_client *c, const char *method, const char *url, const char *ctype,
                const char *body, struct it_resp *r)
 {
+    return it_request_headers(c, method, url, ctype, body, NULL, r);
+}
+
+int it_request_headers(struct it_client *c, const char *method, const char *url, const char *ctype,
+                       const char *body, const char *const *headers, struct it_resp *r)
+{
     struct curl_slist *hdrs = NULL;
     char ct[256];
     long t0 = now_ms();
@@ -675,6 +681,8 @@ int it_request(struct it_client *c, const char *method, const char *url, const c
         snprintf(ct, sizeof(ct), "Content-Type: %s", ctype != NULL ? ctype : "text/plain");
         hdrs = curl_slist_append(hdrs, ct);
     }
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        hdrs = curl_slist_append(hdrs, headers[i]);
     curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? NULL : method);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_body);

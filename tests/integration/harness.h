@@ -116,6 +116,9 @@ void it_client_free(struct it_client *c);
 int it_get(struct it_client *c, const char *url, struct it_resp *r);
 int it_request(struct it_client *c, const char *method, const char *url, const char *ctype,
                const char *body, struct it_resp *r);
+/* it_request with extra request headers ("Name: value", NULL-ended). */
+int it_request_headers(struct it_client *c, const char *method, const char *url, const char *ctype,
+                       const char *body, const char *const *headers, struct it_resp *r);
 
 struct it_cookie {
     char domain[256]; /* as the jar holds it: ".astro.example.com" when tail-matching */
