@@ -185,6 +185,9 @@ enum ha_err ha_handle_start(struct ha_app *app, const struct ha_request *req,
     if (reason != NULL)
         return ha_login_fail(app, req, resp, HA_E_BAD_REQUEST, reason, NULL);
     err = begin(app, req, &p, resp);
+    if (err == HA_ERR_TOO_LARGE) /* each parameter fits its cap, all of them not the cookie */
+        return ha_login_fail(app, req, resp, HA_E_BAD_REQUEST,
+                             "parameters too large for a transaction cookie", NULL);
     if (err != HA_OK) {
         ha_log(HA_LOG_ERROR, "start_failed", req->request_id, "reason", ha_err_str(err), NULL);
         return err;

@@ -134,6 +134,8 @@ static void show_log_tail(const char *path)
     free(text);
 }
 
+static const char *sanitizer_report(const char *path);
+
 /* ---- environment vectors ---- */
 
 struct strv {
@@ -190,8 +192,6 @@ static void sidecar_env(const struct it_env *e, int port, const char *const *ext
 {
     base_env(s);
     strv_push(s, fmt("GLOBAL_BASE_DOMAIN=%s", IT_BASE_DOMAIN));
-    /* Not in the brief's list, but config.c makes auth0.enabled required with no default. */
-    strv_push(s, fmt("AUTH0_ENABLED=true"));
     strv_push(s, fmt("AUTH0_CLIENT_ID=%s", IT_CLIENT_ID));
     strv_push(s, fmt("AUTH0_BASE_DOMAIN=localhost:%d", e->tenant_port));
     strv_push(s, fmt("AUTH_SIDECAR_LISTEN=127.0.0.1:%d", port));
@@ -235,9 +235,16 @@ static int spawn(struct it_proc *p, const char *name, char *const argv[], char *
     if (pid < 0)
         return -1;
     p->pid = pid;
+    p->exit_code = -1;
     snprintf(p->name, sizeof(p->name), "%s", name);
     snprintf(p->log, sizeof(p->log), "%s", log);
     return 0;
+}
+
+static void reaped(struct it_proc *p, int st)
+{
+    p->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+    p->pid = 0;
 }
 
 bool it_proc_alive(struct it_proc *p)
@@ -247,7 +254,7 @@ bool it_proc_alive(struct it_proc *p)
         return false;
     if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
         fprintf(stderr, "harness: %s (pid %d) exited, status %d\n", p->name, (int)p->pid, st);
-        p->pid = 0;
+        reaped(p, st);
         return false;
     }
     return true;
@@ -262,7 +269,7 @@ void it_proc_stop(struct it_proc *p)
     kill(p->pid, SIGTERM);
     while (now_ms() < deadline) {
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-            p->pid = 0;
+            reaped(p, st);
             return;
         }
         nap_ms(20);
@@ -270,7 +277,52 @@ void it_proc_stop(struct it_proc *p)
     fprintf(stderr, "harness: %s did not stop on SIGTERM; SIGKILL\n", p->name);
     kill(p->pid, SIGKILL);
     waitpid(p->pid, &st, 0);
-    p->pid = 0;
+    reaped(p, st);
+}
+
+/* The first sanitizer report in the file at path, or NULL. */
+static const char *sanitizer_report(const char *path)
+{
+    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                        "runtime error:", "WARNING: ThreadSanitizer"};
+    size_t len = 0;
+    char *text = it_read_file(path, &len);
+    const char *found = NULL;
+    for (size_t i = 0; text != NULL && found == NULL && i < sizeof(marks) / sizeof(marks[0]); i++)
+        found = strstr(text, marks[i]) != NULL ? marks[i] : NULL;
+    free(text);
+    return found;
+}
+
+const char *it_stop_all_checked(struct it_env *e)
+{
+    static char why[768];
+    struct it_proc *all[3 + IT_SPARE_PORTS];
+    size_t n = 0;
+    const char *bad = NULL;
+    for (int i = 0; i < IT_SPARE_PORTS; i++)
+        all[n++] = &e->spare[i];
+    all[n++] = &e->sidecar;
+    all[n++] = &e->houston;
+    all[n++] = &e->tenant;
+    for (size_t i = 0; i < n; i++) {
+        bool ran = all[i]->pid > 0 || all[i]->log[0] != '\0';
+        const char *rep;
+        it_proc_stop(all[i]);
+        if (!ran)
+            continue;
+        rep = sanitizer_report(all[i]->log);
+        if (bad == NULL && all[i]->exit_code != 0) {
+            snprintf(why, sizeof(why), "%s ended with status %d (log %s)", all[i]->name,
+                     all[i]->exit_code, all[i]->log);
+            bad = why;
+        }
+        if (bad == NULL && rep != NULL) {
+            snprintf(why, sizeof(why), "%s: \"%s\" in %s", all[i]->name, rep, all[i]->log);
+            bad = why;
+        }
+    }
+    return bad;
 }
 
 void it_sidecar_base(int port, char *out, size_t len)
@@ -431,6 +483,8 @@ int it_sidecar_run(const struct it_env *e, const char *const *args, const char *
     rc = spawn(&p, "houston-auth-run", argv.v, env.v, log);
     if (rc == 0)
         rc = wait_exit(p.pid);
+    if (sanitizer_report(log) != NULL)
+        rc = -2;
     *out = it_read_file(log, NULL);
     free(log);
     strv_free(&argv);

@@ -4,7 +4,9 @@
  *
  * One environment per test binary: a cmocka group setup starts the processes once
  * (it_group_setup), a per-test setup resets the peers' faults (it_test_setup), the group
- * teardown stops and reaps every child. Every wait is bounded by a deadline. */
+ * teardown stops and reaps every child. Every wait is bounded by a deadline. The temp dir
+ * (logs: tenant.log, houston.log, sidecar.log, ...) is removed at teardown unless
+ * HA_IT_KEEP=1. */
 #ifndef HA_IT_HARNESS_H
 #define HA_IT_HARNESS_H
 
@@ -31,6 +33,7 @@ struct it_proc {
     pid_t pid; /* 0: not running */
     char name[32];
     char log[512];
+    int exit_code; /* once reaped: the exit status, 128 + signal, or -1 */
 };
 
 struct it_env {
@@ -69,7 +72,8 @@ int it_houston_start(struct it_env *e);
 int it_sidecar_start(struct it_env *e, struct it_proc *p, int port, const char *logname,
                      const char *const *extra, bool wait_ready);
 /* Runs the sidecar binary with args and the standard environment plus extra, waits for it
- * (deadline), returns its exit status (-1 on timeout) and its stdout+stderr in *out. */
+ * (deadline), returns its exit status (-1 on a timeout or a signal, -2 on a sanitizer
+ * report) and its stdout+stderr in *out. */
 int it_sidecar_run(const struct it_env *e, const char *const *args, const char *const *extra,
                    char **out);
 /* The transaction-cookie key the sidecar derives from this environment's cookie secret,
@@ -78,6 +82,9 @@ int it_cookie_key(const struct it_env *e, unsigned char key[32]);
 /* SIGTERM, then SIGKILL after a deadline; reaps. No-op when not running. */
 void it_proc_stop(struct it_proc *p);
 bool it_proc_alive(struct it_proc *p);
+/* Stops every process with SIGTERM and checks each ended cleanly: exit status 0 and no
+ * sanitizer report in any log. NULL when clean, else a static description. */
+const char *it_stop_all_checked(struct it_env *e);
 /* Polls url (GET, trusting the tenant CA) until it answers want_status or deadline_ms. */
 int it_wait_status(const struct it_env *e, const char *url, long want_status, long deadline_ms);
 /* Builds "https://houston.astro.example.com:<port>". */

@@ -629,6 +629,13 @@ static void test_key_rotation(void **state)
     free(raw);
     json_decref(rec);
     it_login_cleanup(&l);
+
+    /* Now the cached JWKS holds two keys: a token without kid names none of them. */
+    assert_int_equal(it_tenant_fault(e, "{\"id_token_header\":{\"kid\":null}}"), 200);
+    assert_int_equal(it_login(c, SELF_QUERY, "gus@example.com", &l), 0);
+    it_expect_prefix(l.redirect.location, IT_APP_URL "/login?error=invalid_id_token");
+    assert_int_equal(it_peers_reset(e), 0);
+    it_login_cleanup(&l);
     it_client_free(c);
 }
 
@@ -714,6 +721,15 @@ static void test_log_has_no_secrets(void **state)
         fail_msg("sidecar.log holds %s", leak);
 }
 
+/* Every process stops on SIGTERM with status 0 and left no sanitizer report. */
+static void test_processes_exit_clean(void **state)
+{
+    const char *bad = it_stop_all_checked(it_env());
+    (void)state;
+    if (bad != NULL)
+        fail_msg("%s", bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +744,7 @@ int main(void)
         cmocka_unit_test_setup(test_key_rotation, it_test_setup),
         cmocka_unit_test_setup(test_concurrent_logins, it_test_setup),
         cmocka_unit_test(test_log_has_no_secrets),
+        cmocka_unit_test(test_processes_exit_clean),
     };
     return cmocka_run_group_tests(tests, it_group_setup, it_group_teardown);
 }

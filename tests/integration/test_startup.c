@@ -174,6 +174,8 @@ static void expect_refused(const char *const *extra, const char *key1, const cha
     assert_non_null(out);
     if (rc == 0)
         fail_msg("%s accepted:\n%s", extra[0], out);
+    if (rc < 0)
+        fail_msg("%s: crashed, hung or a sanitizer report (%d):\n%s", extra[0], rc, out);
     if (strstr(out, key1) == NULL && strstr(out, key2) == NULL)
         fail_msg("%s refused without naming %s or %s:\n%s", extra[0], key1, key2, out);
     assert_null(strstr(out, it_env()->client_secret));
@@ -233,6 +235,15 @@ static void test_help(void **state)
     free(out);
 }
 
+/* Every process stops on SIGTERM with status 0 and left no sanitizer report. */
+static void test_processes_exit_clean(void **state)
+{
+    const char *bad = it_stop_all_checked(it_env());
+    (void)state;
+    if (bad != NULL)
+        fail_msg("%s", bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_check_config_good),
         cmocka_unit_test(test_check_config_refuses_bad_values),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_processes_exit_clean),
     };
     return cmocka_run_group_tests(tests, setup, it_group_teardown);
 }

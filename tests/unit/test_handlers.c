@@ -108,13 +108,15 @@ static void respond(struct ha_http_response *resp, long status, const char *body
 
 static enum ha_err token_endpoint(const struct ha_http_request *req, struct ha_http_response *resp)
 {
-    json_t *id = json_deep_copy(W.id_claims), *at = json_deep_copy(W.at_claims), *doc;
+    json_t *id, *at, *doc;
     char *idt, *att, *text;
     (void)req;
     if (W.token_status != 200) {
         respond(resp, W.token_status, "{\"error\":\"server_error\"}");
         return HA_OK;
     }
+    id = json_deep_copy(W.id_claims);
+    at = json_deep_copy(W.at_claims);
     json_object_set_new(id, "nonce", json_string(W.nonce != NULL ? W.nonce : W.last_nonce));
     idt = sign(id);
     att = sign(at);

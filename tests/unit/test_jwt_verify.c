@@ -710,7 +710,8 @@ static void test_iss_aud_azp(void **state)
     expect_claims(C(EXP_OK), &e, "aud missing");
     expect_claims(C("\"aud\":\"other\"," EXP_OK), &e, "aud lacks the expected audience");
     expect_claims(C("\"aud\":\"client-12\"," EXP_OK), &e, "aud lacks the expected audience");
-    expect_claims(C("\"aud\":[\"other\",\"client-12\"]," EXP_OK), &e, "aud lacks the expected audience");
+    expect_claims(C("\"aud\":[\"other\",\"client-12\"]," EXP_OK), &e,
+                  "aud lacks the expected audience");
     expect_claims(C("\"aud\":[]," EXP_OK), &e, "aud malformed");
     expect_claims(C("\"aud\":[\"" CLIENT "\",5]," EXP_OK), &e, "aud malformed");
     expect_claims(C("\"aud\":5," EXP_OK), &e, "aud malformed");

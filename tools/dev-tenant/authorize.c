@@ -7,10 +7,11 @@
  * parameter is invalid_request (§3.1), and an audience other than --audience is access_denied
  * ("Service not found", as Auth0 says it).
  *
- * Approval: with login_hint and auto-approve on (the default), at once as that email;
- * otherwise a small login page whose form posts the request back here with an email and any
- * non-empty password, or Cancel (access_denied). The code goes back by 302 (query) or by an
- * auto-submitting form (form_post, with a <noscript> button). */
+ * Approval: with login_hint and auto-approve on (the default), at once as that email (unless
+ * prompt=login; prompt=none without one is login_required); otherwise a small login page whose form
+ * posts the request back here with an email and any non-empty password, or Cancel (access_denied).
+ * The code goes back by 302 (query) or by an auto-submitting form (form_post, with a <noscript>
+ * button). */
 #include <stdlib.h>
 #include <string.h>
 #include "houston_auth/buf.h"
@@ -129,7 +130,8 @@ static void deliver_error(const struct areq *a, const char *error, const char *d
     deliver(a, ps, 2, resp);
 }
 
-static bool has_scope(const char *scope, const char *want)
+/* True when the space-separated list holds want (scope, prompt). */
+static bool has_token(const char *scope, const char *want)
 {
     size_t n = strlen(want);
     for (const char *p = scope; p != NULL && *p != '\0';) {
@@ -186,7 +188,7 @@ static const char *check_request(struct tenant *t, const struct ha_kvlist *in, c
     if (type == NULL || strcmp(type, HA_OIDC_RESPONSE_TYPE) != 0)
         return "unsupported_response_type";
     *desc = "scope must include openid";
-    if (!has_scope(ha_kvlist_get(in, "scope"), "openid"))
+    if (!has_token(ha_kvlist_get(in, "scope"), "openid"))
         return "invalid_scope";
     *desc = "PKCE is required: code_challenge_method=S256 and a code_challenge";
     if (ha_kvlist_get(in, "code_challenge_method") == NULL ||
@@ -369,7 +371,7 @@ void tenant_handle_authorize(struct tenant *t, const struct peer_request *req,
     struct ha_kvlist in = {0};
     struct areq a;
     bool post = strcmp(req->method, "POST") == 0;
-    const char *hint;
+    const char *hint, *prompt;
     enum ha_err err;
 
     if (!post)
@@ -385,10 +387,13 @@ void tenant_handle_authorize(struct tenant *t, const struct peer_request *req,
         record_query(t, &in);
     if (read_request(t, &in, &a, resp)) {
         hint = ha_kvlist_get(&in, "login_hint");
+        prompt = ha_kvlist_get(&in, "prompt");
         if (post)
             login_post(t, &in, &a, resp);
-        else if (t->cfg.auto_approve && tenant_email_ok(hint))
+        else if (t->cfg.auto_approve && tenant_email_ok(hint) && !has_token(prompt, "login"))
             approve(t, &a, hint, resp);
+        else if (has_token(prompt, "none"))
+            deliver_error(&a, "login_required", "prompt=none, and no login_hint to approve", resp);
         else
             login_page(t, &in, NULL, 200, resp);
     }

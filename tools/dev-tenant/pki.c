@@ -511,6 +511,9 @@ static enum ha_err ensure_signing_key(struct tenant *t)
     if (fresh)
         pkey = EVP_RSA_gen(2048);
     err = key_from_pkey(pkey, &t->keys[0]);
+    if (err != HA_OK)
+        ha_log(HA_LOG_ERROR, "signing_key_unusable", NULL, "file", "signing-1.pem", "reason",
+               "not an RSA private key of at least 2048 bits", NULL);
     if (err == HA_OK && fresh)
         err = save_pem(t->cfg.state_dir, "signing-1.pem", NULL, t->keys[0].pkey);
     if (err == HA_OK)
