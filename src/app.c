@@ -2,9 +2,11 @@
  * with exponential backoff (the sidecar serves and reports not-ready until they are), then
  * JWKS is refreshed on schedule. Nothing fixed at start is parsed per request. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "houston_auth/app.h"
 #include "houston_auth/buf.h"
@@ -24,44 +26,155 @@ struct ha_used_state {
     long expires;
 };
 
-enum ha_err ha_app_init(struct ha_app *app, const struct ha_config *cfg)
+static void view_free(struct ha_view *v)
 {
-    struct ha_http_client_opts o = {cfg->tenant_ca_file, cfg->connect_timeout_ms,
-                                    cfg->request_timeout_ms, HA_MAX_PEER_BODY};
+    while (v != NULL) {
+        struct ha_view *older = v->older;
+        ha_config_free(v->cfg);
+        free(v->redirect_uri);
+        free(v->houston_cookie);
+        free(v->houston_origin);
+        free(v);
+        v = older;
+    }
+}
+
+/* A view of cfg, which it owns from then on (also on error). */
+static enum ha_err view_new(struct ha_config *cfg, struct ha_view **out)
+{
+    struct ha_view *v = calloc(1, sizeof(*v));
     struct ha_buf b;
     enum ha_err err;
 
+    if (v == NULL) {
+        ha_config_free(cfg);
+        return HA_ERR_NOMEM;
+    }
+    v->cfg = cfg;
+    v->policy.base_domain = cfg->base_domain;
+    v->policy.app_origin = cfg->app_origin;
+    ha_buf_init(&b, HA_MAX_URL);
+    err = ha_houston_cookie_name(cfg->base_domain, &v->houston_cookie);
+    if (err == HA_OK)
+        err = ha_buf_appendf(&b, "%s%s", cfg->public_url, HA_PATH_REDIRECT);
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, &v->redirect_uri);
+    if (err == HA_OK)
+        err = ha_buf_appendf(&b, "%s%s", cfg->public_url, HA_HOUSTON_CALLBACK_PATH);
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, &v->houston_origin);
+    ha_buf_cleanup(&b);
+    if (err != HA_OK) {
+        view_free(v);
+        return err;
+    }
+    *out = v;
+    return HA_OK;
+}
+
+enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
+{
+    struct ha_http_client_opts o = {cfg->tenant_ca_file, cfg->connect_timeout_ms,
+                                    cfg->request_timeout_ms, HA_MAX_PEER_BODY};
+    struct ha_view *v = NULL;
+    enum ha_err err;
+
     memset(app, 0, sizeof(*app));
-    app->cfg = cfg;
     app->clock = ha_clock_system;
     app->rng = ha_rng_openssl;
-    app->policy.base_domain = cfg->base_domain;
-    app->policy.app_origin = cfg->app_origin;
     app->not_ready_reason = "discovery not loaded yet";
     pthread_mutex_init(&app->lock, NULL);
     pthread_mutex_init(&app->used_lock, NULL);
     pthread_cond_init(&app->wake, NULL);
     err = ha_http_client_new(&o, &app->client);
+    if (err != HA_OK) {
+        ha_config_free(cfg);
+        return err;
+    }
+    app->http = ha_http_client_iface(app->client);
+    err = view_new(cfg, &v);
     if (err != HA_OK)
         return err;
-    app->http = ha_http_client_iface(app->client);
+    atomic_store(&app->view, v);
     err = ha_metrics_new(&app->metrics);
-    if (err == HA_OK)
-        err = ha_houston_cookie_name(cfg->base_domain, &app->houston_cookie);
     app->used = calloc(USED_SLOTS, sizeof(*app->used));
     if (err == HA_OK && app->used == NULL)
         err = HA_ERR_NOMEM;
-    ha_buf_init(&b, HA_MAX_URL);
-    if (err == HA_OK)
-        err = ha_buf_appendf(&b, "%s%s", cfg->public_url, HA_PATH_REDIRECT);
-    if (err == HA_OK)
-        err = ha_buf_steal(&b, &app->redirect_uri);
-    if (err == HA_OK)
-        err = ha_buf_appendf(&b, "%s%s", cfg->public_url, HA_HOUSTON_CALLBACK_PATH);
-    if (err == HA_OK)
-        err = ha_buf_steal(&b, &app->houston_origin);
-    ha_buf_cleanup(&b);
     return err;
+}
+
+const struct ha_view *ha_app_view(const struct ha_app *app)
+{
+    return atomic_load_explicit(&app->view, memory_order_acquire);
+}
+
+#define SAME_STR(field)                                                                            \
+    (((a)->field == NULL && (b)->field == NULL) ||                                                 \
+     ((a)->field != NULL && (b)->field != NULL && strcmp((a)->field, (b)->field) == 0))
+
+/* The first key that needs a restart and differs, or NULL. */
+static const char *restart_key_changed(const struct ha_config *a, const struct ha_config *b)
+{
+    if (!SAME_STR(base_domain))
+        return "global.baseDomain";
+    if (!SAME_STR(client_id))
+        return "auth0.clientId";
+    if (!SAME_STR(tenant))
+        return "auth0.baseDomain";
+    if (!SAME_STR(listen_host) || a->listen_port != b->listen_port)
+        return "authSidecar.listen";
+    if (!SAME_STR(tls_cert_file) || !SAME_STR(tls_key_file))
+        return "authSidecar.tlsCertFile/tlsKeyFile";
+    if (!SAME_STR(tenant_ca_file))
+        return "authSidecar.tenantCaFile";
+    if (a->connect_timeout_ms != b->connect_timeout_ms ||
+        a->request_timeout_ms != b->request_timeout_ms)
+        return "authSidecar.connectTimeoutMs/requestTimeoutMs";
+    if (a->workers != b->workers || a->max_connections != b->max_connections)
+        return "authSidecar.workers/maxConnections";
+    if (a->jwks_refresh_s != b->jwks_refresh_s || a->jwks_min_refetch_s != b->jwks_min_refetch_s)
+        return "authSidecar.jwksRefreshSeconds/jwksMinRefetchSeconds";
+    return NULL;
+}
+
+enum ha_err ha_app_reload(struct ha_app *app, struct ha_config *next, const char **reason)
+{
+    struct ha_view *cur = atomic_load(&app->view), *v = NULL;
+    const struct ha_config *old = cur->cfg;
+    enum ha_err err;
+
+    *reason = restart_key_changed(old, next);
+    if (*reason != NULL) {
+        ha_config_free(next);
+        return HA_ERR_CONFIG;
+    }
+    if (CRYPTO_memcmp(old->cookie_key, next->cookie_key, HA_COOKIE_KEY_LEN) != 0 &&
+        !next->has_prev_cookie_key) {
+        /* Rotation: cookies sealed a moment ago still open for one transaction lifetime. */
+        memcpy(next->prev_cookie_key, old->cookie_key, HA_COOKIE_KEY_LEN);
+        next->has_prev_cookie_key = true;
+        err = view_new(next, &v);
+        if (err == HA_OK)
+            v->prev_key_until = app->clock.now(app->clock.ctx) + next->txn_ttl_s;
+    } else {
+        err = view_new(next, &v);
+    }
+    if (err != HA_OK) {
+        *reason = "out of memory";
+        return err;
+    }
+    v->older = cur;
+    atomic_store_explicit(&app->view, v, memory_order_release);
+    return HA_OK;
+}
+
+size_t ha_app_cookie_keys(const struct ha_view *v, long now, unsigned char keys[2][32])
+{
+    memcpy(keys[0], v->cfg->cookie_key, 32);
+    if (!v->cfg->has_prev_cookie_key || (v->prev_key_until != 0 && now >= v->prev_key_until))
+        return 1;
+    memcpy(keys[1], v->cfg->prev_cookie_key, 32);
+    return 2;
 }
 
 static void set_not_ready(struct ha_app *app, const char *reason)
@@ -79,14 +192,14 @@ enum ha_err ha_app_load_provider(struct ha_app *app, const char **reason)
     enum ha_err err;
     uint64_t t0;
 
-    err = ha_oidc_discover(&app->http, app->cfg->issuer, &p, reason);
+    err = ha_oidc_discover(&app->http, ha_app_view(app)->cfg->issuer, &p, reason);
     if (err != HA_OK)
         goto out;
     jo.jwks_uri = p.jwks_uri;
     jo.http = app->http;
     jo.clock = app->clock;
-    jo.refresh_s = app->cfg->jwks_refresh_s;
-    jo.min_refetch_s = app->cfg->jwks_min_refetch_s;
+    jo.refresh_s = ha_app_view(app)->cfg->jwks_refresh_s;
+    jo.min_refetch_s = ha_app_view(app)->cfg->jwks_min_refetch_s;
     err = ha_jwks_cache_new(&jo, &jwks);
     if (err != HA_OK) {
         *reason = "JWKS cache could not be created";
@@ -144,12 +257,12 @@ static void *background(void *arg)
     while (!ha_app_ready(app, NULL)) {
         enum ha_err err = ha_app_load_provider(app, &reason);
         if (err == HA_OK) {
-            ha_log(HA_LOG_INFO, "ready", NULL, "issuer", app->cfg->issuer, NULL);
+            ha_log(HA_LOG_INFO, "ready", NULL, "issuer", ha_app_view(app)->cfg->issuer, NULL);
             break;
         }
         set_not_ready(app, reason);
         ha_log(HA_LOG_WARN, "not_ready", NULL, "reason", reason, "error", ha_err_str(err), "issuer",
-               app->cfg->issuer, NULL);
+               ha_app_view(app)->cfg->issuer, NULL);
         if (nap(app, backoff))
             return NULL;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -195,9 +308,7 @@ void ha_app_cleanup(struct ha_app *app)
     ha_oidc_provider_cleanup(&app->provider);
     ha_http_client_free(app->client);
     ha_metrics_free(app->metrics);
-    free(app->houston_cookie);
-    free(app->redirect_uri);
-    free(app->houston_origin);
+    view_free(atomic_load(&app->view));
     free(app->used);
     pthread_mutex_destroy(&app->lock);
     pthread_mutex_destroy(&app->used_lock);

@@ -20,7 +20,7 @@ enum ha_err ha_txn_cookie_header(const struct ha_app *app, const char *name, con
         .value = value != NULL ? value : "",
         .domain = NULL,
         .path = HA_TXN_COOKIE_PATH,
-        .max_age = value != NULL ? app->cfg->txn_ttl_s : 0,
+        .max_age = value != NULL ? ha_app_view(app)->cfg->txn_ttl_s : 0,
         .http_only = true,
         .secure = true,
         .same_site = "Lax",
@@ -42,7 +42,7 @@ enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
     ha_metrics_login(app->metrics, code);
     ha_response_cleanup(resp);
     ha_buf_init(&url, HA_MAX_URL);
-    err = ha_buf_appendf(&url, "%s/login?", app->cfg->app_url);
+    err = ha_buf_appendf(&url, "%s/login?", ha_app_view(app)->cfg->app_url);
     if (err == HA_OK)
         err = ha_buf_append_param(&url, "error", code);
     if (err == HA_OK)

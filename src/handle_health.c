@@ -31,7 +31,7 @@ enum ha_err ha_handle_readyz(struct ha_app *app, const struct ha_request *req,
     if (ha_app_ready(app, &reason))
         return ha_response_text(resp, 200, JSON_TYPE, "{\"status\":\"ready\"}\n");
     obj = json_pack("{s:s,s:s,s:s}", "status", "not_ready", "reason", reason, "issuer",
-                    app->cfg->issuer);
+                    ha_app_view(app)->cfg->issuer);
     text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(obj);
     if (text == NULL)
@@ -68,20 +68,21 @@ enum ha_err ha_handle_metrics(struct ha_app *app, const struct ha_request *req,
 enum ha_err ha_handle_index(struct ha_app *app, const struct ha_request *req,
                             struct ha_response *resp)
 {
+    const struct ha_config *cfg = ha_app_view(app)->cfg;
     struct ha_buf b;
     char *page = NULL;
     enum ha_err err;
     (void)req;
 
-    if (!app->cfg->dev)
+    if (!cfg->dev)
         return ha_response_text(resp, 404, "text/plain; charset=utf-8", "not found\n");
     ha_buf_init(&b, 8192);
     err = ha_buf_appendf(&b,
                          "Dev mode: the bundled dev tenant at https://%s/ and the Houston "
                          "stand-in at %s. Log in (as anyone: type any email), then log out at "
                          "%s/logout. Probes: %s/healthz, %s/readyz; metrics at %s/metrics.",
-                         app->cfg->tenant, app->cfg->houston_url, app->cfg->public_url,
-                         app->cfg->public_url, app->cfg->public_url, app->cfg->public_url);
+                         cfg->tenant, cfg->houston_url, cfg->public_url, cfg->public_url,
+                         cfg->public_url, cfg->public_url);
     if (err == HA_OK)
         err = ha_page_render("houston-auth (dev)", b.data,
                              HA_PATH_START "?provider=auth0&integration=self&redirect=/oauth",

@@ -23,9 +23,10 @@ static enum ha_err clear_houston_cookie(struct ha_app *app, struct ha_response *
     char *line = NULL;
     enum ha_err err;
     ha_buf_init(&domain, 512);
-    err = ha_buf_appendf(&domain, ".%s", app->cfg->base_domain);
+    err = ha_buf_appendf(&domain, ".%s", ha_app_view(app)->cfg->base_domain);
     if (err == HA_OK) {
-        struct ha_set_cookie c = {app->houston_cookie, "", domain.data, "/", 0, false, true, NULL};
+        struct ha_set_cookie c = {
+            ha_app_view(app)->houston_cookie, "", domain.data, "/", 0, false, true, NULL};
         err = ha_cookie_format(&c, &line);
     }
     if (err == HA_OK)
@@ -37,15 +38,16 @@ static enum ha_err clear_houston_cookie(struct ha_app *app, struct ha_response *
 /* An allowlisted returnTo made absolute (Auth0 needs an absolute URL), or NULL. */
 static enum ha_err return_to(struct ha_app *app, const char *asked, char **out)
 {
+    const struct ha_view *v = ha_app_view(app);
     struct ha_buf b;
     enum ha_err err;
     ha_buf_init(&b, HA_MAX_URL);
     if (asked == NULL)
-        err = ha_buf_appendf(&b, "%s%s", app->cfg->app_url, LOGOUT_DEFAULT_PATH);
-    else if (ha_redirect_check(&app->policy, asked) != HA_OK)
+        err = ha_buf_appendf(&b, "%s%s", v->cfg->app_url, LOGOUT_DEFAULT_PATH);
+    else if (ha_redirect_check(&v->policy, asked) != HA_OK)
         err = HA_ERR_REFUSED;
     else if (asked[0] == '/')
-        err = ha_buf_appendf(&b, "%s%s", app->cfg->app_origin, asked);
+        err = ha_buf_appendf(&b, "%s%s", v->cfg->app_origin, asked);
     else
         err = ha_buf_append_str(&b, asked);
     if (err == HA_OK)
@@ -64,7 +66,7 @@ static enum ha_err refuse(struct ha_app *app, const struct ha_request *req,
     err = ha_page_render("Sign-out link not valid",
                          "This sign-out link points somewhere this platform does not send "
                          "people. Use the sign-out button in the app instead.",
-                         app->cfg->app_url, "Go to the app", NULL, &page);
+                         ha_app_view(app)->cfg->app_url, "Go to the app", NULL, &page);
     if (err != HA_OK)
         return err;
     err = ha_response_text(resp, 400, "text/html; charset=utf-8", page);
@@ -89,9 +91,10 @@ enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
     if (err != HA_OK)
         return err;
     ha_buf_init(&url, HA_MAX_URL * 2);
-    err = ha_buf_appendf(&url, "https://%s%s?", app->cfg->tenant, HA_AUTH0_LOGOUT_PATH);
+    err =
+        ha_buf_appendf(&url, "https://%s%s?", ha_app_view(app)->cfg->tenant, HA_AUTH0_LOGOUT_PATH);
     if (err == HA_OK)
-        err = ha_buf_append_param(&url, "client_id", app->cfg->client_id);
+        err = ha_buf_append_param(&url, "client_id", ha_app_view(app)->cfg->client_id);
     if (err == HA_OK)
         err = ha_buf_append_param(&url, "returnTo", target);
     if (err == HA_OK)

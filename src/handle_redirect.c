@@ -63,11 +63,12 @@ static int fail(struct login *l, const char *code, const char *reason)
 /* Finds and opens the transaction cookie for the answer's state. */
 static int open_txn(struct login *l)
 {
-    const struct ha_config *cfg = l->app->cfg;
+    const struct ha_view *v = ha_app_view(l->app);
     const char *state = ha_kvlist_get(l->params, "state");
     const char *sealed;
     unsigned char keys[2][32];
-    size_t nkeys = 1;
+    long now = l->app->clock.now(l->app->clock.ctx);
+    size_t nkeys;
     enum ha_err err;
 
     if (state == NULL || strlen(state) != HA_RANDOM_B64_LEN ||
@@ -77,13 +78,9 @@ static int open_txn(struct login *l)
     sealed = ha_kvlist_get(&l->req->cookies, l->cookie);
     if (sealed == NULL)
         return fail(l, HA_E_INVALID_STATE, "no transaction cookie for this state");
-    memcpy(keys[0], cfg->cookie_key, 32);
-    if (cfg->has_prev_cookie_key) {
-        memcpy(keys[1], cfg->prev_cookie_key, 32);
-        nkeys = 2;
-    }
+    nkeys = ha_app_cookie_keys(v, now, keys);
     err = ha_txn_open(sealed, strlen(sealed), l->cookie, (const unsigned char(*)[32])keys, nkeys,
-                      l->app->clock.now(l->app->clock.ctx), cfg->txn_ttl_s, &l->txn);
+                      now, v->cfg->txn_ttl_s, &l->txn);
     OPENSSL_cleanse(keys, sizeof(keys));
     if (err == HA_ERR_EXPIRED)
         return fail(l, HA_E_STATE_EXPIRED, "transaction expired");
@@ -92,19 +89,22 @@ static int open_txn(struct login *l)
     l->have_txn = 1;
     if (!ha_str_ct_equal(state, l->txn.state))
         return fail(l, HA_E_INVALID_STATE, "state does not match the transaction");
-    if (ha_app_redeem_state(l->app, l->txn.state, l->app->clock.now(l->app->clock.ctx),
-                            cfg->txn_ttl_s) != HA_OK)
+    if (ha_app_redeem_state(l->app, l->txn.state, now, v->cfg->txn_ttl_s) != HA_OK)
         return fail(l, HA_E_INVALID_STATE, "state already used");
     return 1;
 }
 
 static int exchange(struct login *l)
 {
-    const struct ha_config *cfg = l->app->cfg;
+    const struct ha_config *cfg = ha_app_view(l->app)->cfg;
     const char *code = ha_kvlist_get(l->params, "code");
-    struct ha_token_request r = {
-        cfg->client_id,       cfg->client_secret, cfg->token_auth_method, code,
-        l->app->redirect_uri, l->txn.verifier,    l->req->request_id};
+    struct ha_token_request r = {cfg->client_id,
+                                 cfg->client_secret,
+                                 cfg->token_auth_method,
+                                 code,
+                                 ha_app_view(l->app)->redirect_uri,
+                                 l->txn.verifier,
+                                 l->req->request_id};
     const char *reason = NULL;
     uint64_t t0;
     enum ha_err err;
@@ -126,7 +126,7 @@ static int exchange(struct login *l)
 
 static int verify_tokens(struct login *l)
 {
-    const struct ha_config *cfg = l->app->cfg;
+    const struct ha_config *cfg = ha_app_view(l->app)->cfg;
     long now = l->app->clock.now(l->app->clock.ctx);
     struct ha_jwt_expect id = {cfg->issuer,  cfg->client_id, cfg->client_id, true,
                                l->txn.nonce, true,           true,           now,
@@ -153,8 +153,8 @@ static int hand_off(struct login *l)
     uint64_t t0;
     enum ha_err err;
 
-    err = ha_houston_state_json(l->txn.integration, app->houston_origin, l->txn.redirect,
-                                l->txn.extras, l->txn.invite_token, &state);
+    err = ha_houston_state_json(l->txn.integration, ha_app_view(app)->houston_origin,
+                                l->txn.redirect, l->txn.extras, l->txn.invite_token, &state);
     if (err == HA_OK)
         err = ha_houston_form(l->tokens.id_token, l->tokens.access_token, l->tokens.token_type,
                               l->tokens.expires_in, state, &form);
@@ -163,8 +163,9 @@ static int hand_off(struct login *l)
         return fail(l, HA_E_HOUSTON_REJECTED, "Houston's form could not be built");
     }
     t0 = ha_mono_ns();
-    err = ha_houston_callback(&app->http, app->cfg->houston_url, form, &app->policy,
-                              app->houston_cookie, l->req->request_id, &l->houston);
+    err = ha_houston_callback(&app->http, ha_app_view(app)->cfg->houston_url, form,
+                              &ha_app_view(app)->policy, ha_app_view(app)->houston_cookie,
+                              l->req->request_id, &l->houston);
     t0 = ha_mono_ns() - t0;
     l->waited_ns += t0;
     ha_metrics_observe_ns(app->metrics, HA_HIST_HOUSTON, t0);

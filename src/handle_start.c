@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include "houston_auth/handlers.h"
 #include "houston_auth/log.h"
 #include "houston_auth/metrics.h"
@@ -84,7 +85,7 @@ static const char *read_params(struct ha_app *app, const struct ha_request *req,
     p->redirect = ha_kvlist_get(&req->query, "redirect");
     if (p->redirect == NULL || p->redirect[0] == '\0')
         p->redirect = DEFAULT_REDIRECT;
-    if (ha_redirect_check(&app->policy, p->redirect) != HA_OK)
+    if (ha_redirect_check(&ha_app_view(app)->policy, p->redirect) != HA_OK)
         return "redirect refused by the allowlist";
     p->extras = ha_kvlist_get(&req->query, "extras");
     if (p->extras != NULL && !extras_ok(p->extras))
@@ -108,11 +109,14 @@ struct old_txn {
 static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
                              struct ha_response *resp)
 {
+    const struct ha_view *v = ha_app_view(app);
     struct old_txn olds[HA_MAX_PAIRS];
-    size_t n = 0, plen = strlen(HA_TXN_COOKIE_PREFIX);
-    const unsigned char(*keys)[32] = (const unsigned char(*)[32]) & app->cfg->cookie_key;
+    size_t n = 0, plen = strlen(HA_TXN_COOKIE_PREFIX), nkeys;
+    unsigned char keys[2][32];
+    long now = app->clock.now(app->clock.ctx);
     enum ha_err err = HA_OK;
 
+    nkeys = ha_app_cookie_keys(v, now, keys);
     for (size_t i = 0; i < req->cookies.count && n < HA_MAX_PAIRS; i++) {
         const struct ha_kv *kv = &req->cookies.items[i];
         struct ha_txn t;
@@ -120,13 +124,14 @@ static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
             continue;
         memcpy(olds[n].name, kv->key, strlen(kv->key) + 1);
         olds[n].created = -1;
-        if (ha_txn_open(kv->value, strlen(kv->value), kv->key, keys, 1,
-                        app->clock.now(app->clock.ctx), app->cfg->txn_ttl_s, &t) == HA_OK) {
+        if (ha_txn_open(kv->value, strlen(kv->value), kv->key, (const unsigned char(*)[32])keys,
+                        nkeys, now, v->cfg->txn_ttl_s, &t) == HA_OK) {
             olds[n].created = t.created;
             ha_txn_cleanup(&t);
         }
         n++;
     }
+    OPENSSL_cleanse(keys, sizeof(keys));
     while (n >= HA_TXN_MAX_COOKIES && err == HA_OK) {
         size_t oldest = 0;
         char *clear = NULL;
@@ -146,8 +151,12 @@ static enum ha_err begin(struct ha_app *app, const struct ha_request *req,
                          const struct start_params *p, struct ha_response *resp)
 {
     struct ha_txn t;
-    struct ha_authorize_params a = {app->cfg->client_id, app->redirect_uri, app->cfg->audience,
-                                    p->integration,      p->login_hint,     NULL};
+    struct ha_authorize_params a = {ha_app_view(app)->cfg->client_id,
+                                    ha_app_view(app)->redirect_uri,
+                                    ha_app_view(app)->cfg->audience,
+                                    p->integration,
+                                    p->login_hint,
+                                    NULL};
     char name[64], *sealed = NULL, *set = NULL;
     enum ha_err err;
 
@@ -156,7 +165,7 @@ static enum ha_err begin(struct ha_app *app, const struct ha_request *req,
     if (err != HA_OK)
         return err;
     ha_txn_cookie_name(t.state, name);
-    err = ha_txn_seal(&t, app->cfg->cookie_key, &app->rng, &sealed);
+    err = ha_txn_seal(&t, ha_app_view(app)->cfg->cookie_key, &app->rng, &sealed);
     if (err == HA_OK)
         err = evict_old(app, req, resp);
     if (err == HA_OK)

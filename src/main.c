@@ -33,28 +33,55 @@ static int probe(const char *url)
     return rc;
 }
 
-static int serve(const struct ha_config *cfg)
+/* SIGHUP: re-reads the config file and secret files; a refused reload changes nothing. */
+static void reload(struct ha_app *app, int argc, char **argv)
+{
+    struct ha_config *next = NULL;
+    enum ha_config_action action;
+    enum ha_log_level level;
+    const char *reason = NULL;
+    char errbuf[512] = "";
+
+    if (ha_config_load(argc, argv, environ, &next, &action, errbuf, sizeof(errbuf)) != HA_OK ||
+        next == NULL) {
+        ha_log(HA_LOG_ERROR, "reload_refused", NULL, "reason", errbuf, NULL);
+        ha_config_free(next);
+        return;
+    }
+    if (ha_log_parse_level(next->log_level, &level) != HA_OK)
+        level = HA_LOG_INFO;
+    if (ha_app_reload(app, next, &reason) != HA_OK) {
+        ha_log(HA_LOG_ERROR, "reload_refused", NULL, "reason", "a key that needs a restart changed",
+               "key", reason, NULL);
+        return;
+    }
+    ha_log_set_level(level);
+    ha_log(HA_LOG_INFO, "reloaded", NULL, NULL);
+}
+
+static int serve(struct ha_config *cfg, int argc, char **argv)
 {
     struct ha_app app;
     struct ha_server *srv = NULL;
+    const struct ha_config *c;
     sigset_t set;
     int sig = 0;
     char port[16];
     enum ha_err err;
 
-    err = ha_app_init(&app, cfg);
+    err = ha_app_init(&app, cfg); /* app owns cfg from here on */
     if (err == HA_OK)
         err = ha_server_start(&app, &srv);
     if (err != HA_OK) {
-        ha_log(HA_LOG_ERROR, "start_failed", NULL, "reason", ha_err_str(err), "listen",
-               cfg->listen_host, NULL);
+        ha_log(HA_LOG_ERROR, "start_failed", NULL, "reason", ha_err_str(err), NULL);
         ha_app_cleanup(&app);
         return 1;
     }
+    c = ha_app_view(&app)->cfg;
     snprintf(port, sizeof(port), "%d", ha_server_port(srv));
-    ha_log(HA_LOG_INFO, "listening", NULL, "host", cfg->listen_host, "port", port, "tls",
-           cfg->tls_cert_file != NULL ? "on" : "off", "issuer", cfg->issuer, "dev",
-           cfg->dev ? "true" : "false", NULL);
+    ha_log(HA_LOG_INFO, "listening", NULL, "host", c->listen_host, "port", port, "tls",
+           c->tls_cert_file != NULL ? "on" : "off", "issuer", c->issuer, "dev",
+           c->dev ? "true" : "false", NULL);
     err = ha_app_start(&app);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -63,8 +90,7 @@ static int serve(const struct ha_config *cfg)
     while (err == HA_OK && sigwait(&set, &sig) == 0) {
         if (sig != SIGHUP)
             break;
-        ha_log(HA_LOG_WARN, "sighup_ignored", NULL, "reason",
-               "configuration reload is not implemented yet; restart to apply changes", NULL);
+        reload(&app, argc, argv);
     }
     ha_log(HA_LOG_INFO, "stopping", NULL, "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     ha_server_stop(srv, DRAIN_MS);
@@ -121,7 +147,8 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
-        rc = serve(cfg);
+        rc = serve(cfg, argc, argv);
+        cfg = NULL; /* serve() handed it to the app */
         break;
     }
     ha_config_free(cfg);

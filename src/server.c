@@ -363,7 +363,7 @@ static int cpu_count(void)
 
 static enum ha_err start_daemon(struct ha_server *s)
 {
-    const struct ha_config *cfg = s->app->cfg;
+    const struct ha_config *cfg = ha_app_view(s->app)->cfg;
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -384,8 +384,13 @@ static enum ha_err start_daemon(struct ha_server *s)
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
-    if (s->daemon == NULL)
+    if (s->daemon == NULL) {
+        char port[16];
+        snprintf(port, sizeof(port), "%d", cfg->listen_port);
+        ha_log(HA_LOG_ERROR, "listen_failed", NULL, "host", cfg->listen_host, "port", port,
+               "reason", "cannot listen there (address in use, or not this machine's?)", NULL);
         return HA_ERR_IO;
+    }
     {
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -422,7 +427,7 @@ static void server_free(struct ha_server *s)
 
 enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
 {
-    const struct ha_config *cfg = app->cfg;
+    const struct ha_config *cfg = ha_app_view(app)->cfg;
     struct ha_server *s = calloc(1, sizeof(*s));
     enum ha_err err = HA_ERR_NOMEM;
 

@@ -213,8 +213,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    ha_app_cleanup(&W.app);
-    ha_config_free(W.cfg);
+    ha_app_cleanup(&W.app); /* frees every config it was given */
     EVP_PKEY_free(W.key);
     free(W.jwks);
     free(W.houston_form);
@@ -524,6 +523,60 @@ static void test_logout(void **state)
     ha_response_cleanup(&resp);
 }
 
+static struct ha_config *load_with(const char *cookie_secret, const char *tenant)
+{
+    char *argv[] = {"houston-auth", NULL};
+    char cs[128], tn[128];
+    char *envp[] = {"GLOBAL_BASE_DOMAIN=astro.example.com",
+                    "AUTH0_CLIENT_ID=" CLIENT,
+                    tn,
+                    "AUTH0_CLIENT_SECRET=secret",
+                    "AUTH_SIDECAR_LOG_LEVEL=error",
+                    cs,
+                    NULL};
+    enum ha_config_action action;
+    struct ha_config *cfg = NULL;
+    char err[256];
+    snprintf(cs, sizeof(cs), "AUTH_SIDECAR_COOKIE_SECRET=%s", cookie_secret);
+    snprintf(tn, sizeof(tn), "AUTH0_BASE_DOMAIN=%s", tenant);
+    assert_int_equal(ha_config_load(1, argv, envp, &cfg, &action, err, sizeof(err)), HA_OK);
+    return cfg;
+}
+
+/* SIGHUP's reload: a cookie-secret rotation keeps in-flight logins working for one
+ * transaction lifetime; a key that needs a restart is refused and changes nothing. */
+static void test_reload(void **state)
+{
+    struct started s;
+    struct ha_response resp = {0};
+    const struct ha_view *before;
+    const char *reason = NULL;
+    unsigned char keys[2][32];
+    (void)state;
+    start_login("", NULL, &s); /* sealed with the first secret */
+    assert_int_equal(ha_app_reload(&W.app,
+                                   load_with("a-brand-new-cookie-secret-for-rotation-0001",
+                                             "tenant.example.com"),
+                                   &reason),
+                     HA_OK);
+    finish(&s, NULL, &resp);
+    assert_int_equal(resp.status, 302);
+    assert_string_equal(resp.location, W.houston_location);
+    ha_response_cleanup(&resp);
+    /* The previous key is offered for one TTL after the reload, then dropped. */
+    assert_int_equal(ha_app_cookie_keys(ha_app_view(&W.app), W.now, keys), 2);
+    assert_int_equal(ha_app_cookie_keys(ha_app_view(&W.app), W.now + 600, keys), 1);
+
+    before = ha_app_view(&W.app);
+    assert_int_equal(ha_app_reload(&W.app,
+                                   load_with("a-brand-new-cookie-secret-for-rotation-0001",
+                                             "other-tenant.example.com"),
+                                   &reason),
+                     HA_ERR_CONFIG);
+    assert_string_equal(reason, "auth0.baseDomain");
+    assert_ptr_equal(ha_app_view(&W.app), before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_start_bounds_cookies),
         cmocka_unit_test(test_tenant_error),
         cmocka_unit_test(test_logout),
+        cmocka_unit_test(test_reload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
