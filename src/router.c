@@ -6,13 +6,13 @@
 #include "houston_auth/router.h"
 
 static const struct ha_route routes[] = {
-    {HA_PATH_START, "GET, HEAD", false, false, ha_handle_start},
-    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, ha_handle_redirect},
-    {HA_PATH_LOGOUT, "GET, HEAD", false, false, ha_handle_logout},
-    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, ha_handle_healthz},
-    {HA_PATH_READYZ, "GET, HEAD", false, false, ha_handle_readyz},
-    {HA_PATH_METRICS, "GET, HEAD", false, false, ha_handle_metrics},
-    {"/", "GET, HEAD", false, false, ha_handle_index},
+    {HA_PATH_START, "GET, HEAD", false, false, true, ha_handle_start},
+    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, ha_handle_redirect},
+    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, ha_handle_logout},
+    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, ha_handle_healthz},
+    {HA_PATH_READYZ, "GET, HEAD", false, false, false, ha_handle_readyz},
+    {HA_PATH_METRICS, "GET, HEAD", false, false, false, ha_handle_metrics},
+    {"/", "GET, HEAD", false, false, false, ha_handle_index},
 };
 
 const struct ha_route *ha_router_find(const char *path)

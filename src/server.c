@@ -140,8 +140,17 @@ static enum MHD_Result send_response(struct conn *c)
         MHD_add_response_header(r, "X-Request-Id", c->req.request_id);
     ret = MHD_queue_response(c->mhd, (unsigned int)rs->status, r);
     MHD_destroy_response(r);
-    ha_log(HA_LOG_DEBUG, "request", c->req.request_id, "method", c->req.method, "path",
-           c->route != NULL ? c->route->path : "(other)", NULL);
+    {
+        /* The access log: never the query string (it carries code and state). Probes and
+         * metrics only at debug, so kubelet's polling does not drown the login lines. */
+        char status[8], ms[32];
+        bool quiet = c->route == NULL || !c->route->login;
+        snprintf(status, sizeof(status), "%d", rs->status);
+        snprintf(ms, sizeof(ms), "%.3f", (double)(ha_mono_ns() - c->t0) / 1e6);
+        ha_log(quiet ? HA_LOG_DEBUG : HA_LOG_INFO, "request", c->req.request_id, "method",
+               c->req.method, "path", c->route != NULL ? c->route->path : "(other)", "status",
+               status, "duration_ms", ms, NULL);
+    }
     c->phase = PHASE_DONE;
     return ret;
 }

@@ -14,6 +14,7 @@ struct ha_route {
     const char *allow; /* methods, as sent in Allow */
     bool post;         /* accepts POST with a form body */
     bool outbound;     /* calls the tenant or Houston: runs on a worker, not the I/O thread */
+    bool login;        /* part of a person's login or logout: logged at info */
     ha_handler_fn handle;
 };
 
