@@ -62,20 +62,25 @@ static int escaped(const char *s)
 }
 
 /* Refuses raw CTLs, space, DEL, non-ASCII and '\\', malformed escapes, and escapes of CTLs,
- * DEL and '\\'. Any "%25" is refused too: an encoded '%' only matters to a second decoder,
- * and "%252f", "%255c", "%250d", "%250a" are exactly how a slash or a CR/LF survives one
- * decoding to be acted on by the next. No legitimate UI path needs an encoded '%'. */
+ * DEL and '\\'. "%25" is refused before the query: an encoded '%' in a path only matters to
+ * a second decoder, and "%252f", "%255c", "%250d", "%250a" are exactly how a slash or a
+ * CR/LF survives one decoding to be acted on by the next. In the query it is how a '%' in a
+ * value is written (Houston encodes the UI's extras there), and a query never turns into a
+ * path however often it is decoded, so it passes there. */
 static bool clean_bytes(const char *s, size_t len)
 {
+    bool in_query = false;
     int v;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x21 || c >= 0x7f || c == '\\')
             return false;
+        if (c == '?' || c == '#')
+            in_query = true;
         if (c != '%')
             continue;
         v = escaped(s + i);
-        if (v < 0 || v < 0x20 || v == 0x7f || v == '\\' || v == '%')
+        if (v < 0 || v < 0x20 || v == 0x7f || v == '\\' || (v == '%' && !in_query))
             return false;
         i += 2;
     }
