@@ -342,6 +342,37 @@ static const char *find_cookie(const struct ha_http_response *r, const char *nam
     return NULL;
 }
 
+/* Whether the Set-Cookie line's attributes scope the session as Houston's contract says:
+ * Domain=.<base> (or <base>), Path=/, Secure. A cookie scoped otherwise would be dropped or
+ * stay invisible to app.<base> in the browser: the person would not be logged in although
+ * Houston made a session, so it is refused here, where the reason can be logged. */
+static bool cookie_scope_ok(const char *line, const char *base)
+{
+    bool domain = false, path = false, secure = false;
+    const char *p = strchr(line, ';');
+    while (p != NULL) {
+        const char *a = p + 1, *end, *eq;
+        size_t n, bl = strlen(base);
+        while (*a == ' ' || *a == '\t')
+            a++;
+        p = strchr(a, ';');
+        end = p != NULL ? p : a + strlen(a);
+        while (end > a && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        eq = memchr(a, '=', (size_t)(end - a));
+        n = (size_t)((eq != NULL ? eq : end) - a);
+        if (n == 6 && strncasecmp(a, "Domain", 6) == 0 && eq != NULL) {
+            const char *d = eq + 1 + (eq[1] == '.');
+            domain = (size_t)(end - d) == bl && strncasecmp(d, base, bl) == 0;
+        } else if (n == 4 && strncasecmp(a, "Path", 4) == 0 && eq != NULL) {
+            path = end - eq == 2 && eq[1] == '/';
+        } else if (n == 6 && strncasecmp(a, "Secure", 6) == 0 && eq == NULL) {
+            secure = true;
+        }
+    }
+    return domain && path && secure;
+}
+
 /* Whether loc (already allowlisted) is the app's /login with an error, which is how Houston
  * reports a refused signup: relative, or on app_origin exactly. The path must be "/login"
  * or below "/login/". */
@@ -393,6 +424,8 @@ static enum ha_err check_answer(const struct ha_http_response *r,
         why = "Location missing or refused by the allowlist";
     else if ((cookie = find_cookie(r, cookie_name)) == NULL && !is_login_error(p, r->location))
         why = "no auth cookie and not a login error redirect";
+    else if (cookie != NULL && !cookie_scope_ok(cookie, p->base_domain))
+        why = "auth cookie not scoped Domain=.<base>; Path=/; Secure";
     if (why != NULL) {
         ha_log(HA_LOG_WARN, "houston_answer_refused", rid, "status", status, "reason", why, NULL);
         return r->status != 302 && r->status != 303 ? HA_ERR_HTTP : HA_ERR_REFUSED;

@@ -355,10 +355,44 @@ static void test_callback_cookie_must_match_exactly(void **state)
     }
     /* A clearing line first does not hide the real one after it. */
     f->cookies[0] = COOKIE "=; Max-Age=0";
-    f->cookies[1] = COOKIE "=" SESSION_JWT "; Path=/";
+    f->cookies[1] = COOKIE "=" SESSION_JWT "; Domain=.astro.example.com; Path=/; Secure";
     assert_int_equal(call(f, HOUSTON, &r), HA_OK);
     assert_string_equal(r.set_cookie, f->cookies[1]);
     ha_houston_result_cleanup(&r);
+}
+
+/* The session cookie must be scoped as Houston's contract says, or the browser would drop it
+ * (or hide it from app.<base>) while the login looked successful. */
+static void test_callback_cookie_scope(void **state)
+{
+    static const char *const badly_scoped[] = {
+        COOKIE "=" SESSION_JWT "; Path=/; Secure",
+        COOKIE "=" SESSION_JWT "; Domain=.other.example.com; Path=/; Secure",
+        COOKIE "=" SESSION_JWT "; Domain=.example.com; Path=/; Secure",
+        COOKIE "=" SESSION_JWT "; Domain=.evilastro.example.com; Path=/; Secure",
+        COOKIE "=" SESSION_JWT "; Domain=.astro.example.com; Secure",
+        COOKIE "=" SESSION_JWT "; Domain=.astro.example.com; Path=/v1; Secure",
+        COOKIE "=" SESSION_JWT "; Domain=.astro.example.com; Path=/",
+    };
+    static const char *const well_scoped[] = {
+        COOKIE "=" SESSION_JWT "; Domain=.astro.example.com; Path=/; Secure",
+        COOKIE "=" SESSION_JWT "; domain=astro.example.com; path=/; secure; HttpOnly",
+        COOKIE "=" SESSION_JWT ";Domain=.ASTRO.example.com ;Path=/;Secure",
+    };
+    struct fake *f = *state;
+    struct ha_houston_result r;
+    memset(f->cookies, 0, sizeof(f->cookies));
+    for (size_t i = 0; i < sizeof(badly_scoped) / sizeof(badly_scoped[0]); i++) {
+        f->cookies[0] = badly_scoped[i];
+        if (call(f, HOUSTON, &r) != HA_ERR_REFUSED)
+            fail_msg("badly scoped cookie accepted: %s", badly_scoped[i]);
+    }
+    for (size_t i = 0; i < sizeof(well_scoped) / sizeof(well_scoped[0]); i++) {
+        f->cookies[0] = well_scoped[i];
+        if (call(f, HOUSTON, &r) != HA_OK)
+            fail_msg("well scoped cookie refused: %s", well_scoped[i]);
+        ha_houston_result_cleanup(&r);
+    }
 }
 
 static void test_callback_signup_error_without_cookie(void **state)
@@ -462,6 +496,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_callback_statuses, setup_fake, teardown_fake),
         cmocka_unit_test_setup_teardown(test_callback_transport_errors, setup_fake, teardown_fake),
         cmocka_unit_test_setup_teardown(test_callback_refuses_location, setup_fake, teardown_fake),
+        cmocka_unit_test_setup_teardown(test_callback_cookie_scope, setup_fake, teardown_fake),
         cmocka_unit_test_setup_teardown(test_callback_cookie_must_match_exactly, setup_fake,
                                         teardown_fake),
         cmocka_unit_test_setup_teardown(test_callback_signup_error_without_cookie, setup_fake,
