@@ -9,7 +9,13 @@ for group in "$@"; do
   case "$group" in
     build) ;;
     test) want+=(libcmocka-dev clang-format) ;;
-    browser) want+=(chromium nodejs npm) ;;
+    browser)
+      want+=(chromium)
+      # A machine may already carry a newer Node.js (e.g. NodeSource's, which bundles npm and
+      # conflicts with Debian's npm package): use it when both commands exist.
+      if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        want+=(nodejs npm)
+      fi ;;
     bench) want+=(nginx apache2 libapache2-mod-auth-openidc wrk) ;;
     *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
