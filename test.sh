@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Command 2: builds houston-auth and runs every test: unit, integration (the sidecar, the
 # dev tenant and the Houston stand-in as real processes on loopback), fuzz-corpus replay,
-# then the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# a headless-Chromium login, then the whole suite again under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh build test
@@ -22,6 +23,9 @@ cmake --build build -j"$jobs"
 
 echo "== tests"
 (cd build && ctest --output-on-failure) || status=1
+
+echo "== browser end-to-end (headless Chromium through the whole login)"
+tests/browser/run.sh build || status=1
 
 echo "== build with ASan + UBSan"
 cmake -S . -B build-asan -DHA_WERROR=ON -DHA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
