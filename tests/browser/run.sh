@@ -13,21 +13,8 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build=$root/$build ;; esac
 
-# Node.js and npm: Debian's through scripts/deps.sh, unless the machine already has both
-# (NodeSource's nodejs carries its own npm, and Debian's npm package conflicts with it).
-if command -v node >/dev/null && command -v npm >/dev/null; then
-  "$root/scripts/deps.sh" build
-  if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
-    echo "run.sh: installing chromium" >&2
-    sudo=
-    [ "$(id -u)" -ne 0 ] && sudo=sudo
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      chromium >/dev/null
-  fi
-else
-  "$root/scripts/deps.sh" browser
-fi
+# Debian's chromium, and Node.js/npm unless the machine already has both (deps.sh decides).
+"$root/scripts/deps.sh" browser
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
   echo "run.sh: Node.js $(node --version) is too old: playwright-core needs 20 or newer" >&2

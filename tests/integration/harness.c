@@ -1274,3 +1274,184 @@ void it_expect_prefix(const char *s, const char *prefix)
     if (!starts_with(s, prefix))
         fail_msg("expected %s... got %s", prefix, s);
 }
+
+/* ---- Hostile clients, plain-HTTP sidecars, process memory (appended; see harness.h) ----
+ *
+ * Raw sockets speak HTTP/1.1 by hand so a test can send what no well-behaved client would:
+ * an unfinished request line, a trickle, a body that never comes. Every read and write is
+ * bounded by a socket timeout and every loop by a deadline. */
+#include <sys/resource.h>
+
+int it_sidecar_start_plain(struct it_env *e, struct it_proc *p, int port, const char *logname,
+                           const char *const *extra, bool wait_ready)
+{
+    struct strv argv, env;
+    char *log = fmt("%s/%s", e->dir, logname);
+    char *url = fmt("http://127.0.0.1:%d%s", port, wait_ready ? "/readyz" : "/healthz");
+    int rc;
+    sidecar_env(e, port, extra, &env);
+    strv_setenv(&env, "AUTH_SIDECAR_TLS_CERT_FILE");
+    strv_setenv(&env, "AUTH_SIDECAR_TLS_KEY_FILE");
+    argv.n = 0;
+    strv_push(&argv, fmt("%s/houston-auth", HA_BIN_DIR));
+    rc = spawn(p, "houston-auth-plain", argv.v, env.v, log);
+    if (rc == 0)
+        rc = wait_proc(e, p, url, 200);
+    free(url);
+    free(log);
+    strv_free(&argv);
+    strv_free(&env);
+    return rc;
+}
+
+long it_now_ms(void)
+{
+    return now_ms();
+}
+
+int it_raw_connect(int port, long timeout_ms)
+{
+    struct sockaddr_in a = {0};
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)port);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int it_raw_send(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Whether text (len bytes) holds a whole answer: the head and its Content-Length body. */
+static bool answer_complete(const char *text, size_t len)
+{
+    const char *end = strstr(text, "\r\n\r\n"), *cl;
+    size_t head, want = 0;
+    if (end == NULL)
+        return false;
+    head = (size_t)(end - text) + 4;
+    for (cl = text; cl != NULL && cl < end; cl = strchr(cl + 1, '\n')) {
+        if (strncasecmp(cl + 1, "Content-Length:", 15) == 0) {
+            want = strtoul(cl + 16, NULL, 10);
+            break;
+        }
+    }
+    return len >= head + want;
+}
+
+size_t it_raw_read(int fd, char *out, size_t cap, long deadline_ms)
+{
+    long deadline = now_ms() + deadline_ms;
+    size_t len = 0;
+    out[0] = '\0';
+    while (len + 1 < cap && now_ms() < deadline) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        ssize_t n;
+        if (poll(&pfd, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0)) <= 0)
+            break;
+        n = recv(fd, out + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        out[len] = '\0';
+        if (answer_complete(out, len))
+            break;
+    }
+    return len;
+}
+
+int it_http_status(const char *text)
+{
+    if (text == NULL || strncmp(text, "HTTP/1.", 7) != 0 || strlen(text) < 12 || text[8] != ' ')
+        return 0;
+    return (int)strtol(text + 9, NULL, 10);
+}
+
+int it_raw_exchange(int port, const char *request, size_t len, char *out, size_t cap,
+                    long deadline_ms)
+{
+    char local[4096];
+    char *buf = out != NULL ? out : local;
+    size_t bcap = out != NULL ? cap : sizeof(local);
+    int fd = it_raw_connect(port, deadline_ms), status = 0;
+    if (fd < 0)
+        return 0;
+    buf[0] = '\0';
+    /* A refusal may come before everything was written: read whatever answer there is. */
+    (void)it_raw_send(fd, request, len);
+    if (it_raw_read(fd, buf, bcap, deadline_ms) > 0)
+        status = it_http_status(buf);
+    close(fd);
+    return status;
+}
+
+bool it_raw_closed_by_peer(int fd, long deadline_ms)
+{
+    long deadline = now_ms() + deadline_ms;
+    char sink[4096];
+    while (now_ms() < deadline) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        ssize_t n;
+        int r = poll(&pfd, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0));
+        if (r < 0)
+            return false;
+        if (r == 0)
+            continue;
+        n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+    }
+    return false;
+}
+
+long it_proc_status_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    size_t flen = strlen(field);
+    long kb = -1;
+    FILE *f;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (kb < 0 && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+            kb = strtol(line + flen + 1, NULL, 10);
+    }
+    fclose(f);
+    return kb;
+}
+
+long it_raise_nofile(long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if ((long)rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want
+                          ? (rlim_t)want
+                          : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return -1;
+    }
+    return (long)rl.rlim_cur;
+}

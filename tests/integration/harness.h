@@ -202,4 +202,38 @@ void it_expect_prefix(const char *s, const char *prefix);
 void it_expect_login_error(struct it_client *c, const struct it_resp *r, const char *code,
                            long houston_before);
 
+
+/* ---- Hostile clients, plain-HTTP sidecars, process memory (appended for the hostile-input
+ * tests: test_hostile_http.c, test_faults.c, test_cookies.c, test_redirects.c). ---- */
+
+/* Starts a sidecar serving plain HTTP (the TLS files removed from its environment, as behind
+ * an ingress) on 127.0.0.1:port with the standard environment plus extra; waits for
+ * http://127.0.0.1:<port>/readyz (wait_ready) or /healthz to answer 200. */
+int it_sidecar_start_plain(struct it_env *e, struct it_proc *p, int port, const char *logname,
+                           const char *const *extra, bool wait_ready);
+/* Monotonic milliseconds. */
+long it_now_ms(void);
+/* A blocking TCP connection to 127.0.0.1:port whose reads and writes time out after
+ * timeout_ms; the descriptor, or -1. */
+int it_raw_connect(int port, long timeout_ms);
+/* Writes all of buf (MSG_NOSIGNAL); 0 when everything was written, else -1. */
+int it_raw_send(int fd, const void *buf, size_t len);
+/* Reads an answer into out (NUL-terminated, at most cap - 1 bytes): stops at the peer's close,
+ * once the head and a Content-Length body are complete, when out is full, or at deadline_ms.
+ * Returns the bytes read. */
+size_t it_raw_read(int fd, char *out, size_t cap, long deadline_ms);
+/* The status code of an "HTTP/1.x NNN" answer at the start of text, or 0. */
+int it_http_status(const char *text);
+/* Sends request on a fresh connection and reads the answer's status (0 when none came
+ * within deadline_ms); the answer is copied into out when out is not NULL. */
+int it_raw_exchange(int port, const char *request, size_t len, char *out, size_t cap,
+                    long deadline_ms);
+/* Whether the peer closed fd (EOF or reset) within deadline_ms; data is read and dropped. */
+bool it_raw_closed_by_peer(int fd, long deadline_ms);
+/* A field of /proc/<pid>/status in KiB ("VmRSS", "VmHWM"), or -1. */
+long it_proc_status_kb(pid_t pid, const char *field);
+/* Raises RLIMIT_NOFILE's soft limit to at least want (up to the hard limit); the soft
+ * limit now in force. Children started afterwards inherit it. */
+long it_raise_nofile(long want);
+
 #endif
