@@ -181,7 +181,7 @@ static const struct key keys[K__COUNT] = {
     [K_JWKS_MIN_REFETCH] = {SIDECAR "jwksMinRefetchSeconds",
                             "AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS", "jwks-min-refetch-seconds",
                             "30", NULL, KIND_LONG, 1, 1, 3600, F(jwks_min_refetch_s), NULL},
-    [K_WORKERS] = {SIDECAR "workers", "AUTH_SIDECAR_WORKERS", "workers", "16", NULL, KIND_INT, 1, 1,
+    [K_WORKERS] = {SIDECAR "workers", "AUTH_SIDECAR_WORKERS", "workers", "64", NULL, KIND_INT, 1, 1,
                    256, F(workers), NULL},
     [K_MAX_CONNECTIONS] = {SIDECAR "maxConnections", "AUTH_SIDECAR_MAX_CONNECTIONS",
                            "max-connections", "4096", NULL, KIND_INT, 1, 16, 65536,

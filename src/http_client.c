@@ -205,6 +205,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 static void set_common(struct ha_http_client *c, CURL *h, struct transfer *t)
 {
     curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+    /* The shared connection cache holds 5 connections by default: with many workers they
+     * were closed as soon as they came back, and every login paid a new TLS handshake. */
+    curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)POOL_MAX);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);

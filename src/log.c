@@ -29,6 +29,11 @@ enum ha_err ha_log_parse_level(const char *s, enum ha_log_level *out)
     return HA_ERR_INVALID;
 }
 
+int ha_log_enabled(enum ha_log_level level)
+{
+    return level >= min_level;
+}
+
 void ha_log_set_stream(FILE *f)
 {
     log_stream = f;

@@ -143,13 +143,15 @@ static enum MHD_Result send_response(struct conn *c)
     {
         /* The access log: never the query string (it carries code and state). Probes and
          * metrics only at debug, so kubelet's polling does not drown the login lines. */
-        char status[8], ms[32];
-        bool quiet = c->route == NULL || !c->route->login;
-        snprintf(status, sizeof(status), "%d", rs->status);
-        snprintf(ms, sizeof(ms), "%.3f", (double)(ha_mono_ns() - c->t0) / 1e6);
-        ha_log(quiet ? HA_LOG_DEBUG : HA_LOG_INFO, "request", c->req.request_id, "method",
-               c->req.method, "path", c->route != NULL ? c->route->path : "(other)", "status",
-               status, "duration_ms", ms, NULL);
+        enum ha_log_level level = c->route != NULL && c->route->login ? HA_LOG_INFO : HA_LOG_DEBUG;
+        if (ha_log_enabled(level)) {
+            char status[8], ms[32];
+            snprintf(status, sizeof(status), "%d", rs->status);
+            snprintf(ms, sizeof(ms), "%.3f", (double)(ha_mono_ns() - c->t0) / 1e6);
+            ha_log(level, "request", c->req.request_id, "method", c->req.method, "path",
+                   c->route != NULL ? c->route->path : "(other)", "status", status, "duration_ms",
+                   ms, NULL);
+        }
     }
     c->phase = PHASE_DONE;
     return ret;
@@ -179,8 +181,11 @@ static void set_request_id(struct conn *c)
     }
     if (c->srv->app->rng.fill(c->srv->app->rng.ctx, rnd, sizeof(rnd)) != HA_OK)
         memset(rnd, 0, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(c->req.request_id + 2 * i, 3, "%02x", rnd[i]);
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        c->req.request_id[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+        c->req.request_id[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
+    }
+    c->req.request_id[2 * sizeof(rnd)] = '\0';
 }
 
 /* Parses the query, the Cookie header and a form body into c->req. 0 on success, else the
@@ -272,7 +277,10 @@ static enum MHD_Result on_headers(struct conn *c, const char *method)
         *q = '?';
     c->req.method = method;
     c->req.path = c->route != NULL ? c->route->path : "";
-    set_request_id(c);
+    /* Probes and metrics get no request id: nothing is logged for them at info, and a random
+     * id per kubelet poll was a tenth of a probe's cost. */
+    if (c->route != NULL && c->route->login)
+        set_request_id(c);
     if (c->route == NULL)
         return reject(c, 404, "not found\n");
     if (!ha_router_method_ok(c->route, method)) {

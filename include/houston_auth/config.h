@@ -38,7 +38,7 @@ struct ha_config {
     long request_timeout_ms; /* default 5000 */
     long jwks_refresh_s;     /* scheduled refresh, default 3600 */
     long jwks_min_refetch_s; /* throttle for unknown-kid refetches, default 30 */
-    int workers;             /* threads doing outbound work, default 16 */
+    int workers;             /* threads doing outbound work, default 64 */
     int max_connections;     /* default 4096 */
     char *log_level;         /* "info" */
     bool dev;                /* --dev: the embedded dev defaults were used */

@@ -14,6 +14,9 @@ enum ha_err ha_log_parse_level(const char *s, enum ha_log_level *out);
 /* Default stderr; tests may point it at a file. Not thread-safe against concurrent logs. */
 void ha_log_set_stream(FILE *f);
 
+/* Whether a line at level would be written (to skip formatting its fields). */
+int ha_log_enabled(enum ha_log_level level);
+
 /* Logs {"time":..,"level":..,"event":event,"request_id":rid, k1:v1, ...}. The variadic part
  * is pairs of const char * key and const char * value, ended by a NULL key; a NULL value
  * is skipped. rid may be NULL. One write(2) per line. */

@@ -210,7 +210,7 @@ static void test_seed_file(void **state)
     assert_int_equal(r.cfg->request_timeout_ms, 5000);
     assert_int_equal(r.cfg->jwks_refresh_s, 3600);
     assert_int_equal(r.cfg->jwks_min_refetch_s, 30);
-    assert_int_equal(r.cfg->workers, 16);
+    assert_int_equal(r.cfg->workers, 64);
     assert_int_equal(r.cfg->max_connections, 4096);
     assert_string_equal(r.cfg->log_level, "info");
     assert_false(r.cfg->dev);
@@ -766,7 +766,7 @@ static void test_print_masks_secrets(void **state)
     assert_non_null(strstr(out, "auth0.clientId = abc  (env AUTH0_CLIENT_ID)\n"));
     assert_non_null(strstr(out, "authSidecar.publicUrl = https://houston.astro.example.com  "
                                 "(default, from global.baseDomain)\n"));
-    assert_non_null(strstr(out, "authSidecar.workers = 16  (default)\n"));
+    assert_non_null(strstr(out, "authSidecar.workers = 64  (default)\n"));
     assert_non_null(strstr(out, "authSidecar.listen = 0.0.0.0:8872  (default)\n"));
     free(out);
     ha_config_free(r.cfg);
