@@ -1527,7 +1527,7 @@ void ha_config_print_help(FILE *f)
 
     fprintf(f,
             "Usage: houston-auth [--config PATH] [--dev] [--check-config] [--KEY VALUE]...\n"
-            "       houston-auth --help | --version\n\n"
+            "       houston-auth --probe URL | --help | --version\n\n"
             "Auth0 login (authorization code + PKCE) in front of Astronomer's Houston.\n"
             "Reads the config.yaml given to Helm plus its authSidecar section.\n"
             "Precedence: flag > environment > file > default. Flags take --key=value or\n"

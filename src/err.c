@@ -23,6 +23,7 @@ const char *ha_err_str(enum ha_err err)
         [HA_ERR_JWT_SIG] = "JWT signature invalid",
         [HA_ERR_JWT_CLAIMS] = "JWT claims refused",
         [HA_ERR_BUSY] = "busy",
+        [HA_ERR_TLS] = "TLS failed (peer certificate not trusted, or handshake)",
     };
     if ((unsigned)err >= HA_ERR__COUNT || names[err] == NULL)
         return "unknown error";

@@ -171,7 +171,7 @@ static int hand_off(struct login *l)
     ha_metrics_observe_ns(app->metrics, HA_HIST_HOUSTON, t0);
     free(state);
     ha_free_secret(form);
-    if (err == HA_ERR_IO || err == HA_ERR_TIMEOUT)
+    if (err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS)
         return fail(l, HA_E_HOUSTON_UNAVAILABLE, "Houston unreachable");
     if (err == HA_ERR_HTTP)
         return fail(l, HA_E_HOUSTON_REJECTED, "Houston answered an unexpected status");

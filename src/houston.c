@@ -488,7 +488,7 @@ enum ha_err ha_houston_callback(const struct ha_http *http, const char *houston_
     err = ha_http_do(http, &req, &resp);
     if (err != HA_OK) {
         ha_log(HA_LOG_WARN, "houston_unreachable", request_id, "error", ha_err_str(err), NULL);
-        if (err != HA_ERR_IO && err != HA_ERR_TIMEOUT && err != HA_ERR_NOMEM)
+        if (err != HA_ERR_IO && err != HA_ERR_TIMEOUT && err != HA_ERR_TLS && err != HA_ERR_NOMEM)
             err = HA_ERR_HTTP;
         goto out;
     }

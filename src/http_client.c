@@ -239,6 +239,9 @@ static enum ha_err map_curl(CURLcode rc, const struct transfer *t)
         return HA_ERR_TIMEOUT;
     if (rc == CURLE_OUT_OF_MEMORY)
         return HA_ERR_NOMEM;
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
+        rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM)
+        return HA_ERR_TLS;
     return HA_ERR_IO;
 }
 

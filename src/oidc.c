@@ -122,7 +122,9 @@ enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
         err = ha_http_do(http, &req, &resp);
     }
     if (err != HA_OK) {
-        *reason = "discovery request failed";
+        *reason = err == HA_ERR_TLS ? "TLS to the tenant failed: is its CA trusted "
+                                      "(authSidecar.tenantCaFile)?"
+                                    : "discovery request failed";
         goto out;
     }
     if (resp.status != 200) {

@@ -21,6 +21,7 @@ enum ha_err {
     HA_ERR_JWT_SIG,    /* signature does not verify */
     HA_ERR_JWT_CLAIMS, /* iss/aud/azp/exp/nbf/iat/sub/nonce refused */
     HA_ERR_BUSY,       /* a bounded resource is exhausted */
+    HA_ERR_TLS,        /* TLS to a peer failed (certificate not trusted, handshake) */
     HA_ERR__COUNT
 };
 
