@@ -1447,9 +1447,8 @@ long it_raise_nofile(long want)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -1;
     if ((long)rl.rlim_cur < want) {
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want
-                          ? (rlim_t)want
-                          : rl.rlim_max;
+        rl.rlim_cur =
+            rl.rlim_max == RLIM_INFINITY || (long)rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             return -1;
     }

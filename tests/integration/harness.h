@@ -202,7 +202,6 @@ void it_expect_prefix(const char *s, const char *prefix);
 void it_expect_login_error(struct it_client *c, const struct it_resp *r, const char *code,
                            long houston_before);
 
-
 /* ---- Hostile clients, plain-HTTP sidecars, process memory (appended for the hostile-input
  * tests: test_hostile_http.c, test_faults.c, test_cookies.c, test_redirects.c). ---- */
 
