@@ -426,7 +426,7 @@ static int is_loopback(const struct hostport *hp)
     char tmp[INET6_ADDRSTRLEN];
     unsigned char addr[16];
 
-    if (hp->hostlen >= sizeof(tmp))
+    if (hp->host == NULL || hp->hostlen >= sizeof(tmp))
         return 0;
     memcpy(tmp, hp->host, hp->hostlen);
     tmp[hp->hostlen] = '\0';
@@ -563,8 +563,8 @@ static enum ha_err store_listen(struct loader *L, const char *v)
     struct hostport hp;
     enum ha_err err = parse_hostport(L, v, strlen(v), HP_NEED_PORT | HP_ZERO_OK, &hp);
 
-    if (err != HA_OK)
-        return err;
+    if (err != HA_OK || hp.host == NULL)
+        return err != HA_OK ? err : refuse(L, "needs a host");
     L->cfg->listen_host = strndup(hp.host, hp.hostlen);
     if (L->cfg->listen_host == NULL)
         return HA_ERR_NOMEM;
@@ -808,7 +808,7 @@ static const char *secret_env_for(const char *key)
     char low[64];
     size_t i;
 
-    for (i = 0; key[i] != '\0' && i < sizeof(low) - 1; i++)
+    for (i = 0; i < sizeof(low) - 1 && key[i] != '\0'; i++)
         low[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] - 'A' + 'a' : key[i]);
     low[i] = '\0';
     if (strstr(low, "secret") == NULL)
@@ -1231,6 +1231,7 @@ static enum ha_err load_secret(struct loader *L, enum key_id id, unsigned char *
     else if (key_out != NULL)
         err = derive_cookie_key(s, len, key_out);
     if (err == HA_OK && key_out == NULL) {
+        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): a loader always has its cfg */
         L->cfg->client_secret = s;
         s = NULL;
     }

@@ -49,7 +49,7 @@ static enum ha_err parse_piece(const char *p, size_t n, struct ha_kvlist *l)
     trim(&v, &vlen);
     if (klen == 0)
         return HA_OK;
-    if (l->count >= HA_MAX_PAIRS)
+    if (l->count >= HA_MAX_COOKIE_PAIRS)
         return HA_ERR_TOO_LARGE;
     if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
         v++;

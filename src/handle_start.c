@@ -104,20 +104,22 @@ struct old_txn {
     long created; /* -1: unreadable, goes first */
 };
 
-/* Clears the oldest transaction cookies so that, with the new one, at most
- * HA_TXN_MAX_COOKIES remain. */
+/* Clears the oldest transaction cookies (unreadable ones first) so that, with the new one,
+ * at most HA_TXN_MAX_COOKIES remain; at most HA_TXN_EVICT_MAX a response, because clients
+ * drop Set-Cookie lines past a count (curl keeps 50). A planted flood drains over a few
+ * starts. */
 static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
                              struct ha_response *resp)
 {
     const struct ha_view *v = ha_app_view(app);
-    struct old_txn olds[HA_MAX_PAIRS];
+    struct old_txn olds[HA_MAX_COOKIE_PAIRS];
     size_t n = 0, plen = strlen(HA_TXN_COOKIE_PREFIX), nkeys;
     unsigned char keys[2][32];
     long now = app->clock.now(app->clock.ctx);
     enum ha_err err = HA_OK;
 
     nkeys = ha_app_cookie_keys(v, now, keys);
-    for (size_t i = 0; i < req->cookies.count && n < HA_MAX_PAIRS; i++) {
+    for (size_t i = 0; i < req->cookies.count && n < HA_MAX_COOKIE_PAIRS; i++) {
         const struct ha_kv *kv = &req->cookies.items[i];
         struct ha_txn t;
         if (strncmp(kv->key, HA_TXN_COOKIE_PREFIX, plen) != 0 || strlen(kv->key) >= 64)
@@ -132,7 +134,8 @@ static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
         n++;
     }
     OPENSSL_cleanse(keys, sizeof(keys));
-    while (n >= HA_TXN_MAX_COOKIES && err == HA_OK) {
+    for (size_t cleared = 0; n >= HA_TXN_MAX_COOKIES && cleared < HA_TXN_EVICT_MAX && err == HA_OK;
+         cleared++) {
         size_t oldest = 0;
         char *clear = NULL;
         for (size_t i = 1; i < n; i++) {
@@ -166,14 +169,16 @@ static enum ha_err begin(struct ha_app *app, const struct ha_request *req,
         return err;
     ha_txn_cookie_name(t.state, name);
     err = ha_txn_seal(&t, ha_app_view(app)->cfg->cookie_key, &app->rng, &sealed);
-    if (err == HA_OK)
-        err = evict_old(app, req, resp);
+    /* The new cookie goes first: a client that drops Set-Cookie lines past a count drops a
+     * clearing line, never it. */
     if (err == HA_OK)
         err = ha_txn_cookie_header(app, name, sealed, &set);
     if (err == HA_OK) {
         err = ha_response_add_cookie(resp, set);
         set = NULL;
     }
+    if (err == HA_OK)
+        err = evict_old(app, req, resp);
     if (err == HA_OK)
         err = ha_oidc_authorize_url(&app->provider, &a, &t, &resp->location);
     ha_free_secret(sealed);

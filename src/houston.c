@@ -104,10 +104,14 @@ static size_t word_ordinal(const char *s, bool upper)
         bool hit = (p[0] == '0' || p[0] >= '4') && strncmp(p + 1, th, 2) == 0;
         for (size_t i = 0; i < 3 && !hit; i++)
             hit = strncmp(p, upper ? upper_sfx[i] : lower_sfx[i], 3) == 0;
-        /* \b after a letter is the end or a non-word byte; '_' is allowed explicitly. */
-        char next = hit ? p[3] : 'x';
-        if (hit && (next == '\0' || is_break(next) || (upper ? is_lower(next) : is_upper(next))))
-            return k + 3;
+        /* \b after a letter is the end or a non-word byte; '_' is allowed explicitly. p[0..2]
+         * matched three non-NUL bytes, so p[3] is inside the string. */
+        if (hit) {
+            /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): see above */
+            char next = p[3];
+            if (next == '\0' || is_break(next) || (upper ? is_lower(next) : is_upper(next)))
+                return k + 3;
+        }
     }
     return 0;
 }

@@ -21,6 +21,7 @@ void ha_response_cleanup(struct ha_response *r)
     ha_free_secret(r->body);
     for (size_t i = 0; i < r->set_cookie_count; i++)
         ha_free_secret(r->set_cookies[i]);
+    free(r->set_cookies);
     memset(r, 0, sizeof(*r));
 }
 
@@ -29,6 +30,16 @@ enum ha_err ha_response_add_cookie(struct ha_response *r, char *set_cookie)
     if (r->set_cookie_count >= HA_RESP_MAX_SET_COOKIES) {
         ha_free_secret(set_cookie);
         return HA_ERR_TOO_LARGE;
+    }
+    if (r->set_cookie_count == r->set_cookie_cap) {
+        size_t cap = r->set_cookie_cap == 0 ? 4 : r->set_cookie_cap * 2;
+        char **grown = realloc(r->set_cookies, cap * sizeof(*grown));
+        if (grown == NULL) {
+            ha_free_secret(set_cookie);
+            return HA_ERR_NOMEM;
+        }
+        r->set_cookies = grown;
+        r->set_cookie_cap = cap;
     }
     r->set_cookies[r->set_cookie_count++] = set_cookie;
     return HA_OK;

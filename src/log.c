@@ -44,9 +44,11 @@ static void format_time(char *out, size_t len)
     struct timespec ts;
     struct tm tm;
     char base[32];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL ||
+        strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, len, "1970-01-01T00:00:00.000Z"); /* never happens on Linux */
+        return;
+    }
     snprintf(out, len, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
 }
 

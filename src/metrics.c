@@ -48,6 +48,7 @@ struct ha_metrics {
     atomic_ullong logins_failed[NCODES];
     atomic_ullong starts;
     atomic_ullong logouts;
+    atomic_ullong slow_clients;
     atomic_llong inflight;
     struct hist hist[HA_HIST__COUNT];
 };
@@ -92,6 +93,12 @@ void ha_metrics_logout(struct ha_metrics *m)
 {
     if (m != NULL)
         atomic_fetch_add(&m->logouts, 1);
+}
+
+void ha_metrics_slow_client(struct ha_metrics *m)
+{
+    if (m != NULL)
+        atomic_fetch_add(&m->slow_clients, 1);
 }
 
 void ha_metrics_inflight(struct ha_metrics *m, int delta)
@@ -171,9 +178,14 @@ static enum ha_err format_logins(struct ha_buf *b, struct ha_metrics *m)
             "# HELP houston_auth_logouts_total Logouts at /logout.\n"
             "# TYPE houston_auth_logouts_total counter\nhouston_auth_logouts_total %llu\n"
             "# HELP houston_auth_inflight_requests Requests being handled.\n"
-            "# TYPE houston_auth_inflight_requests gauge\nhouston_auth_inflight_requests %lld\n",
+            "# TYPE houston_auth_inflight_requests gauge\nhouston_auth_inflight_requests %lld\n"
+            "# HELP houston_auth_slow_clients_total Connections closed for not sending a whole "
+            "request within the request read timeout.\n"
+            "# TYPE houston_auth_slow_clients_total counter\nhouston_auth_slow_clients_total "
+            "%llu\n",
             (unsigned long long)atomic_load(&m->starts),
-            (unsigned long long)atomic_load(&m->logouts), (long long)atomic_load(&m->inflight));
+            (unsigned long long)atomic_load(&m->logouts), (long long)atomic_load(&m->inflight),
+            (unsigned long long)atomic_load(&m->slow_clients));
     return err;
 }
 

@@ -62,7 +62,10 @@ static int escaped(const char *s)
 }
 
 /* Refuses raw CTLs, space, DEL, non-ASCII and '\\', malformed escapes, and escapes of CTLs,
- * DEL and '\\'. "%25" is refused before the query: an encoded '%' in a path only matters to
+ * DEL and '\\'. "%2f" is refused before the query: an encoded slash is a path separator to
+ * some decoders and not to others ("/..%2f%2fevil.com" is one segment to us and "..", "",
+ * "evil.com" to a router that decodes first), and no UI path needs one. "%25" is refused
+ * before the query: an encoded '%' in a path only matters to
  * a second decoder, and "%252f", "%255c", "%250d", "%250a" are exactly how a slash or a
  * CR/LF survives one decoding to be acted on by the next. In the query it is how a '%' in a
  * value is written (Houston encodes the UI's extras there), and a query never turns into a
@@ -80,7 +83,7 @@ static bool clean_bytes(const char *s, size_t len)
         if (c != '%')
             continue;
         v = escaped(s + i);
-        if (v < 0 || v < 0x20 || v == 0x7f || v == '\\' || (v == '%' && !in_query))
+        if (v < 0 || v < 0x20 || v == 0x7f || v == '\\' || ((v == '%' || v == '/') && !in_query))
             return false;
         i += 2;
     }

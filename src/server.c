@@ -10,7 +10,16 @@
  * Caps: MHD's per-connection memory pool bounds the request line and headers (414/431 from
  * MHD itself), the raw URI and the Cookie header are checked against HA_MAX_URL and
  * HA_MAX_COOKIE_HEADER, bodies against HA_MAX_FORM_BODY (413 before reading on a large
- * Content-Length), and idle or trickling connections time out. */
+ * Content-Length; chunked bodies are refused with 411), and idle or trickling connections
+ * time out.
+ *
+ * Slow clients: MHD's connection timeout is an idle timeout, and a client that sends one
+ * header byte every few seconds is never idle (slow-loris). MHD 0.9.75 has no request read
+ * deadline, so a watchdog thread keeps one per connection: from accept (TLS handshake
+ * included), and again after each response, the whole request must arrive within
+ * REQUEST_READ_TIMEOUT_S or the watchdog shuts the socket down and MHD closes it. The list is
+ * guarded by one mutex that MHD's close notification also takes, so the watchdog never
+ * touches a descriptor MHD has closed (MHD notifies before it closes). */
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <microhttpd.h>
 #include "houston_auth/buf.h"
@@ -30,6 +40,8 @@
 
 #define CONN_MEMORY_LIMIT (32 * 1024)
 #define CONN_TIMEOUT_S 15
+#define REQUEST_READ_TIMEOUT_S 10
+#define WATCHDOG_TICK_MS 500
 #define QUEUE_CAP 4096
 #define MAX_PEM (64 * 1024)
 #define FORM_TYPE "application/x-www-form-urlencoded"
@@ -49,6 +61,13 @@ struct conn {
     uint64_t t0;
 };
 
+/* One per connection (MHD's socket context): the request read deadline. */
+struct watch {
+    int fd;
+    uint64_t deadline_ns; /* 0: no request being read */
+    struct watch *prev, *next;
+};
+
 struct ha_server {
     struct ha_app *app;
     struct MHD_Daemon *daemon;
@@ -63,7 +82,95 @@ struct ha_server {
     bool stopping;
     atomic_int inflight;
     int port;
+    /* The slow-client watchdog: every connection's watch, under wlock. */
+    pthread_mutex_t wlock;
+    pthread_cond_t wwake;
+    struct watch *watches;
+    bool wstopping;
+    bool watchdog_running;
+    pthread_t watchdog;
 };
+
+static uint64_t read_deadline(void)
+{
+    return ha_mono_ns() + (uint64_t)REQUEST_READ_TIMEOUT_S * 1000000000u;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct ha_server *s = cls;
+    struct watch *w = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+        w = info != NULL ? calloc(1, sizeof(*w)) : NULL;
+        if (w == NULL)
+            return; /* unwatched: the idle timeout still applies */
+        w->fd = info->connect_fd;
+        w->deadline_ns = read_deadline();
+        pthread_mutex_lock(&s->wlock);
+        w->next = s->watches;
+        if (s->watches != NULL)
+            s->watches->prev = w;
+        s->watches = w;
+        pthread_mutex_unlock(&s->wlock);
+        *socket_context = w;
+        return;
+    }
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&s->wlock);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        s->watches = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&s->wlock);
+    free(w);
+    *socket_context = NULL;
+}
+
+/* reading: a request is being read from now on (deadline armed), else it has been read. */
+static void watch_reading(struct ha_server *s, struct MHD_Connection *mhd, bool reading)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct watch *w = info != NULL ? info->socket_context : NULL;
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&s->wlock);
+    w->deadline_ns = reading ? read_deadline() : 0;
+    pthread_mutex_unlock(&s->wlock);
+}
+
+static void *watchdog(void *arg)
+{
+    struct ha_server *s = arg;
+    pthread_mutex_lock(&s->wlock);
+    while (!s->wstopping) {
+        struct timespec until;
+        uint64_t now = ha_mono_ns();
+        for (struct watch *w = s->watches; w != NULL; w = w->next) {
+            if (w->deadline_ns != 0 && now >= w->deadline_ns) {
+                /* MHD sees end-of-stream on its next read and closes the connection. */
+                shutdown(w->fd, SHUT_RDWR);
+                w->deadline_ns = 0;
+                ha_metrics_slow_client(s->app->metrics);
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->wwake, &s->wlock, &until);
+    }
+    pthread_mutex_unlock(&s->wlock);
+    return NULL;
+}
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *mhd)
 {
@@ -88,10 +195,10 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
 {
     struct conn *c = *con_cls;
     (void)cls;
-    (void)mhd;
-    (void)toe;
     if (c == NULL)
         return;
+    if (mhd != NULL && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        watch_reading(c->srv, mhd, true); /* the next request on this connection */
     atomic_fetch_sub(&c->srv->inflight, 1);
     ha_metrics_inflight(c->srv->app->metrics, -1);
     ha_request_cleanup(&c->req);
@@ -119,6 +226,7 @@ static enum MHD_Result send_response(struct conn *c)
     struct MHD_Response *r;
     enum MHD_Result ret;
 
+    watch_reading(c->srv, c->mhd, false);
     r = MHD_create_response_from_buffer(rs->body_len, rs->body != NULL ? rs->body : (void *)"",
                                         MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
@@ -220,6 +328,7 @@ static enum MHD_Result enqueue(struct conn *c)
 {
     struct ha_server *s = c->srv;
     bool queued = false;
+    watch_reading(s, c->mhd, false);
     pthread_mutex_lock(&s->lock);
     if (s->count < QUEUE_CAP && !s->stopping) {
         s->queue[(s->head + s->count) % QUEUE_CAP] = c;
@@ -269,6 +378,10 @@ static enum MHD_Result on_headers(struct conn *c, const char *method)
         return reject(c, 431, "Cookie header too large\n");
     if (len != NULL && (strlen(len) > 9 || strtoul(len, NULL, 10) > HA_MAX_FORM_BODY))
         return reject(c, 413, "request body too large\n");
+    /* MHD cannot answer while a chunked upload is still arriving, so an endless one could
+     * only be cut off without an answer; browsers send form_post with a Content-Length. */
+    if (MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "Transfer-Encoding") != NULL)
+        return reject(c, 411, "a body needs a Content-Length\n");
     q = strchr(c->uri, '?');
     if (q != NULL)
         *q = '\0';
@@ -339,11 +452,11 @@ static enum ha_err read_pem(const char *path, char **out)
         return HA_ERR_IO;
     data = calloc(1, MAX_PEM + 1);
     if (data == NULL) {
-        fclose(f);
+        (void)fclose(f); /* read-only: nothing to flush */
         return HA_ERR_NOMEM;
     }
     n = fread(data, 1, MAX_PEM + 1, f);
-    fclose(f);
+    (void)fclose(f);
     if (n == 0 || n > MAX_PEM) {
         ha_free_secret(data);
         return HA_ERR_TOO_LARGE;
@@ -395,9 +508,10 @@ static enum ha_err start_daemon(struct ha_server *s)
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cpu_count(), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)cpu_count(), MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
@@ -434,6 +548,15 @@ static void server_free(struct ha_server *s)
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
     stop_workers(s);
+    if (s->watchdog_running) {
+        pthread_mutex_lock(&s->wlock);
+        s->wstopping = true;
+        pthread_cond_signal(&s->wwake);
+        pthread_mutex_unlock(&s->wlock);
+        pthread_join(s->watchdog, NULL);
+    }
+    pthread_mutex_destroy(&s->wlock);
+    pthread_cond_destroy(&s->wwake);
     free(s->workers);
     ha_free_secret(s->tls_key);
     free(s->tls_cert);
@@ -453,6 +576,8 @@ enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
     s->app = app;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->more, NULL);
+    pthread_mutex_init(&s->wlock, NULL);
+    pthread_cond_init(&s->wwake, NULL);
     if (cfg->tls_cert_file != NULL && cfg->tls_key_file != NULL) {
         err = read_pem(cfg->tls_cert_file, &s->tls_cert);
         if (err == HA_OK)
@@ -460,6 +585,7 @@ enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
         if (err != HA_OK)
             goto out;
     }
+    err = HA_ERR_NOMEM; /* the thread and memory failures below */
     s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
     if (s->workers == NULL)
         goto out;
@@ -468,6 +594,9 @@ enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
             goto out;
         s->nworkers++;
     }
+    if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0)
+        goto out;
+    s->watchdog_running = true;
     err = start_daemon(s);
     if (err != HA_OK)
         goto out;

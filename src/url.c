@@ -46,7 +46,7 @@ static enum ha_err decode(const char *in, size_t len, bool plus_space, char **ou
         } else if (c == '\0') {
             goto bad;
         } else {
-            s[o++] = plus_space && c == '+' ? ' ' : (char)c;
+            s[o++] = (char)(plus_space && c == '+' ? ' ' : c);
         }
     }
     s[o] = '\0';

@@ -9,7 +9,8 @@
 
 /* Parses a Cookie header ("a=1; b=2") into out (caller cleans up); values are not
  * percent-decoded; surrounding DQUOTEs are removed. Pairs without '=' or with an empty
- * name are skipped. HA_ERR_TOO_LARGE past HA_MAX_COOKIE_HEADER bytes or HA_MAX_PAIRS. */
+ * name are skipped. HA_ERR_TOO_LARGE past HA_MAX_COOKIE_HEADER bytes or
+ * HA_MAX_COOKIE_PAIRS pairs. */
 enum ha_err ha_cookie_parse(const char *header, size_t len, struct ha_kvlist *out);
 
 struct ha_set_cookie {

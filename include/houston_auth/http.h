@@ -6,7 +6,10 @@
 #include "houston_auth/err.h"
 #include "houston_auth/url.h"
 
-#define HA_RESP_MAX_SET_COOKIES 16
+#include "houston_auth/proto.h"
+
+/* A response may clear every transaction cookie a request carried. */
+#define HA_RESP_MAX_SET_COOKIES (HA_MAX_COOKIE_PAIRS + 8)
 
 struct ha_request {
     const char *method;
@@ -24,8 +27,9 @@ struct ha_response {
     const char *content_type; /* static string */
     char *body;
     size_t body_len;
-    char *set_cookies[HA_RESP_MAX_SET_COOKIES];
+    char **set_cookies; /* grows as needed, at most HA_RESP_MAX_SET_COOKIES */
     size_t set_cookie_count;
+    size_t set_cookie_cap;
     int no_store;      /* Cache-Control: no-store */
     const char *allow; /* Allow header for 405, static */
 };

@@ -24,6 +24,8 @@ void ha_metrics_start(struct ha_metrics *m);
 void ha_metrics_logout(struct ha_metrics *m);
 void ha_metrics_observe_ns(struct ha_metrics *m, enum ha_hist h, uint64_t ns);
 void ha_metrics_inflight(struct ha_metrics *m, int delta);
+/* A connection closed for not sending a whole request in time (slow-loris). */
+void ha_metrics_slow_client(struct ha_metrics *m);
 /* Quantile q (0..1) of a histogram in seconds, by linear interpolation inside the bucket
  * (for benchmarks); 0 when empty. */
 double ha_metrics_quantile(struct ha_metrics *m, enum ha_hist h, double q);

@@ -32,6 +32,7 @@
 #define HA_TXN_COOKIE_PATH "/v1/oauth"
 #define HA_TXN_ID_LEN 16       /* chars of b64url(SHA-256(state)) in the cookie name */
 #define HA_TXN_MAX_COOKIES 5   /* per browser; the oldest go first */
+#define HA_TXN_EVICT_MAX 48    /* cleared per response: curl keeps 50 Set-Cookie lines */
 #define HA_TXN_COOKIE_MAX 3072 /* bytes of one sealed value */
 #define HA_RANDOM_BYTES 32     /* state, nonce and PKCE verifier: 256 bits each */
 #define HA_RANDOM_B64_LEN 43   /* b64url length of HA_RANDOM_BYTES */
@@ -41,7 +42,8 @@
 #define HA_MAX_HEADER 8192
 #define HA_MAX_COOKIE_HEADER 8192
 #define HA_MAX_FORM_BODY 16384
-#define HA_MAX_PAIRS 64
+#define HA_MAX_PAIRS 64         /* query and form pairs */
+#define HA_MAX_COOKIE_PAIRS 256 /* Cookie pairs: browsers keep up to 180 per domain */
 #define HA_MAX_JWT 16384
 #define HA_MAX_REDIRECT 2048
 #define HA_MAX_EXTRAS 2048

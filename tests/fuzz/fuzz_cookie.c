@@ -1,5 +1,5 @@
 /* Fuzz target: Cookie header parsing and Set-Cookie formatting. Invariants: an accepted
- * header yields at most HA_MAX_PAIRS pairs with non-empty, trimmed names free of ';' and
+ * header yields at most HA_MAX_COOKIE_PAIRS pairs with non-empty, trimmed names free of ';' and
  * '='; over the cap is always HA_ERR_TOO_LARGE; any pair that ha_cookie_format accepts comes
  * out without CTLs and parses back as the same name and value. */
 #include <stdint.h>
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > HA_MAX_COOKIE_HEADER && err != HA_ERR_TOO_LARGE)
         abort();
     if (err == HA_OK) {
-        if (l.count > HA_MAX_PAIRS)
+        if (l.count > HA_MAX_COOKIE_PAIRS)
             abort();
         for (size_t i = 0; i < l.count; i++) {
             check_pair(&l.items[i]);

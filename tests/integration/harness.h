@@ -190,6 +190,10 @@ const char *it_log_leak(const struct it_env *e, const char *path);
 /* How many secrets were noted; whether it_log_leak finds one planted in a probe file. */
 size_t it_noted_count(void);
 bool it_log_check_works(const struct it_env *e);
+/* The whole no-secrets-in-logs check: records what Houston received (noting its tokens),
+ * requires at least min_noted noted secrets and a working check, then fails the test if any
+ * of the named logs (in the run's directory; ones never written are skipped) holds one. */
+void it_expect_logs_clean(struct it_env *e, const char *const *logs, size_t n, size_t min_noted);
 /* Reads a whole file (capped at 16 MiB); caller frees. */
 char *it_read_file(const char *path, size_t *len);
 

@@ -82,7 +82,7 @@ static void test_parse_duplicates_in_order(void **state)
 static void test_parse_caps(void **state)
 {
     char *big = malloc(HA_MAX_COOKIE_HEADER + 2);
-    char pairs[HA_MAX_PAIRS * 12 + 32];
+    char pairs[HA_MAX_COOKIE_PAIRS * 12 + 32];
     size_t n = 0;
     struct ha_kvlist l = {(struct ha_kv *)0x1, 5};
     (void)state;
@@ -99,10 +99,10 @@ static void test_parse_caps(void **state)
     ha_kvlist_cleanup(&l);
     free(big);
 
-    for (int i = 0; i < HA_MAX_PAIRS; i++)
+    for (int i = 0; i < HA_MAX_COOKIE_PAIRS; i++)
         n += (size_t)snprintf(pairs + n, sizeof(pairs) - n, "c%d=v; ", i);
     assert_int_equal(ha_cookie_parse(pairs, n, &l), HA_OK);
-    assert_int_equal(l.count, HA_MAX_PAIRS);
+    assert_int_equal(l.count, HA_MAX_COOKIE_PAIRS);
     ha_kvlist_cleanup(&l);
     n += (size_t)snprintf(pairs + n, sizeof(pairs) - n, "extra=1");
     assert_int_equal(ha_cookie_parse(pairs, n, &l), HA_ERR_TOO_LARGE);

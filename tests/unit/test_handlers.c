@@ -268,13 +268,15 @@ static void start_login(const char *query, const char *cookies, struct started *
     assert_int_equal(strlen(s->state), 43);
     assert_string_equal(ha_kvlist_get(&q, "redirect_uri"),
                         "https://houston.astro.example.com/v1/oauth/redirect");
+    /* The new transaction cookie comes first, before any clearing of old ones. */
     assert_true(resp.set_cookie_count >= 1);
-    cookie_pair(resp.set_cookies[resp.set_cookie_count - 1], s->cookie, sizeof(s->cookie));
+    assert_null(strstr(resp.set_cookies[0], "Max-Age=0"));
+    cookie_pair(resp.set_cookies[0], s->cookie, sizeof(s->cookie));
     assert_true(strncmp(s->cookie, "ha_txn_", 7) == 0);
-    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "HttpOnly"));
-    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "Secure"));
-    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "SameSite=Lax"));
-    assert_non_null(strstr(resp.set_cookies[resp.set_cookie_count - 1], "Path=/v1/oauth"));
+    assert_non_null(strstr(resp.set_cookies[0], "HttpOnly"));
+    assert_non_null(strstr(resp.set_cookies[0], "Secure"));
+    assert_non_null(strstr(resp.set_cookies[0], "SameSite=Lax"));
+    assert_non_null(strstr(resp.set_cookies[0], "Path=/v1/oauth"));
     ha_kvlist_cleanup(&q);
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);

@@ -251,6 +251,11 @@ static const char *const refused[] = {
     "/oauth/..//..//evil.com",
     "/oauth/.",
     "https://app.astro.example.com/..//evil.com",
+    /* Encoded slashes that make a dot segment to a decoder that splits after decoding. */
+    "/%2e%2e%2f%2fevil.com",
+    "/x/..%2f%2fevil.com",
+    "/oauth%2f..%2f..%2f%2fevil.com",
+    "https://app.astro.example.com/x/..%2F%2Fevil.com",
     /* Malformed escapes. */
     "/%",
     "/%zz",
@@ -263,6 +268,7 @@ static const char *const allowed_prod[] = {
     "/oauth?x=1",
     /* A '%' in a query value, as Houston encodes the UI's extras. */
     "/oauth?next=%25",
+    "/oauth?next=%2Fw%2Fabc",
     "https://app.astro.example.com/oauth?extras=%7B%22d%22%3A%22100%25%22%7D&strategy=auth0",
     "/w/abc/dags",
     "/",

@@ -456,7 +456,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal number */
     pthread_mutex_init(&t.lock, NULL);
     atomic_init(&t.stopping, false);
     t.faults = json_object();

@@ -156,9 +156,10 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, long days)
     X509_NAME *name;
     bool ok = x != NULL && RAND_bytes(serial, sizeof(serial)) == 1;
 
-    serial[0] &= 0x7f;
-    if (ok)
+    if (ok) {
+        serial[0] &= 0x7f;
         bn = BN_bin2bn(serial, sizeof(serial), NULL);
+    }
     ok = ok && bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
     ok = ok && X509_set_version(x, 2) == 1;
     ok = ok && X509_gmtime_adj(X509_getm_notBefore(x), -SKEW_S) != NULL;

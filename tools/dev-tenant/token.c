@@ -316,7 +316,7 @@ static json_t *id_claims(struct tenant *t, const struct tenant_code *c, const ch
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s}", "iss", t->issuer, "sub",
                           sub, "aud", c->client_id, "azp", c->client_id, "exp",
-                          (json_int_t)(now + TENANT_ID_TOKEN_TTL), "iat", (json_int_t)now, "email",
+                          (json_int_t)now + TENANT_ID_TOKEN_TTL, "iat", (json_int_t)now, "email",
                           c->email, "email_verified", 1, "name", c->email);
     json_t *extra = tenant_fault_json(t, "id_token_claims");
     if (j != NULL && c->nonce != NULL)
@@ -337,7 +337,7 @@ static json_t *access_claims(struct tenant *t, const struct tenant_code *c, cons
         json_array_append_new(aud, json_string(c->audience));
     json_array_append_new(aud, json_string(userinfo));
     j = json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:s}", "iss", t->issuer, "sub", sub, "aud", aud,
-                  "azp", c->client_id, "exp", (json_int_t)(now + TENANT_ACCESS_TOKEN_TTL), "iat",
+                  "azp", c->client_id, "exp", (json_int_t)now + TENANT_ACCESS_TOKEN_TTL, "iat",
                   (json_int_t)now, "scope", c->scope);
     extra = tenant_fault_json(t, "access_token_claims");
     tenant_json_merge(j, extra);

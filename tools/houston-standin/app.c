@@ -130,7 +130,9 @@ static void page_oauth(struct standin *s, const struct view *v, struct peer_resp
         err = row(&b, "Extras:", extras, NULL);
     if (err == HA_OK)
         err = button(&b, v->logout, "Sign out");
-    if (email != NULL)
+    if (err != HA_OK)
+        show(resp, 500, "Stand-in error", "The page could not be built.", &b);
+    else if (email != NULL)
         show(resp, 200, "Signed in to Astronomer (stand-in)", "Houston accepted the login.", &b);
     else
         show(resp, 200, "Not signed in (stand-in)",

@@ -228,11 +228,11 @@ static enum ha_err read_pem(const char *path, char **out)
         return HA_ERR_IO;
     data = calloc(1, MAX_PEM + 1);
     if (data == NULL) {
-        fclose(f);
+        (void)fclose(f); /* read-only */
         return HA_ERR_NOMEM;
     }
     n = fread(data, 1, MAX_PEM + 1, f);
-    fclose(f);
+    (void)fclose(f);
     if (n == 0 || n > MAX_PEM) {
         ha_free_secret(data);
         return HA_ERR_TOO_LARGE;
@@ -340,7 +340,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal number */
     memset(&s, 0, sizeof(s));
     pthread_mutex_init(&s.lock, NULL);
     atomic_init(&s.stopping, false);

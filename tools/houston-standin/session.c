@@ -47,11 +47,11 @@ static size_t ordinal_len(const char *s)
     bool lower, upper;
     while (is_digit(s[j]))
         j++;
+    if (j == 0 || s[j] == '\0' || s[j + 1] == '\0')
+        return 0;
     d = s[j - 1];
     a = s[j];
-    b = a != '\0' ? s[j + 1] : '\0';
-    if (a == '\0' || b == '\0')
-        return 0;
+    b = s[j + 1];
     next = s[j + 2];
     lower = (d == '1' && a == 's' && b == 't') || (d == '2' && a == 'n' && b == 'd') ||
             (d == '3' && a == 'r' && b == 'd') ||
@@ -96,6 +96,7 @@ static enum ha_err snake_words(const char *s, struct ha_buf *b)
 {
     enum ha_err err = HA_OK;
     bool first = true;
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): NUL-terminated input */
     while (err == HA_OK && *s != '\0') {
         size_t n;
         if (!is_lower(*s) && !is_upper(*s) && !is_digit(*s)) {
@@ -106,7 +107,10 @@ static enum ha_err snake_words(const char *s, struct ha_buf *b)
         if (!first)
             err = ha_buf_append_str(b, "_");
         for (size_t i = 0; err == HA_OK && i < n; i++) {
-            char c = is_upper(s[i]) ? (char)(s[i] - 'A' + 'a') : s[i];
+            /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): i < n stays inside s */
+            char c = s[i];
+            if (is_upper(c))
+                c = (char)(c - 'A' + 'a');
             err = ha_buf_append(b, &c, 1);
         }
         first = false;
@@ -208,7 +212,7 @@ enum ha_err standin_session_mint(struct standin *s, const char *email, char **ou
 
     user_uuid(email, uuid);
     claims = json_pack("{s:s, s:s, s:I, s:I}", "uuid", uuid, "email", email, "iat", (json_int_t)now,
-                       "exp", (json_int_t)(now + STANDIN_SESSION_TTL));
+                       "exp", (json_int_t)now + STANDIN_SESSION_TTL);
     ha_buf_init(&b, 2 * HA_MAX_JWT);
     err = append_b64_json(&b, header);
     if (err == HA_OK)

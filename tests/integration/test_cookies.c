@@ -1,0 +1,681 @@
+/* Integration: transaction cookies under attack, as a browser or an attacker presents them.
+ *
+ * Beyond what test_login_failures.c already covers (one flipped character, a truncation, a
+ * removed cookie, a renamed cookie, an expired transaction, a replay after use):
+ *   - every piece of the sealed value tampered, truncated, re-ordered or extended: each is
+ *     invalid_state, and the untouched cookie still completes the login afterwards (so the
+ *     refusals consumed nothing and came from the tampering);
+ *   - plaintexts sealed with the sidecar's own key but not as it writes them (another state,
+ *     another version, a duplicate member, an unknown member, a missing member, a string time,
+ *     a time in the future): refused by the strict parse after the tag verifies
+ *     (src/transaction.c parse_plain, check_time; src/handle_redirect.c open_txn);
+ *   - a cookie sealed by a sidecar with another cookie secret (refused) and one with the same
+ *     secret (accepted: the control);
+ *   - 100 transaction cookies in one Cookie header at /v1/oauth/start: each answer clears up
+ *     to HA_TXN_EVICT_MAX of the oldest, and three starts leave at most HA_TXN_MAX_COOKIES
+ *     (src/handle_start.c evict_old);
+ *   - a Cookie header of exactly HA_MAX_COOKIE_HEADER bytes still logs in, one byte more is a
+ *     431 that consumed nothing (src/server.c on_headers). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include "houston_auth/b64url.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/transaction.h"
+#include "harness.h"
+
+#define QUERY "provider=auth0&integration=self&redirect=/oauth"
+#define EMAIL "cookie%40example.com"
+#define IV_LEN 12
+#define TAG_LEN 16
+#define PREFIX "v1."
+#define MAX_RAW 4096
+
+/* ---- a login in progress ---- */
+
+struct begun {
+    struct it_client *c;
+    struct it_resp start, auth;
+    char state[HA_RANDOM_B64_LEN + 1];
+    char name[64];       /* the transaction cookie's name */
+    struct it_cookie ck; /* the transaction cookie as the sidecar set it */
+};
+
+/* Starts a login at base (the main sidecar when NULL) and runs the tenant's authorize. */
+static void begin_at(struct begun *b, const char *base)
+{
+    struct it_env *e = it_env();
+    struct ha_kvlist q;
+    char url[512];
+    memset(b, 0, sizeof(*b));
+    b->c = it_client_new(e);
+    assert_non_null(b->c);
+    snprintf(url, sizeof(url), "%s/v1/oauth/start?%s&login_hint=%s",
+             base != NULL ? base : e->sidecar_url, QUERY, EMAIL);
+    assert_int_equal(it_get(b->c, url, &b->start), 0);
+    assert_int_equal(b->start.status, 302);
+    assert_int_equal(it_get(b->c, b->start.location, &b->auth), 0);
+    assert_int_equal(b->auth.status, 302);
+    it_expect_prefix(b->auth.location, e->sidecar_url);
+    assert_int_equal(it_url_query(b->auth.location, &q), 0);
+    assert_non_null(ha_kvlist_get(&q, "state"));
+    snprintf(b->state, sizeof(b->state), "%s", ha_kvlist_get(&q, "state"));
+    ha_kvlist_cleanup(&q);
+    ha_txn_cookie_name(b->state, b->name);
+    assert_true(it_cookie_get(b->c, b->name, false, &b->ck));
+    it_note_secret(b->ck.value);
+}
+
+static void begin(struct begun *b)
+{
+    begin_at(b, NULL);
+}
+
+static void begun_cleanup(struct begun *b)
+{
+    it_cookie_cleanup(&b->ck);
+    it_resp_cleanup(&b->start);
+    it_resp_cleanup(&b->auth);
+    it_client_free(b->c);
+}
+
+/* Puts value under the transaction's cookie name and finishes the login. */
+static void finish_with(struct begun *b, const char *value, struct it_resp *r)
+{
+    struct it_cookie ck = b->ck;
+    ck.value = (char *)value;
+    assert_int_equal(it_cookie_put(b->c, &ck), 0);
+    assert_int_equal(it_get(b->c, b->auth.location, r), 0);
+}
+
+static void expect_success(struct begun *b, const struct it_resp *r)
+{
+    struct it_cookie ck;
+    if (r->status != 302 || r->location == NULL ||
+        strncmp(r->location, IT_APP_URL "/oauth?", strlen(IT_APP_URL "/oauth?")) != 0)
+        fail_msg("the login did not complete: %ld %s", r->status,
+                 r->location != NULL ? r->location : "(none)");
+    assert_true(it_cookie_get(b->c, IT_AUTH_COOKIE, false, &ck));
+    it_cookie_cleanup(&ck);
+}
+
+/* ---- sealed values ---- */
+
+static unsigned char *decode_value(const char *v, size_t *n)
+{
+    unsigned char *raw = NULL;
+    assert_true(strncmp(v, PREFIX, strlen(PREFIX)) == 0);
+    assert_int_equal(ha_b64url_decode(v + 3, strlen(v + 3), &raw, n), HA_OK);
+    assert_true(*n > IV_LEN + TAG_LEN);
+    return raw;
+}
+
+static char *encode_value(const char *prefix, const unsigned char *raw, size_t n)
+{
+    size_t pl = strlen(prefix);
+    char *s = malloc(pl + ha_b64url_encoded_len(n) + 1);
+    assert_non_null(s);
+    memcpy(s, prefix, pl);
+    ha_b64url_encode_to(raw, n, s + pl);
+    return s;
+}
+
+/* raw with parts rearranged: the pieces [a, b, c] of lengths given, in the order o[]. */
+static char *reorder(const unsigned char *raw, size_t n, const char *order)
+{
+    size_t ctlen = n - IV_LEN - TAG_LEN, off[3] = {0, IV_LEN, IV_LEN + ctlen},
+           len[3] = {IV_LEN, ctlen, TAG_LEN}, o = 0;
+    unsigned char *out = malloc(n);
+    char *s;
+    assert_non_null(out);
+    for (size_t i = 0; i < 3; i++) {
+        int p = order[i] - '0';
+        memcpy(out + o, raw + off[p], len[p]);
+        o += len[p];
+    }
+    s = encode_value(PREFIX, out, n);
+    free(out);
+    return s;
+}
+
+static char *flipped(const unsigned char *raw, size_t n, size_t at)
+{
+    unsigned char *copy = malloc(n);
+    char *s;
+    assert_non_null(copy);
+    memcpy(copy, raw, n);
+    copy[at] ^= 0x01;
+    s = encode_value(PREFIX, copy, n);
+    free(copy);
+    return s;
+}
+
+static char *extended(const unsigned char *raw, size_t n, const unsigned char *more, size_t m)
+{
+    unsigned char *copy = malloc(n + m);
+    char *s;
+    assert_non_null(copy);
+    memcpy(copy, raw, n);
+    memcpy(copy + n, more, m);
+    s = encode_value(PREFIX, copy, n + m);
+    free(copy);
+    return s;
+}
+
+#define MAX_VARIANTS 40
+
+struct variants {
+    char *v[MAX_VARIANTS];
+    const char *what[MAX_VARIANTS];
+    size_t n;
+};
+
+static void push(struct variants *vs, const char *what, char *v)
+{
+    assert_non_null(v);
+    assert_true(vs->n < MAX_VARIANTS);
+    vs->what[vs->n] = what;
+    vs->v[vs->n++] = v;
+}
+
+static void make_variants(const char *value, struct variants *vs)
+{
+    size_t n = 0, ctlen;
+    unsigned char *raw = decode_value(value, &n), zero = 0;
+    char *b64 = strdup(value + 3), *s;
+    assert_non_null(b64);
+    ctlen = n - IV_LEN - TAG_LEN;
+    push(vs, "iv[0] flipped", flipped(raw, n, 0));
+    push(vs, "iv[11] flipped", flipped(raw, n, IV_LEN - 1));
+    push(vs, "ciphertext[0] flipped", flipped(raw, n, IV_LEN));
+    push(vs, "ciphertext[mid] flipped", flipped(raw, n, IV_LEN + ctlen / 2));
+    push(vs, "ciphertext[last] flipped", flipped(raw, n, IV_LEN + ctlen - 1));
+    push(vs, "tag[0] flipped", flipped(raw, n, n - TAG_LEN));
+    push(vs, "tag[15] flipped", flipped(raw, n, n - 1));
+    push(vs, "last byte dropped", encode_value(PREFIX, raw, n - 1));
+    push(vs, "tag dropped", encode_value(PREFIX, raw, n - TAG_LEN));
+    push(vs, "iv only", encode_value(PREFIX, raw, IV_LEN));
+    push(vs, "first byte dropped", encode_value(PREFIX, raw + 1, n - 1));
+    push(vs, "half", encode_value(PREFIX, raw, n / 2));
+    push(vs, "prefix only", strdup(PREFIX));
+    push(vs, "empty", strdup(""));
+    push(vs, "deleted", strdup("deleted"));
+    push(vs, "tag|ct|iv", reorder(raw, n, "210"));
+    push(vs, "iv|tag|ct", reorder(raw, n, "021"));
+    push(vs, "ct|iv|tag", reorder(raw, n, "102"));
+    push(vs, "tag|iv|ct", reorder(raw, n, "201"));
+    push(vs, "a zero byte appended", extended(raw, n, &zero, 1));
+    push(vs, "the tag appended again", extended(raw, n, raw + n - TAG_LEN, TAG_LEN));
+    push(vs, "version v2", encode_value("v2.", raw, n));
+    push(vs, "version V1", encode_value("V1.", raw, n));
+    push(vs, "no version", encode_value("", raw, n));
+    push(vs, "version twice", encode_value("v1.v1.", raw, n));
+    s = malloc(strlen(b64) * 2 + 8);
+    assert_non_null(s);
+    snprintf(s, strlen(b64) * 2 + 8, "v1.%s%s", b64, b64);
+    push(vs, "payload doubled", s);
+    if (ctlen >= 32) {
+        unsigned char *sw = malloc(n);
+        assert_non_null(sw);
+        memcpy(sw, raw, n);
+        memcpy(sw + IV_LEN, raw + IV_LEN + 16, 16);
+        memcpy(sw + IV_LEN + 16, raw + IV_LEN, 16);
+        push(vs, "two ciphertext blocks swapped", encode_value(PREFIX, sw, n));
+        free(sw);
+    }
+    free(b64);
+    free(raw);
+}
+
+static void variants_free(struct variants *vs)
+{
+    for (size_t i = 0; i < vs->n; i++)
+        free(vs->v[i]);
+    vs->n = 0;
+}
+
+/* Every variant is invalid_state and consumes nothing: the genuine cookie completes after. */
+static void test_tampered_pieces(void **state)
+{
+    struct it_env *e = it_env();
+    struct begun b;
+    struct variants vs = {{NULL}, {NULL}, 0};
+    struct it_resp r;
+    long before = it_houston_received_count(e);
+    (void)state;
+    begin(&b);
+    make_variants(b.ck.value, &vs);
+    print_message("%zu tampered variants of one transaction cookie\n", vs.n);
+    for (size_t i = 0; i < vs.n; i++) {
+        finish_with(&b, vs.v[i], &r);
+        if (r.location == NULL || strcmp(r.location, IT_LOGIN_ERROR_PREFIX "invalid_state") != 0)
+            fail_msg("variant \"%s\" answered %ld %s", vs.what[i], r.status,
+                     r.location != NULL ? r.location : "(none)");
+        it_expect_login_error(b.c, &r, "invalid_state", before);
+        it_resp_cleanup(&r);
+    }
+    finish_with(&b, b.ck.value, &r);
+    expect_success(&b, &r);
+    it_resp_cleanup(&r);
+    variants_free(&vs);
+    begun_cleanup(&b);
+}
+
+/* ---- plaintexts sealed with the sidecar's own key ---- */
+
+static size_t gcm(bool seal, const unsigned char key[32], const char *aad, const unsigned char *in,
+                  size_t n, unsigned char *out)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int len = 0, ok;
+    size_t body = seal ? n : n - IV_LEN - TAG_LEN;
+    const unsigned char *iv = seal ? out : in;
+    assert_non_null(ctx);
+    if (seal)
+        assert_int_equal(RAND_bytes(out, IV_LEN), 1);
+    ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv, seal ? 1 : 0) == 1 &&
+         EVP_CipherUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) == 1;
+    if (ok && seal)
+        ok = EVP_CipherUpdate(ctx, out + IV_LEN, &len, in, (int)n) == 1 &&
+             EVP_CipherFinal_ex(ctx, out + IV_LEN + n, &len) == 1 &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, out + IV_LEN + n) == 1;
+    else if (ok)
+        ok = EVP_CipherUpdate(ctx, out, &len, in + IV_LEN, (int)body) == 1 &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
+                                 (void *)(in + IV_LEN + body)) == 1 &&
+             EVP_CipherFinal_ex(ctx, out + len, &len) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    assert_true(ok);
+    return seal ? IV_LEN + n + TAG_LEN : body;
+}
+
+/* The plaintext JSON of the genuine cookie, opened with the sidecar's key. */
+static char *open_plain(const struct begun *b, const unsigned char key[32])
+{
+    size_t n = 0, m;
+    unsigned char *raw = decode_value(b->ck.value, &n);
+    char *plain = calloc(1, n + 1);
+    assert_non_null(plain);
+    m = gcm(false, key, b->name, raw, n, (unsigned char *)plain);
+    plain[m] = '\0';
+    free(raw);
+    return plain;
+}
+
+static char *seal_plain(const unsigned char key[32], const char *name, const char *plain)
+{
+    unsigned char raw[MAX_RAW];
+    size_t n = strlen(plain);
+    assert_true(n + IV_LEN + TAG_LEN < sizeof(raw));
+    n = gcm(true, key, name, (const unsigned char *)plain, n, raw);
+    return encode_value(PREFIX, raw, n);
+}
+
+/* plain with the member name's value replaced by repl (raw JSON text). */
+static char *replace_member(const char *plain, const char *name, const char *repl)
+{
+    json_t *j = json_loads(plain, 0, NULL), *v = json_loads(repl, JSON_DECODE_ANY, NULL);
+    char *out;
+    assert_non_null(j);
+    if (v == NULL)
+        json_object_del(j, name);
+    else
+        json_object_set_new(j, name, v);
+    out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    assert_non_null(out);
+    return out;
+}
+
+/* plain with text inserted right after its opening brace. */
+static char *prepend_member(const char *plain, const char *text)
+{
+    size_t n = strlen(plain) + strlen(text) + 1;
+    char *out = malloc(n);
+    assert_non_null(out);
+    snprintf(out, n, "{%s%s", text, plain + 1);
+    return out;
+}
+
+enum mutation {
+    M_NONE,
+    M_OTHER_STATE,
+    M_V2,
+    M_DUP_STATE,
+    M_EXTRA,
+    M_MISSING,
+    M_STRING_TIME,
+    M_FUTURE,
+    M_SHORT_NONCE
+};
+
+static char *mutate(const char *plain, enum mutation m)
+{
+    char other[HA_RANDOM_B64_LEN + 1], buf[256];
+    unsigned char r[HA_RANDOM_BYTES];
+    assert_int_equal(RAND_bytes(r, sizeof(r)), 1);
+    ha_b64url_encode_to(r, sizeof(r), other);
+    switch (m) {
+    case M_NONE:
+        return strdup(plain);
+    case M_OTHER_STATE:
+        snprintf(buf, sizeof(buf), "\"%s\"", other);
+        return replace_member(plain, "s", buf);
+    case M_V2:
+        return replace_member(plain, "v", "2");
+    case M_DUP_STATE: /* a last-wins parser would read the genuine state */
+        snprintf(buf, sizeof(buf), "\"s\":\"%s\",", other);
+        return prepend_member(plain, buf);
+    case M_EXTRA:
+        return replace_member(plain, "z", "1");
+    case M_MISSING:
+        return replace_member(plain, "t", "");
+    case M_STRING_TIME:
+        snprintf(buf, sizeof(buf), "\"%ld\"", (long)time(NULL));
+        return replace_member(plain, "c", buf);
+    case M_FUTURE:
+        snprintf(buf, sizeof(buf), "%ld", (long)time(NULL) + 3600);
+        return replace_member(plain, "c", buf);
+    case M_SHORT_NONCE:
+        snprintf(buf, sizeof(buf), "\"%.42s\"", other);
+        return replace_member(plain, "n", buf);
+    }
+    return NULL;
+}
+
+static void forged_case(enum mutation m, const char *want_code)
+{
+    struct it_env *e = it_env();
+    unsigned char key[32];
+    struct begun b;
+    struct it_resp r;
+    char *plain, *changed, *sealed;
+    long before = it_houston_received_count(e);
+    assert_int_equal(it_cookie_key(e, key), 0);
+    begin(&b);
+    plain = open_plain(&b, key);
+    changed = mutate(plain, m);
+    assert_non_null(changed);
+    sealed = seal_plain(key, b.name, changed);
+    it_note_secret(sealed);
+    finish_with(&b, sealed, &r);
+    if (want_code == NULL)
+        expect_success(&b, &r);
+    else
+        it_expect_login_error(b.c, &r, want_code, before);
+    it_resp_cleanup(&r);
+    free(plain);
+    free(changed);
+    free(sealed);
+    OPENSSL_cleanse(key, sizeof(key));
+    begun_cleanup(&b);
+}
+
+static void test_resealed_genuine_plaintext_accepted(void **state)
+{
+    (void)state;
+    forged_case(M_NONE, NULL); /* the control: our sealing is the sidecar's */
+}
+
+static void test_forged_plaintexts_refused(void **state)
+{
+    static const struct {
+        enum mutation m;
+        const char *code;
+        const char *what;
+    } cases[] = {
+        {M_OTHER_STATE, "invalid_state", "the cookie holds another state"},
+        {M_V2, "invalid_state", "version 2"},
+        {M_DUP_STATE, "invalid_state", "state given twice, the genuine one last"},
+        {M_EXTRA, "invalid_state", "an unknown member"},
+        {M_MISSING, "invalid_state", "a member missing"},
+        {M_STRING_TIME, "invalid_state", "created as a string"},
+        {M_FUTURE, "state_expired", "created an hour in the future"},
+        {M_SHORT_NONCE, "invalid_state", "a 42-character nonce"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        print_message("forged plaintext: %s\n", cases[i].what);
+        forged_case(cases[i].m, cases[i].code);
+    }
+}
+
+/* ---- another cookie secret ---- */
+
+static void cross_sidecar_login(const char *secret, const char *logname, int slot, bool accepted)
+{
+    struct it_env *e = it_env();
+    char env_secret[128], base[128];
+    const char *extra[] = {env_secret, NULL};
+    struct begun b;
+    struct it_resp r;
+    long before = it_houston_received_count(e);
+    snprintf(env_secret, sizeof(env_secret), "AUTH_SIDECAR_COOKIE_SECRET=%s", secret);
+    assert_int_equal(
+        it_sidecar_start(e, &e->spare[slot], e->spare_ports[slot], logname, extra, true), 0);
+    it_sidecar_base(e->spare_ports[slot], base, sizeof(base));
+    /* Started at the other sidecar; the tenant sends the browser back to the main one. */
+    begin_at(&b, base);
+    assert_int_equal(it_get(b.c, b.auth.location, &r), 0);
+    if (accepted)
+        expect_success(&b, &r);
+    else
+        it_expect_login_error(b.c, &r, "invalid_state", before);
+    it_resp_cleanup(&r);
+    begun_cleanup(&b);
+    it_proc_stop(&e->spare[slot]);
+}
+
+static void test_cookie_from_another_secret(void **state)
+{
+    char other[49];
+    unsigned char r[36];
+    (void)state;
+    assert_int_equal(RAND_bytes(r, sizeof(r)), 1);
+    ha_b64url_encode_to(r, sizeof(r), other);
+    assert_string_not_equal(other, it_env()->cookie_secret);
+    cross_sidecar_login(other, "sidecar-other-secret.log", 0, false);
+    /* The control: the same secret opens at the other replica. */
+    cross_sidecar_login(it_env()->cookie_secret, "sidecar-same-secret.log", 1, true);
+}
+
+/* ---- many cookies ---- */
+
+/* A transaction cookie in the jar as the sidecar would set it. */
+static void plant(struct it_client *c, const char *name, const char *value)
+{
+    struct it_cookie ck = {0};
+    snprintf(ck.name, sizeof(ck.name), "%s", name);
+    snprintf(ck.domain, sizeof(ck.domain), "%s", IT_SIDECAR_HOST);
+    snprintf(ck.path, sizeof(ck.path), "%s", HA_TXN_COOKIE_PATH);
+    ck.secure = ck.httponly = true;
+    ck.value = (char *)value;
+    assert_int_equal(it_cookie_put(c, &ck), 0);
+}
+
+/* A genuine sealed transaction created at `created`; its cookie name into name. */
+static char *sealed_txn(long created, char name[64])
+{
+    unsigned char key[32];
+    struct ha_txn t;
+    char *sealed = NULL;
+    assert_int_equal(it_cookie_key(it_env(), key), 0);
+    assert_int_equal(ha_txn_init(&t, &ha_rng_openssl, created, "self", "/oauth", NULL, NULL),
+                     HA_OK);
+    assert_int_equal(ha_txn_seal(&t, key, &ha_rng_openssl, &sealed), HA_OK);
+    ha_txn_cookie_name(t.state, name);
+    ha_txn_cleanup(&t);
+    OPENSSL_cleanse(key, sizeof(key));
+    it_note_secret(sealed);
+    return sealed;
+}
+
+/* Whether the client holds the transaction cookie called name. */
+static bool holds(struct it_client *c, const char *name)
+{
+    struct it_cookie ck;
+    if (!it_cookie_get(c, name, false, &ck))
+        return false;
+    it_cookie_cleanup(&ck);
+    return true;
+}
+
+/* 97 unreadable and 3 genuine (recent) transaction cookies, then new logins: each answer
+ * starts the login, sets its own cookie first and clears at most HA_TXN_EVICT_MAX old ones,
+ * the unreadable before the genuine, the oldest genuine first; after three starts at most
+ * HA_TXN_MAX_COOKIES remain. (curl, like some browsers, keeps only 50 Set-Cookie lines of a
+ * response, so one answer cannot clear a hundred.) */
+static void test_hundred_transaction_cookies(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    char names[3][64], url[512], *real[3];
+    size_t left[3], lines[3], kept_first = 0;
+    bool started[3];
+    (void)state;
+    for (int i = 0; i < 97; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), IT_TXN_PREFIX "junk%012d", i);
+        plant(c, name, "x");
+    }
+    for (int i = 0; i < 3; i++) {
+        real[i] = sealed_txn((long)time(NULL) - 30 + i, names[i]);
+        plant(c, names[i], real[i]);
+    }
+    assert_int_equal(it_cookie_count(c, IT_TXN_PREFIX), 100);
+    snprintf(url, sizeof(url), "%s/v1/oauth/start?%s&login_hint=%s", e->sidecar_url, QUERY, EMAIL);
+    for (int k = 0; k < 3; k++) {
+        struct it_resp r;
+        assert_int_equal(it_get(c, url, &r), 0);
+        left[k] = it_cookie_count(c, IT_TXN_PREFIX);
+        lines[k] = it_resp_set_cookie_count(&r, IT_TXN_PREFIX);
+        started[k] = r.status == 302 && r.location != NULL &&
+                     strncmp(r.location, e->tenant_url, strlen(e->tenant_url)) == 0;
+        print_message("start %d with %zu transaction cookies: %ld, %zu Set-Cookie lines, %zu "
+                      "left\n",
+                      k + 1, k == 0 ? (size_t)100 : left[k - 1], r.status, lines[k], left[k]);
+        it_resp_cleanup(&r);
+        if (k == 0)
+            for (int i = 0; i < 3; i++)
+                kept_first += holds(c, names[i]);
+    }
+    if (!started[0] || !started[1] || !started[2])
+        fail_msg("a browser holding 100 transaction cookies cannot start a login");
+    /* First answer: its own cookie plus HA_TXN_EVICT_MAX clearings, all of them junk. */
+    assert_int_equal(lines[0], 1 + HA_TXN_EVICT_MAX);
+    assert_int_equal(left[0], 100 + 1 - HA_TXN_EVICT_MAX);
+    assert_int_equal(kept_first, 3);
+    assert_true(left[1] < left[0]);
+    assert_true(left[2] <= HA_TXN_MAX_COOKIES);
+    /* By the third start the junk is gone and the oldest genuine one went next. */
+    assert_false(holds(c, names[0]));
+    assert_true(holds(c, names[2]));
+    for (int i = 0; i < 3; i++)
+        free(real[i]);
+    it_client_free(c);
+}
+
+/* "Cookie: " and a value of exactly len bytes: filler pairs "fNN=aaa; " of at most 406
+ * bytes, then name=value last. */
+static char *cookie_header(const char *name, const char *value, size_t len)
+{
+    size_t tail = strlen(name) + 1 + strlen(value), rest, o, i = 0;
+    char *h = malloc(len + 16);
+    assert_non_null(h);
+    assert_true(len >= tail + 7);
+    rest = len - tail;
+    o = (size_t)snprintf(h, len + 16, "Cookie: ");
+    while (rest > 0) {
+        size_t v = rest >= 413 ? 400 : rest - 6;
+        o += (size_t)snprintf(h + o, len + 16 - o, "f%02zu=", i++ % 100);
+        memset(h + o, 'a', v);
+        o += v;
+        h[o++] = ';';
+        h[o++] = ' ';
+        rest -= 6 + v;
+    }
+    o += (size_t)snprintf(h + o, len + 16 - o, "%s=%s", name, value);
+    assert_int_equal(o - strlen("Cookie: "), len);
+    return h;
+}
+
+/* The Cookie header cap: one byte over is a 431 that consumes nothing; exactly at the cap
+ * the same login completes. */
+static void test_cookie_header_at_cap(void **state)
+{
+    struct it_env *e = it_env();
+    struct begun b;
+    struct it_client *fresh = it_client_new(e);
+    struct it_resp r;
+    char *over, *at;
+    const char *hdr[2] = {NULL, NULL};
+    struct it_cookie ck;
+    long before = it_houston_received_count(e);
+    (void)state;
+    begin(&b);
+    over = cookie_header(b.name, b.ck.value, HA_MAX_COOKIE_HEADER + 1);
+    at = cookie_header(b.name, b.ck.value, HA_MAX_COOKIE_HEADER);
+    hdr[0] = over;
+    assert_int_equal(it_request_headers(fresh, "GET", b.auth.location, NULL, NULL, hdr, &r), 0);
+    print_message("Cookie header of %d bytes: %ld\n", HA_MAX_COOKIE_HEADER + 1, r.status);
+    assert_int_equal(r.status, 431);
+    assert_null(it_resp_set_cookie(&r, IT_AUTH_COOKIE "=", 0));
+    assert_int_equal(it_houston_received_count(e), before);
+    it_resp_cleanup(&r);
+    hdr[0] = at;
+    assert_int_equal(it_request_headers(fresh, "GET", b.auth.location, NULL, NULL, hdr, &r), 0);
+    print_message("Cookie header of %d bytes: %ld\n", HA_MAX_COOKIE_HEADER, r.status);
+    if (r.status != 302 || r.location == NULL ||
+        strncmp(r.location, IT_APP_URL "/oauth?", strlen(IT_APP_URL "/oauth?")) != 0)
+        fail_msg("a Cookie header of exactly the cap did not log in: %ld %s", r.status,
+                 r.location != NULL ? r.location : "(none)");
+    assert_true(it_cookie_get(fresh, IT_AUTH_COOKIE, false, &ck));
+    it_cookie_cleanup(&ck);
+    it_resp_cleanup(&r);
+    free(over);
+    free(at);
+    it_client_free(fresh);
+    begun_cleanup(&b);
+}
+
+static void test_logs_hold_no_secrets(void **state)
+{
+    static const char *const logs[] = {"sidecar.log", "sidecar-other-secret.log",
+                                       "sidecar-same-secret.log"};
+    (void)state;
+    it_expect_logs_clean(it_env(), logs, sizeof(logs) / sizeof(logs[0]), 10);
+}
+
+static void test_processes_exit_clean(void **state)
+{
+    const char *bad = it_stop_all_checked(it_env());
+    (void)state;
+    if (bad != NULL)
+        fail_msg("%s", bad);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_tampered_pieces, it_test_setup),
+        cmocka_unit_test_setup(test_resealed_genuine_plaintext_accepted, it_test_setup),
+        cmocka_unit_test_setup(test_forged_plaintexts_refused, it_test_setup),
+        cmocka_unit_test_setup(test_cookie_from_another_secret, it_test_setup),
+        cmocka_unit_test_setup(test_cookie_header_at_cap, it_test_setup),
+        cmocka_unit_test_setup(test_hundred_transaction_cookies, it_test_setup),
+        cmocka_unit_test(test_logs_hold_no_secrets),
+        cmocka_unit_test(test_processes_exit_clean),
+    };
+    /* IT_TEST_FILTER=<glob> runs only the matching tests (debugging). */
+    if (getenv("IT_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("IT_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, it_group_setup, it_group_teardown);
+}
