@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
 # Command 2: builds houston-auth and runs every test: unit, integration (the sidecar, the
 # dev tenant and the Houston stand-in as real processes on loopback), fuzz-corpus replay,
-# a headless-Chromium login, then the whole suite again under AddressSanitizer +
-# UndefinedBehaviorSanitizer.
+# a headless-Chromium login, static analysis (cppcheck, clang-tidy), the Kubernetes manifests
+# checked offline, the container image built and run, then the whole suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer. Every step runs; the failed ones are listed
+# at the end.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh build test
 
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
+failed=()
+fail_step() {
+  failed+=("$1")
+  status=1
+}
 
 echo "== format check (clang-format)"
 if ! git ls-files '*.c' '*.h' | xargs -r clang-format --dry-run -Werror 2>/tmp/ha-format.log; then
   head -40 /tmp/ha-format.log
   echo "clang-format: files above are not formatted (run: git ls-files '*.c' '*.h' | xargs clang-format -i)"
-  status=1
+  fail_step "format"
+fi
+
+echo "== static analysis (cppcheck, clang-tidy)"
+if ! scripts/lint.sh; then
+  fail_step "lint"
 fi
 
 echo "== build (warnings as errors)"
@@ -22,10 +34,16 @@ cmake -S . -B build -DHA_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 
 echo "== tests"
-(cd build && ctest --output-on-failure) || status=1
+(cd build && ctest --output-on-failure) || fail_step "tests"
 
 echo "== browser end-to-end (headless Chromium through the whole login)"
-tests/browser/run.sh build || status=1
+tests/browser/run.sh build || fail_step "browser"
+
+echo "== Kubernetes manifests (rendered and validated offline, --check-config on the pod's files)"
+HA_BIN=build/houston-auth scripts/check-deploy.sh || fail_step "deploy"
+
+echo "== container image (built from the Dockerfile and run)"
+HA_IMAGE_HOST_BUILD=build scripts/image.sh || fail_step "image"
 
 echo "== build with ASan + UBSan"
 cmake -S . -B build-asan -DHA_WERROR=ON -DHA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
@@ -35,10 +53,10 @@ echo "== tests under ASan + UBSan (LeakSanitizer on)"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
-(cd build-asan && ctest --output-on-failure) || status=1
+(cd build-asan && ctest --output-on-failure) || fail_step "tests under ASan+UBSan"
 
 if [ "$status" -ne 0 ]; then
-  echo "test.sh: FAILED"
+  echo "test.sh: FAILED: ${failed[*]}"
 else
   echo "test.sh: all tests passed"
 fi
