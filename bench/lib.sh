@@ -5,7 +5,7 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(realpath -m "${BUILD_DIR:-$ROOT/build-bench}")
-WORKERS=16 # the sidecar's worker pool (authSidecar.workers; its default)
+WORKERS=64 # the sidecar's worker pool (authSidecar.workers; its default)
 CONC=${BENCH_CONCURRENCY:-16}
 WARMUP=64
 BASE=astro.localhost
