@@ -1245,6 +1245,14 @@ bool it_log_check_works(const struct it_env *e)
 
 /* ---- assertions ---- */
 
+void it_test_processes_exit_clean(void **state)
+{
+    const char *bad = it_stop_all_checked(it_env());
+    (void)state;
+    if (bad != NULL)
+        fail_msg("%s", bad);
+}
+
 void it_expect_logs_clean(struct it_env *e, const char *const *logs, size_t n, size_t min_noted)
 {
     json_decref(it_houston_received(e)); /* notes the tokens Houston received */

@@ -194,6 +194,9 @@ bool it_log_check_works(const struct it_env *e);
  * requires at least min_noted noted secrets and a working check, then fails the test if any
  * of the named logs (in the run's directory; ones never written are skipped) holds one. */
 void it_expect_logs_clean(struct it_env *e, const char *const *logs, size_t n, size_t min_noted);
+/* The last test of every suite: every process stops on SIGTERM with status 0 and left no
+ * sanitizer report. */
+void it_test_processes_exit_clean(void **state);
 /* Reads a whole file (capped at 16 MiB); caller frees. */
 char *it_read_file(const char *path, size_t *len);
 

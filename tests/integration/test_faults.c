@@ -1286,14 +1286,6 @@ static void test_logs_hold_no_secrets(void **state)
     it_expect_logs_clean(it_env(), logs, sizeof(logs) / sizeof(logs[0]), 10);
 }
 
-static void test_processes_exit_clean(void **state)
-{
-    const char *bad = it_stop_all_checked(it_env());
-    (void)state;
-    if (bad != NULL)
-        fail_msg("%s", bad);
-}
-
 static int setup(void **state)
 {
     key2048 = EVP_RSA_gen(2048);
@@ -1327,7 +1319,7 @@ int main(void)
         cmocka_unit_test_setup(test_unknown_kid_flood, it_test_setup),
         cmocka_unit_test_setup(test_jwks_failing_warm_cache, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
-        cmocka_unit_test(test_processes_exit_clean),
+        cmocka_unit_test(it_test_processes_exit_clean),
     };
     /* IT_TEST_FILTER=<glob> runs only the matching tests (debugging). */
     if (getenv("IT_TEST_FILTER") != NULL)

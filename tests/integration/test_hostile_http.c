@@ -641,14 +641,6 @@ static void test_logs_hold_no_secrets(void **state)
     it_expect_logs_clean(it_env(), logs, sizeof(logs) / sizeof(logs[0]), 4);
 }
 
-static void test_processes_exit_clean(void **state)
-{
-    const char *bad = it_stop_all_checked(it_env());
-    (void)state;
-    if (bad != NULL)
-        fail_msg("%s", bad);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,7 +654,7 @@ int main(void)
         cmocka_unit_test(test_timeout_frees_slots),
         cmocka_unit_test_setup(test_memory_bounded, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
-        cmocka_unit_test(test_processes_exit_clean),
+        cmocka_unit_test(it_test_processes_exit_clean),
     };
     /* Children inherit the limit: the sidecar needs a descriptor per connection too. */
     if (it_raise_nofile(NOFILE_WANT) < NOFILE_WANT)

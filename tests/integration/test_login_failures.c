@@ -784,15 +784,6 @@ static void test_logs_hold_no_secrets(void **state)
     it_expect_logs_clean(it_env(), logs, sizeof(logs) / sizeof(logs[0]), 10);
 }
 
-/* Every process stops on SIGTERM with status 0 and left no sanitizer report. */
-static void test_processes_exit_clean(void **state)
-{
-    const char *bad = it_stop_all_checked(it_env());
-    (void)state;
-    if (bad != NULL)
-        fail_msg("%s", bad);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -827,7 +818,7 @@ int main(void)
         cmocka_unit_test_setup(test_start_large_but_allowed, it_test_setup),
         cmocka_unit_test_setup(test_double_submit, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
-        cmocka_unit_test(test_processes_exit_clean),
+        cmocka_unit_test(it_test_processes_exit_clean),
     };
     return cmocka_run_group_tests(tests, it_group_setup, it_group_teardown);
 }

@@ -580,14 +580,6 @@ static void test_logs_hold_no_secrets(void **state)
     it_expect_logs_clean(it_env(), logs, 1, 10);
 }
 
-static void test_processes_exit_clean(void **state)
-{
-    const char *bad = it_stop_all_checked(it_env());
-    (void)state;
-    if (bad != NULL)
-        fail_msg("%s", bad);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,7 +591,7 @@ int main(void)
         cmocka_unit_test_setup(test_logout_refuses_payloads, it_test_setup),
         cmocka_unit_test_setup(test_houston_location_refused, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
-        cmocka_unit_test(test_processes_exit_clean),
+        cmocka_unit_test(it_test_processes_exit_clean),
     };
     /* IT_TEST_FILTER=<glob> runs only the matching tests (debugging). */
     if (getenv("IT_TEST_FILTER") != NULL)

@@ -235,15 +235,6 @@ static void test_help(void **state)
     free(out);
 }
 
-/* Every process stops on SIGTERM with status 0 and left no sanitizer report. */
-static void test_processes_exit_clean(void **state)
-{
-    const char *bad = it_stop_all_checked(it_env());
-    (void)state;
-    if (bad != NULL)
-        fail_msg("%s", bad);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,7 +244,7 @@ int main(void)
         cmocka_unit_test(test_check_config_good),
         cmocka_unit_test(test_check_config_refuses_bad_values),
         cmocka_unit_test(test_help),
-        cmocka_unit_test(test_processes_exit_clean),
+        cmocka_unit_test(it_test_processes_exit_clean),
     };
     return cmocka_run_group_tests(tests, setup, it_group_teardown);
 }
