@@ -56,7 +56,7 @@ struct it_env *it_env(void)
 
 /* ---- small helpers ---- */
 
-static char *fmt(const char *f, ...)
+char *it_fmt(const char *f, ...)
 {
     va_list ap;
     int n;
@@ -184,27 +184,27 @@ static void base_env(struct strv *s)
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
         const char *v = getenv(keep[i]);
         if (v != NULL)
-            strv_push(s, fmt("%s=%s", keep[i], v));
+            strv_push(s, it_fmt("%s=%s", keep[i], v));
     }
 }
 
 static void sidecar_env(const struct it_env *e, int port, const char *const *extra, struct strv *s)
 {
     base_env(s);
-    strv_push(s, fmt("GLOBAL_BASE_DOMAIN=%s", IT_BASE_DOMAIN));
-    strv_push(s, fmt("AUTH0_CLIENT_ID=%s", IT_CLIENT_ID));
-    strv_push(s, fmt("AUTH0_BASE_DOMAIN=localhost:%d", e->tenant_port));
-    strv_push(s, fmt("AUTH_SIDECAR_LISTEN=127.0.0.1:%d", port));
-    strv_push(s, fmt("AUTH_SIDECAR_HOUSTON_URL=%s", e->houston_url));
-    strv_push(s, fmt("AUTH_SIDECAR_PUBLIC_URL=%s", e->sidecar_url));
-    strv_push(s, fmt("AUTH_SIDECAR_APP_URL=%s", IT_APP_URL));
-    strv_push(s, fmt("AUTH_SIDECAR_TENANT_CA_FILE=%s", e->ca_file));
-    strv_push(s, fmt("AUTH_SIDECAR_TLS_CERT_FILE=%s", e->tls_cert));
-    strv_push(s, fmt("AUTH_SIDECAR_TLS_KEY_FILE=%s", e->tls_key));
-    strv_push(s, fmt("AUTH0_CLIENT_SECRET=%s", e->client_secret));
-    strv_push(s, fmt("AUTH_SIDECAR_COOKIE_SECRET=%s", e->cookie_secret));
-    strv_push(s, fmt("AUTH_SIDECAR_REQUEST_TIMEOUT_MS=1500"));
-    strv_push(s, fmt("AUTH_SIDECAR_LOG_LEVEL=debug"));
+    strv_push(s, it_fmt("GLOBAL_BASE_DOMAIN=%s", IT_BASE_DOMAIN));
+    strv_push(s, it_fmt("AUTH0_CLIENT_ID=%s", IT_CLIENT_ID));
+    strv_push(s, it_fmt("AUTH0_BASE_DOMAIN=localhost:%d", e->tenant_port));
+    strv_push(s, it_fmt("AUTH_SIDECAR_LISTEN=127.0.0.1:%d", port));
+    strv_push(s, it_fmt("AUTH_SIDECAR_HOUSTON_URL=%s", e->houston_url));
+    strv_push(s, it_fmt("AUTH_SIDECAR_PUBLIC_URL=%s", e->sidecar_url));
+    strv_push(s, it_fmt("AUTH_SIDECAR_APP_URL=%s", IT_APP_URL));
+    strv_push(s, it_fmt("AUTH_SIDECAR_TENANT_CA_FILE=%s", e->ca_file));
+    strv_push(s, it_fmt("AUTH_SIDECAR_TLS_CERT_FILE=%s", e->tls_cert));
+    strv_push(s, it_fmt("AUTH_SIDECAR_TLS_KEY_FILE=%s", e->tls_key));
+    strv_push(s, it_fmt("AUTH0_CLIENT_SECRET=%s", e->client_secret));
+    strv_push(s, it_fmt("AUTH_SIDECAR_COOKIE_SECRET=%s", e->cookie_secret));
+    strv_push(s, it_fmt("AUTH_SIDECAR_REQUEST_TIMEOUT_MS=1500"));
+    strv_push(s, it_fmt("AUTH_SIDECAR_LOG_LEVEL=debug"));
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
         strv_setenv(s, extra[i]);
 }
@@ -367,34 +367,34 @@ static int wait_proc(const struct it_env *e, struct it_proc *p, const char *url,
 int it_tenant_start(struct it_env *e)
 {
     struct strv argv, env;
-    char *log = fmt("%s/tenant.log", e->dir), *url;
+    char *log = it_fmt("%s/tenant.log", e->dir), *url;
     int rc;
     base_env(&env);
     argv.n = 0;
-    strv_push(&argv, fmt("%s/tools/dev-tenant", HA_BIN_DIR));
-    strv_push(&argv, fmt("--listen"));
-    strv_push(&argv, fmt("127.0.0.1:%d", e->tenant_port));
-    strv_push(&argv, fmt("--state-dir"));
-    strv_push(&argv, fmt("%s", e->tenant_dir));
-    strv_push(&argv, fmt("--issuer-host"));
-    strv_push(&argv, fmt("localhost:%d", e->tenant_port));
-    strv_push(&argv, fmt("--client-id"));
-    strv_push(&argv, fmt("%s", IT_CLIENT_ID));
-    strv_push(&argv, fmt("--client-secret"));
-    strv_push(&argv, fmt("%s", e->client_secret));
-    strv_push(&argv, fmt("--callback"));
-    strv_push(&argv, fmt("%s/v1/oauth/redirect", e->sidecar_url));
-    strv_push(&argv, fmt("--logout-url"));
-    strv_push(&argv, fmt("%s/logout", IT_APP_URL));
-    strv_push(&argv, fmt("--audience"));
-    strv_push(&argv, fmt("%s", IT_AUDIENCE));
-    strv_push(&argv, fmt("--san"));
-    strv_push(&argv, fmt("%s", IT_SIDECAR_HOST));
-    strv_push(&argv, fmt("--san"));
-    strv_push(&argv, fmt("%s", IT_APP_HOST));
-    strv_push(&argv, fmt("--test-controls"));
+    strv_push(&argv, it_fmt("%s/tools/dev-tenant", HA_BIN_DIR));
+    strv_push(&argv, it_fmt("--listen"));
+    strv_push(&argv, it_fmt("127.0.0.1:%d", e->tenant_port));
+    strv_push(&argv, it_fmt("--state-dir"));
+    strv_push(&argv, it_fmt("%s", e->tenant_dir));
+    strv_push(&argv, it_fmt("--issuer-host"));
+    strv_push(&argv, it_fmt("localhost:%d", e->tenant_port));
+    strv_push(&argv, it_fmt("--client-id"));
+    strv_push(&argv, it_fmt("%s", IT_CLIENT_ID));
+    strv_push(&argv, it_fmt("--client-secret"));
+    strv_push(&argv, it_fmt("%s", e->client_secret));
+    strv_push(&argv, it_fmt("--callback"));
+    strv_push(&argv, it_fmt("%s/v1/oauth/redirect", e->sidecar_url));
+    strv_push(&argv, it_fmt("--logout-url"));
+    strv_push(&argv, it_fmt("%s/logout", IT_APP_URL));
+    strv_push(&argv, it_fmt("--audience"));
+    strv_push(&argv, it_fmt("%s", IT_AUDIENCE));
+    strv_push(&argv, it_fmt("--san"));
+    strv_push(&argv, it_fmt("%s", IT_SIDECAR_HOST));
+    strv_push(&argv, it_fmt("--san"));
+    strv_push(&argv, it_fmt("%s", IT_APP_HOST));
+    strv_push(&argv, it_fmt("--test-controls"));
     rc = spawn(&e->tenant, "dev-tenant", argv.v, env.v, log);
-    url = fmt("%s/.well-known/openid-configuration", e->tenant_url);
+    url = it_fmt("%s/.well-known/openid-configuration", e->tenant_url);
     if (rc == 0)
         rc = wait_proc(e, &e->tenant, url, 200);
     free(url);
@@ -407,20 +407,20 @@ int it_tenant_start(struct it_env *e)
 int it_houston_start(struct it_env *e)
 {
     struct strv argv, env;
-    char *log = fmt("%s/houston.log", e->dir), *url;
+    char *log = it_fmt("%s/houston.log", e->dir), *url;
     int rc;
     base_env(&env);
     argv.n = 0;
-    strv_push(&argv, fmt("%s/tools/houston-standin", HA_BIN_DIR));
-    strv_push(&argv, fmt("--listen"));
-    strv_push(&argv, fmt("127.0.0.1:%d", e->houston_port));
-    strv_push(&argv, fmt("--base-domain"));
-    strv_push(&argv, fmt("%s", IT_BASE_DOMAIN));
-    strv_push(&argv, fmt("--app-url"));
-    strv_push(&argv, fmt("%s", IT_APP_URL));
-    strv_push(&argv, fmt("--test-controls"));
+    strv_push(&argv, it_fmt("%s/tools/houston-standin", HA_BIN_DIR));
+    strv_push(&argv, it_fmt("--listen"));
+    strv_push(&argv, it_fmt("127.0.0.1:%d", e->houston_port));
+    strv_push(&argv, it_fmt("--base-domain"));
+    strv_push(&argv, it_fmt("%s", IT_BASE_DOMAIN));
+    strv_push(&argv, it_fmt("--app-url"));
+    strv_push(&argv, it_fmt("%s", IT_APP_URL));
+    strv_push(&argv, it_fmt("--test-controls"));
     rc = spawn(&e->houston, "houston-standin", argv.v, env.v, log);
-    url = fmt("%s/v1/healthz", e->houston_url);
+    url = it_fmt("%s/v1/healthz", e->houston_url);
     if (rc == 0)
         rc = wait_proc(e, &e->houston, url, 200);
     free(url);
@@ -434,15 +434,15 @@ int it_sidecar_start(struct it_env *e, struct it_proc *p, int port, const char *
                      const char *const *extra, bool wait_ready)
 {
     struct strv argv, env;
-    char *log = fmt("%s/%s", e->dir, logname), *url;
+    char *log = it_fmt("%s/%s", e->dir, logname), *url;
     char base[128];
     int rc;
     sidecar_env(e, port, extra, &env);
     argv.n = 0;
-    strv_push(&argv, fmt("%s/houston-auth", HA_BIN_DIR));
+    strv_push(&argv, it_fmt("%s/houston-auth", HA_BIN_DIR));
     rc = spawn(p, "houston-auth", argv.v, env.v, log);
     it_sidecar_base(port, base, sizeof(base));
-    url = fmt("%s%s", base, wait_ready ? "/readyz" : "/healthz");
+    url = it_fmt("%s%s", base, wait_ready ? "/readyz" : "/healthz");
     if (rc == 0)
         rc = wait_proc(e, p, url, 200);
     free(url);
@@ -473,11 +473,11 @@ int it_sidecar_run(const struct it_env *e, const char *const *args, const char *
     static int seq;
     struct strv argv, env;
     struct it_proc p = {0};
-    char *log = fmt("%s/run-%d.out", e->dir, ++seq);
+    char *log = it_fmt("%s/run-%d.out", e->dir, ++seq);
     int rc;
     sidecar_env(e, e->sidecar_port, extra, &env);
     argv.n = 0;
-    strv_push(&argv, fmt("%s/houston-auth", HA_BIN_DIR));
+    strv_push(&argv, it_fmt("%s/houston-auth", HA_BIN_DIR));
     for (size_t i = 0; args != NULL && args[i] != NULL; i++)
         strv_push(&argv, strdup(args[i]));
     rc = spawn(&p, "houston-auth-run", argv.v, env.v, log);
@@ -909,9 +909,9 @@ size_t it_cookie_count(struct it_client *c, const char *prefix)
 
 static char *jar_line(const struct it_cookie *ck, const char *value)
 {
-    return fmt("%s%s\t%s\t%s\t%s\t%lld\t%s\t%s", ck->httponly ? "#HttpOnly_" : "", ck->domain,
-               ck->tailmatch ? "TRUE" : "FALSE", ck->path, ck->secure ? "TRUE" : "FALSE",
-               ck->expires, ck->name, value);
+    return it_fmt("%s%s\t%s\t%s\t%s\t%lld\t%s\t%s", ck->httponly ? "#HttpOnly_" : "", ck->domain,
+                  ck->tailmatch ? "TRUE" : "FALSE", ck->path, ck->secure ? "TRUE" : "FALSE",
+                  ck->expires, ck->name, value);
 }
 
 int it_cookie_put(struct it_client *c, const struct it_cookie *ck)
@@ -969,7 +969,7 @@ char *it_url_rebase(const char *url, const char *from, const char *base)
 {
     if (base == NULL || !starts_with(url, from))
         return strdup(url);
-    return fmt("%s%s", base, url + strlen(from));
+    return it_fmt("%s%s", base, url + strlen(from));
 }
 
 /* ---- the login ---- */
@@ -1012,8 +1012,8 @@ int it_login_at(struct it_client *c, const char *base, const char *start_query, 
     memset(l, 0, sizeof(*l));
     if (ha_url_encode(email, strlen(email), &hint) != HA_OK)
         return -1;
-    url = fmt("%s/v1/oauth/start?%s%slogin_hint=%s", base, start_query,
-              start_query[0] != '\0' ? "&" : "", hint);
+    url = it_fmt("%s/v1/oauth/start?%s%slogin_hint=%s", base, start_query,
+                 start_query[0] != '\0' ? "&" : "", hint);
     if (url == NULL || it_get(c, url, &l->start) != 0)
         goto out;
     l->hops = 1;
@@ -1069,7 +1069,7 @@ static long peer_request(const struct it_env *e, const char *url, const char *js
 
 long it_tenant_post(const struct it_env *e, const char *path, const char *json)
 {
-    char *url = fmt("%s%s", e->tenant_url, path);
+    char *url = it_fmt("%s%s", e->tenant_url, path);
     long st = peer_request(e, url, json != NULL ? json : "{}", NULL);
     free(url);
     return st;
@@ -1077,7 +1077,7 @@ long it_tenant_post(const struct it_env *e, const char *path, const char *json)
 
 long it_houston_post(const struct it_env *e, const char *path, const char *json)
 {
-    char *url = fmt("%s%s", e->houston_url, path);
+    char *url = it_fmt("%s%s", e->houston_url, path);
     long st = peer_request(e, url, json != NULL ? json : "{}", NULL);
     free(url);
     return st;
@@ -1085,7 +1085,7 @@ long it_houston_post(const struct it_env *e, const char *path, const char *json)
 
 static json_t *get_json(const struct it_env *e, const char *base, const char *path)
 {
-    char *url = fmt("%s%s", base, path), *body = NULL;
+    char *url = it_fmt("%s%s", base, path), *body = NULL;
     json_t *j = NULL;
     if (peer_request(e, url, NULL, &body) == 200 && body != NULL)
         j = json_loads(body, 0, NULL);
@@ -1312,14 +1312,14 @@ int it_sidecar_start_plain(struct it_env *e, struct it_proc *p, int port, const 
                            const char *const *extra, bool wait_ready)
 {
     struct strv argv, env;
-    char *log = fmt("%s/%s", e->dir, logname);
-    char *url = fmt("http://127.0.0.1:%d%s", port, wait_ready ? "/readyz" : "/healthz");
+    char *log = it_fmt("%s/%s", e->dir, logname);
+    char *url = it_fmt("http://127.0.0.1:%d%s", port, wait_ready ? "/readyz" : "/healthz");
     int rc;
     sidecar_env(e, port, extra, &env);
     strv_setenv(&env, "AUTH_SIDECAR_TLS_CERT_FILE");
     strv_setenv(&env, "AUTH_SIDECAR_TLS_KEY_FILE");
     argv.n = 0;
-    strv_push(&argv, fmt("%s/houston-auth", HA_BIN_DIR));
+    strv_push(&argv, it_fmt("%s/houston-auth", HA_BIN_DIR));
     rc = spawn(p, "houston-auth-plain", argv.v, env.v, log);
     if (rc == 0)
         rc = wait_proc(e, p, url, 200);

@@ -199,6 +199,8 @@ void it_expect_logs_clean(struct it_env *e, const char *const *logs, size_t n, s
 void it_test_processes_exit_clean(void **state);
 /* Reads a whole file (capped at 16 MiB); caller frees. */
 char *it_read_file(const char *path, size_t *len);
+/* printf into a new string (caller frees); NULL when out of memory. */
+char *it_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 
 /* Asserts that s starts with prefix (and says what s was when it does not). */
 void it_expect_prefix(const char *s, const char *prefix);

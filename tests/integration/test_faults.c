@@ -56,24 +56,6 @@
 
 /* ---- small helpers ---- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    int n;
-    va_start(ap, f);
-    n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return s;
-}
-
 static void nap_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -220,7 +202,7 @@ enum signer { S_KEY2048, S_KEY1024, S_ROGUE, S_EONE, S_EMPTY };
 static char *jws(const char *header, const char *claims, enum signer s)
 {
     char *h = b64(header, strlen(header)), *c = b64(claims, strlen(claims));
-    char *input = fmt("%s.%s", h, c), *sig, *out;
+    char *input = it_fmt("%s.%s", h, c), *sig, *out;
     switch (s) {
     case S_KEY2048:
         sig = rs256(key2048, input);
@@ -239,7 +221,7 @@ static char *jws(const char *header, const char *claims, enum signer s)
         sig = strdup("");
         break;
     }
-    out = fmt("%s.%s", input, sig);
+    out = it_fmt("%s.%s", input, sig);
     free(h);
     free(c);
     free(input);
@@ -249,7 +231,7 @@ static char *jws(const char *header, const char *claims, enum signer s)
 
 static char *issuer(void)
 {
-    return fmt("https://localhost:%d/", it_env()->tenant_port);
+    return it_fmt("https://localhost:%d/", it_env()->tenant_port);
 }
 
 /* ID-token claims as JSON text: first and last are raw members spliced in (each "" or with
@@ -260,10 +242,10 @@ static char *id_claims(const char *nonce, const char *first, const char *exp, co
     long now = (long)time(NULL);
     char expv[32];
     snprintf(expv, sizeof(expv), "%ld", now + 3600);
-    out = fmt("{%s\"iss\":\"%s\",\"sub\":\"auth0|crafted\",\"aud\":\"%s\",\"azp\":\"%s\","
-              "\"exp\":%s,\"iat\":%ld,\"nonce\":\"%s\",\"email\":\"%s\"%s}",
-              first, iss, IT_CLIENT_ID, IT_CLIENT_ID, exp != NULL ? exp : expv, now, nonce, EMAIL,
-              last);
+    out = it_fmt("{%s\"iss\":\"%s\",\"sub\":\"auth0|crafted\",\"aud\":\"%s\",\"azp\":\"%s\","
+                 "\"exp\":%s,\"iat\":%ld,\"nonce\":\"%s\",\"email\":\"%s\"%s}",
+                 first, iss, IT_CLIENT_ID, IT_CLIENT_ID, exp != NULL ? exp : expv, now, nonce,
+                 EMAIL, last);
     free(iss);
     return out;
 }
@@ -272,9 +254,9 @@ static char *access_token(void)
 {
     char *iss = issuer(), *claims, *tok;
     long now = (long)time(NULL);
-    claims = fmt("{\"iss\":\"%s\",\"sub\":\"auth0|crafted\",\"aud\":[\"%s\",\"%suserinfo\"],"
-                 "\"azp\":\"%s\",\"exp\":%ld,\"iat\":%ld,\"scope\":\"openid profile email\"}",
-                 iss, IT_AUDIENCE, iss, IT_CLIENT_ID, now + 86400, now);
+    claims = it_fmt("{\"iss\":\"%s\",\"sub\":\"auth0|crafted\",\"aud\":[\"%s\",\"%suserinfo\"],"
+                    "\"azp\":\"%s\",\"exp\":%ld,\"iat\":%ld,\"scope\":\"openid profile email\"}",
+                    iss, IT_AUDIENCE, iss, IT_CLIENT_ID, now + 86400, now);
     tok = jws("{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"it-2048\"}", claims, S_KEY2048);
     free(iss);
     free(claims);
@@ -421,7 +403,7 @@ static char *tok_not_b64url(const char *nonce)
 static char *tok_std_b64_padding(const char *nonce)
 {
     char *t = tok_valid(nonce), *dot = strchr(t, '.'), *out;
-    out = fmt("%.*s==%s", (int)(dot - t), t, dot); /* '=' padding is not base64url */
+    out = it_fmt("%.*s==%s", (int)(dot - t), t, dot); /* '=' padding is not base64url */
     free(t);
     return out;
 }
@@ -447,7 +429,7 @@ static char *tok_claims_array(const char *nonce)
 
 static char *tok_four_parts(const char *nonce)
 {
-    char *t = tok_valid(nonce), *out = fmt("%s.AAAA", t);
+    char *t = tok_valid(nonce), *out = it_fmt("%s.AAAA", t);
     free(t);
     return out;
 }
@@ -493,7 +475,7 @@ static char *rogue_jwk_text(const char *kid)
 static char *tok_jwk_header(const char *nonce)
 {
     char *k = rogue_jwk_text("it-rogue"), *c = id_claims(nonce, "", NULL, "");
-    char *h = fmt("{\"alg\":\"RS256\",\"kid\":\"it-rogue\",\"jwk\":%s}", k);
+    char *h = it_fmt("{\"alg\":\"RS256\",\"kid\":\"it-rogue\",\"jwk\":%s}", k);
     char *t = jws(h, c, S_ROGUE);
     free(k);
     free(c);
@@ -505,8 +487,8 @@ static char *tok_jwk_header(const char *nonce)
 static char *tok_jwk_header_known_kid(const char *nonce)
 {
     char *k = rogue_jwk_text("it-2048"), *c = id_claims(nonce, "", NULL, "");
-    char *h =
-        fmt("{\"alg\":\"RS256\",\"kid\":\"it-2048\",\"jwk\":%s,\"x5c\":[\"MIIBIjANBgkqhkiG\"]}", k);
+    char *h = it_fmt(
+        "{\"alg\":\"RS256\",\"kid\":\"it-2048\",\"jwk\":%s,\"x5c\":[\"MIIBIjANBgkqhkiG\"]}", k);
     char *t = jws(h, c, S_ROGUE);
     free(k);
     free(c);
@@ -520,9 +502,10 @@ static int listener_port;
 static char *tok_jku(const char *nonce)
 {
     char *c = id_claims(nonce, "", NULL, "");
-    char *h = fmt("{\"alg\":\"RS256\",\"kid\":\"it-rogue\",\"jku\":\"https://127.0.0.1:%d/jwks\","
-                  "\"x5u\":\"https://127.0.0.1:%d/cert\"}",
-                  listener_port, listener_port);
+    char *h =
+        it_fmt("{\"alg\":\"RS256\",\"kid\":\"it-rogue\",\"jku\":\"https://127.0.0.1:%d/jwks\","
+               "\"x5u\":\"https://127.0.0.1:%d/cert\"}",
+               listener_port, listener_port);
     char *t = jws(h, c, S_ROGUE);
     free(c);
     free(h);
@@ -719,13 +702,13 @@ static void test_oversized_id_token(void **state)
     assert_non_null(pad);
     memset(pad, 'p', 1024);
     pad[1024] = '\0';
-    fault = fmt("{\"id_token_claims\":{\"pad\":\"%s\"}}", pad);
+    fault = it_fmt("{\"id_token_claims\":{\"pad\":\"%s\"}}", pad);
     assert_int_equal(it_tenant_fault(it_env(), fault), 200);
     free(fault);
     login_expect(it_env()->sidecar_url, NULL, "a 2 kB ID token");
     memset(pad, 'p', 12 * 1024);
     pad[12 * 1024] = '\0';
-    fault = fmt("{\"id_token_claims\":{\"pad\":\"%s\"}}", pad);
+    fault = it_fmt("{\"id_token_claims\":{\"pad\":\"%s\"}}", pad);
     assert_int_equal(it_tenant_fault(it_env(), fault), 200);
     free(fault);
     /* Refused at the token response (src/oidc.c: an id_token over HA_MAX_JWT) or at
@@ -918,10 +901,11 @@ static void fake_start(struct fake *f, bool houston)
     info = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT);
     assert_non_null(info);
     f->port = info->port;
-    f->discovery = fmt("{\"issuer\":\"https://localhost:%d/\",\"authorization_endpoint\":"
-                       "\"%s/authorize\",\"token_endpoint\":\"https://localhost:%d/oauth/token\","
-                       "\"jwks_uri\":\"%s/.well-known/jwks.json\"}",
-                       f->port, e->tenant_url, f->port, e->tenant_url);
+    f->discovery =
+        it_fmt("{\"issuer\":\"https://localhost:%d/\",\"authorization_endpoint\":"
+               "\"%s/authorize\",\"token_endpoint\":\"https://localhost:%d/oauth/token\","
+               "\"jwks_uri\":\"%s/.well-known/jwks.json\"}",
+               f->port, e->tenant_url, f->port, e->tenant_url);
     free(cert);
     free(key);
 }
