@@ -19,7 +19,8 @@
  * included), and again after each response, the whole request must arrive within
  * REQUEST_READ_TIMEOUT_S or the watchdog shuts the socket down and MHD closes it. The list is
  * guarded by one mutex that MHD's close notification also takes, so the watchdog never
- * touches a descriptor MHD has closed (MHD notifies before it closes). */
+ * touches a descriptor MHD has closed (MHD notifies before it closes); deadlines themselves
+ * are atomics, so requests never take that mutex. */
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -64,7 +65,7 @@ struct conn {
 /* One per connection (MHD's socket context): the request read deadline. */
 struct watch {
     int fd;
-    uint64_t deadline_ns; /* 0: no request being read */
+    _Atomic uint64_t deadline_ns; /* 0: no request being read; set without wlock */
     struct watch *prev, *next;
 };
 
@@ -108,7 +109,7 @@ static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_c
         if (w == NULL)
             return; /* unwatched: the idle timeout still applies */
         w->fd = info->connect_fd;
-        w->deadline_ns = read_deadline();
+        atomic_init(&w->deadline_ns, read_deadline());
         pthread_mutex_lock(&s->wlock);
         w->next = s->watches;
         if (s->watches != NULL)
@@ -133,16 +134,15 @@ static void on_connection(void *cls, struct MHD_Connection *mhd, void **socket_c
 }
 
 /* reading: a request is being read from now on (deadline armed), else it has been read. */
-static void watch_reading(struct ha_server *s, struct MHD_Connection *mhd, bool reading)
+static void watch_reading(struct MHD_Connection *mhd, bool reading)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct watch *w = info != NULL ? info->socket_context : NULL;
-    if (w == NULL)
-        return;
-    pthread_mutex_lock(&s->wlock);
-    w->deadline_ns = reading ? read_deadline() : 0;
-    pthread_mutex_unlock(&s->wlock);
+    /* An atomic store, not wlock: this runs twice per request on the I/O threads, and the
+     * lock only guards the list (MHD frees w only after its close notification). */
+    if (w != NULL)
+        atomic_store_explicit(&w->deadline_ns, reading ? read_deadline() : 0, memory_order_relaxed);
 }
 
 static void *watchdog(void *arg)
@@ -153,10 +153,11 @@ static void *watchdog(void *arg)
         struct timespec until;
         uint64_t now = ha_mono_ns();
         for (struct watch *w = s->watches; w != NULL; w = w->next) {
-            if (w->deadline_ns != 0 && now >= w->deadline_ns) {
+            uint64_t deadline = atomic_load_explicit(&w->deadline_ns, memory_order_relaxed);
+            if (deadline != 0 && now >= deadline) {
                 /* MHD sees end-of-stream on its next read and closes the connection. */
                 shutdown(w->fd, SHUT_RDWR);
-                w->deadline_ns = 0;
+                atomic_store_explicit(&w->deadline_ns, 0, memory_order_relaxed);
                 ha_metrics_slow_client(s->app->metrics);
             }
         }
@@ -198,7 +199,7 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
     if (c == NULL)
         return;
     if (mhd != NULL && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        watch_reading(c->srv, mhd, true); /* the next request on this connection */
+        watch_reading(mhd, true); /* the next request on this connection */
     atomic_fetch_sub(&c->srv->inflight, 1);
     ha_metrics_inflight(c->srv->app->metrics, -1);
     ha_request_cleanup(&c->req);
@@ -226,7 +227,7 @@ static enum MHD_Result send_response(struct conn *c)
     struct MHD_Response *r;
     enum MHD_Result ret;
 
-    watch_reading(c->srv, c->mhd, false);
+    watch_reading(c->mhd, false);
     r = MHD_create_response_from_buffer(rs->body_len, rs->body != NULL ? rs->body : (void *)"",
                                         MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
@@ -328,7 +329,7 @@ static enum MHD_Result enqueue(struct conn *c)
 {
     struct ha_server *s = c->srv;
     bool queued = false;
-    watch_reading(s, c->mhd, false);
+    watch_reading(c->mhd, false);
     pthread_mutex_lock(&s->lock);
     if (s->count < QUEUE_CAP && !s->stopping) {
         s->queue[(s->head + s->count) % QUEUE_CAP] = c;
