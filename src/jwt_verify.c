@@ -46,38 +46,34 @@ void ha_jwt_free(struct ha_jwt *jwt)
 {
     if (jwt == NULL)
         return;
-    json_decref(jwt->header);
-    json_decref(jwt->claims);
+    ha_json_view_cleanup(&jwt->header);
+    ha_json_view_cleanup(&jwt->claims);
+    free(jwt->header_text);
+    free(jwt->claims_text);
     free(jwt->sig);
     free(jwt->raw);
     free(jwt);
 }
 
 /* Decodes one base64url part and parses it as a JSON object: duplicate member names and
- * trailing data refused (RFC 7515 §5.2 step 4, RFC 7519 §7.2 step 9). */
-static enum ha_err parse_json_part(const char *b64, size_t len, json_t **out)
+ * trailing data refused (RFC 7515 §5.2 step 4, RFC 7519 §7.2 step 9). *text holds the
+ * decoded bytes the view points into. */
+static enum ha_err parse_json_part(const char *b64, size_t len, char **text,
+                                   struct ha_json_view *view)
 {
     unsigned char *bytes = NULL;
     size_t n = 0;
-    json_t *doc = NULL;
     enum ha_err err;
 
     err = ha_b64url_decode(b64, len, &bytes, &n);
+    if (err == HA_OK)
+        err = ha_json_view_parse((char *)bytes, n, view);
     if (err != HA_OK) {
-        err = err == HA_ERR_NOMEM ? HA_ERR_NOMEM : HA_ERR_JWT_FORMAT;
-        goto out;
+        free(bytes);
+        return err == HA_ERR_NOMEM ? HA_ERR_NOMEM : HA_ERR_JWT_FORMAT;
     }
-    err = HA_ERR_JWT_FORMAT;
-    doc = json_loadb((const char *)bytes, n, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(doc))
-        goto out;
-    *out = doc;
-    doc = NULL;
-    err = HA_OK;
-out:
-    json_decref(doc);
-    free(bytes);
-    return err;
+    *text = (char *)bytes;
+    return HA_OK;
 }
 
 /* An empty signature part is kept (sig_len 0) so that "alg":"none" is refused by the alg
@@ -117,9 +113,9 @@ enum ha_err ha_jwt_parse(const char *token, size_t len, struct ha_jwt **out)
     d2 = memchr(d1 + 1, '.', (size_t)(end - d1 - 1));
     if (d2 == NULL || memchr(d2 + 1, '.', (size_t)(end - d2 - 1)) != NULL)
         goto out;
-    err = parse_json_part(jwt->raw, (size_t)(d1 - jwt->raw), &jwt->header);
+    err = parse_json_part(jwt->raw, (size_t)(d1 - jwt->raw), &jwt->header_text, &jwt->header);
     if (err == HA_OK)
-        err = parse_json_part(d1 + 1, (size_t)(d2 - d1 - 1), &jwt->claims);
+        err = parse_json_part(d1 + 1, (size_t)(d2 - d1 - 1), &jwt->claims_text, &jwt->claims);
     if (err == HA_OK)
         err = parse_sig(jwt, d2 + 1, (size_t)(end - d2 - 1));
     if (err != HA_OK)
@@ -134,24 +130,23 @@ out:
     return err;
 }
 
-static int string_is(const json_t *v, const char *want)
+static int is_string(const struct ha_json_val *v)
 {
-    return json_is_string(v) && json_string_length(v) == strlen(want) &&
-           strcmp(json_string_value(v), want) == 0;
+    return v != NULL && v->type == HA_JSON_STRING;
 }
 
-static int kid_ok(const json_t *kid)
+static int string_is(const struct ha_json_val *v, const char *want)
 {
-    const char *s;
-    size_t i, n;
-    if (!json_is_string(kid))
+    return is_string(v) && v->len == strlen(want) && memcmp(v->str, want, v->len) == 0;
+}
+
+static int kid_ok(const struct ha_json_val *kid)
+{
+    size_t i;
+    if (!is_string(kid) || kid->len == 0 || kid->len > KID_MAX)
         return 0;
-    s = json_string_value(kid);
-    n = json_string_length(kid);
-    if (n == 0 || n > KID_MAX)
-        return 0;
-    for (i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+    for (i = 0; i < kid->len; i++) {
+        if ((unsigned char)kid->str[i] < 0x21 || (unsigned char)kid->str[i] > 0x7e)
             return 0;
     }
     return 1;
@@ -159,18 +154,18 @@ static int kid_ok(const json_t *kid)
 
 static enum ha_err check_header(const struct ha_jwt *jwt, const char **reason)
 {
-    const json_t *kid;
+    const struct ha_json_val *kid;
     /* alg first: the algorithm is pinned before anything else in the header is looked at. */
-    if (!string_is(json_object_get(jwt->header, "alg"), HA_OIDC_ALG)) {
+    if (!string_is(ha_json_view_get(&jwt->header, "alg"), HA_OIDC_ALG)) {
         *reason = "alg not RS256";
         return HA_ERR_JWT_ALG;
     }
     /* RFC 7515 §4.1.11: we implement no extension, so any crit must be refused. */
-    if (json_object_get(jwt->header, "crit") != NULL) {
+    if (ha_json_view_get(&jwt->header, "crit") != NULL) {
         *reason = "crit header refused";
         return HA_ERR_JWT_ALG;
     }
-    kid = json_object_get(jwt->header, "kid");
+    kid = ha_json_view_get(&jwt->header, "kid");
     if (kid != NULL && !kid_ok(kid)) {
         *reason = "kid malformed";
         return HA_ERR_JWT_FORMAT;
@@ -186,12 +181,14 @@ enum ha_err ha_jwt_check_header(const struct ha_jwt *jwt)
 
 const char *ha_jwt_kid(const struct ha_jwt *jwt)
 {
-    return json_string_value(json_object_get(jwt->header, "kid"));
+    const struct ha_json_val *kid = ha_json_view_get(&jwt->header, "kid");
+    return is_string(kid) ? kid->str : NULL;
 }
 
 const char *ha_jwt_claim_str(const struct ha_jwt *jwt, const char *name)
 {
-    return json_string_value(json_object_get(jwt->claims, name));
+    const struct ha_json_val *v = ha_json_view_get(&jwt->claims, name);
+    return is_string(v) ? v->str : NULL;
 }
 
 static EVP_PKEY_CTX *new_verify_ctx(EVP_PKEY *key)
@@ -261,52 +258,51 @@ out:
 }
 
 /* 1 and *v when the claim is a JSON number (integer or real), 0 when absent, -1 otherwise. */
-static int num_claim(const json_t *claims, const char *name, double *v)
+static int num_claim(const struct ha_json_view *claims, const char *name, double *v)
 {
-    const json_t *j = json_object_get(claims, name);
+    const struct ha_json_val *j = ha_json_view_get(claims, name);
     if (j == NULL)
         return 0;
-    if (!json_is_number(j))
+    if (j->type != HA_JSON_NUMBER)
         return -1;
-    *v = json_number_value(j);
+    *v = j->num;
     return 1;
 }
 
-static const char *check_aud(const json_t *aud, const char *want, size_t *count)
+static const char *check_aud(const struct ha_json_view *claims, const char *want, size_t *count)
 {
+    const struct ha_json_val *aud = ha_json_view_get(claims, "aud"), *v;
     size_t i, found = 0;
-    const json_t *v;
     if (aud == NULL)
         return "aud missing";
-    if (json_is_string(aud)) {
+    if (is_string(aud)) {
         *count = 1;
         return string_is(aud, want) ? NULL : "aud lacks the expected audience";
     }
-    if (!json_is_array(aud) || json_array_size(aud) == 0)
+    if (aud->type != HA_JSON_ARRAY || aud->len == 0)
         return "aud malformed";
-    json_array_foreach(aud, i, v)
-    {
-        if (!json_is_string(v))
+    for (i = 0; (v = ha_json_view_item(claims, aud, i)) != NULL; i++) {
+        if (!is_string(v))
             return "aud malformed";
         if (string_is(v, want))
             found = 1;
     }
-    *count = json_array_size(aud);
+    *count = aud->len;
     return found ? NULL : "aud lacks the expected audience";
 }
 
 /* OIDC Core §3.1.3.7 steps 2-5: iss exact, aud contains us, azp when present or needed. */
-static const char *check_parties(const json_t *claims, const struct ha_jwt_expect *e)
+static const char *check_parties(const struct ha_json_view *claims, const struct ha_jwt_expect *e)
 {
-    const json_t *azp = json_object_get(claims, "azp");
+    const struct ha_json_val *azp = ha_json_view_get(claims, "azp");
     const char *why;
     size_t count = 0;
 
-    if (e->issuer == NULL || !string_is(json_object_get(claims, "iss"), e->issuer))
+    if (e->issuer == NULL || !string_is(ha_json_view_get(claims, "iss"), e->issuer))
         return "iss mismatch";
     if (e->audience == NULL)
         return "aud lacks the expected audience";
-    why = check_aud(json_object_get(claims, "aud"), e->audience, &count);
+    why = check_aud(claims, e->audience, &count);
     if (why != NULL)
         return why;
     if (e->azp == NULL)
@@ -319,7 +315,7 @@ static const char *check_parties(const json_t *claims, const struct ha_jwt_expec
 }
 
 /* Steps 9-10 and RFC 7519 §4.1.4-6. Compared as doubles: exact for any integer below 2^53. */
-static const char *check_times(const json_t *claims, const struct ha_jwt_expect *e)
+static const char *check_times(const struct ha_json_view *claims, const struct ha_jwt_expect *e)
 {
     double exp = 0, nbf = 0, iat = 0, late = (double)e->now + (double)e->leeway;
     double early = (double)e->now - (double)e->leeway;
@@ -347,20 +343,20 @@ static const char *check_times(const json_t *claims, const struct ha_jwt_expect 
     return NULL;
 }
 
-static const char *check_subject(const json_t *claims, const struct ha_jwt_expect *e)
+static const char *check_subject(const struct ha_json_view *claims, const struct ha_jwt_expect *e)
 {
-    const json_t *sub = json_object_get(claims, "sub");
-    const json_t *nonce = json_object_get(claims, "nonce");
+    const struct ha_json_val *sub = ha_json_view_get(claims, "sub");
+    const struct ha_json_val *nonce = ha_json_view_get(claims, "nonce");
 
-    if (e->require_sub && (!json_is_string(sub) || json_string_length(sub) == 0))
+    if (e->require_sub && (!is_string(sub) || sub->len == 0))
         return "sub missing";
     if (e->nonce == NULL)
         return NULL;
-    if (!json_is_string(nonce))
+    if (!is_string(nonce))
         return "nonce missing";
-    /* Lengths first so an embedded NUL cannot shorten the constant-time compare. */
-    if (json_string_length(nonce) != strlen(json_string_value(nonce)) ||
-        !ha_str_ct_equal(json_string_value(nonce), e->nonce))
+    /* The view never holds an embedded NUL (\u0000 is refused), so the C string is all of
+     * the claim and cannot shorten the constant-time compare. */
+    if (!ha_str_ct_equal(nonce->str, e->nonce))
         return "nonce mismatch";
     return NULL;
 }
@@ -368,11 +364,11 @@ static const char *check_subject(const json_t *claims, const struct ha_jwt_expec
 enum ha_err ha_jwt_check_claims(const struct ha_jwt *jwt, const struct ha_jwt_expect *e,
                                 const char **reason)
 {
-    const char *why = check_parties(jwt->claims, e);
+    const char *why = check_parties(&jwt->claims, e);
     if (why == NULL)
-        why = check_times(jwt->claims, e);
+        why = check_times(&jwt->claims, e);
     if (why == NULL)
-        why = check_subject(jwt->claims, e);
+        why = check_subject(&jwt->claims, e);
     if (why == NULL)
         return HA_OK;
     if (reason != NULL)

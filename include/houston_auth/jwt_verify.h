@@ -5,15 +5,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <jansson.h>
 #include <openssl/evp.h>
 #include "houston_auth/err.h"
+#include "houston_auth/json_view.h"
 
 struct ha_jwks_cache;
 
 struct ha_jwt {
-    json_t *header;            /* JSON object */
-    json_t *claims;            /* JSON object */
+    struct ha_json_view header; /* views into header_text and claims_text */
+    struct ha_json_view claims;
+    char *header_text; /* the decoded header and claims, unescaped in place */
+    char *claims_text;
     const char *signing_input; /* "<b64 header>.<b64 payload>" inside raw */
     size_t signing_input_len;
     unsigned char *sig;
@@ -22,7 +24,7 @@ struct ha_jwt {
 };
 
 /* Splits a compact JWS into exactly three parts, strictly base64url-decodes each, and parses
- * header and claims as JSON objects (duplicate member names refused). HA_ERR_TOO_LARGE past
+ * header and claims as JSON objects (ha_json_view_parse: duplicate member names refused). HA_ERR_TOO_LARGE past
  * HA_MAX_JWT bytes; HA_ERR_JWT_FORMAT otherwise. *out is the caller's (ha_jwt_free). */
 enum ha_err ha_jwt_parse(const char *token, size_t len, struct ha_jwt **out);
 void ha_jwt_free(struct ha_jwt *jwt);

@@ -594,6 +594,10 @@ static void test_json_refusals(void **state)
         "[\"iss\"]",
         "\"" ISS "\"",
         "{\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"exp\":1,\"exp\":1700003600}",
+        "{\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"exp\":1,\"\\u0065xp\":1700003600}",
+        "{\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"exp\":1e400}",
+        "{\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"exp\":1700003600,}",
+        "{\"iss\":\"" ISS "\",\"aud\":\"\xc0\xaf\",\"exp\":1700003600}",
         "{\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"exp\":1700003600} {}",
         "{\"iss\":\"" ISS "\",\"aud\":\"" CLIENT "\",\"exp\":1700003600}x",
         "{\"iss\":\"" ISS "\",\"sub\":\"a\\u0000b\",\"exp\":1700003600}",
@@ -752,6 +756,8 @@ static void test_sub_nonce(void **state)
     T(",\"sub\":\"s\",\"nonce\":\"n-0123456789abcde\"", "nonce mismatch");
     T(",\"sub\":\"s\",\"nonce\":\"" NONCE "0\"", "nonce mismatch");
     T(",\"sub\":\"s\",\"nonce\":\"\"", "nonce mismatch");
+    /* Escapes are decoded before comparing, as any JSON parser would. */
+    T(",\"sub\":\"s\",\"\\u006eonce\":\"\\u006e-0123456789abcdef\"", NULL);
     e.nonce = NULL;
     e.require_sub = false;
     T("", NULL);
