@@ -88,11 +88,23 @@ MHD_THREADS=$(nproc)
 [ "$MHD_THREADS" -gt 8 ] && MHD_THREADS=8 # server.c: one I/O thread per core, at most 8
 
 # =====================================================================================
-say "1/5 verification: bench_verify and openssl speed rsa2048, one thread each, CPU 0"
-taskset -c 0 "$B/bench_verify" 3 >"$WORK/verify.txt" || die "bench_verify failed"
-taskset -c 0 openssl speed -seconds 3 rsa2048 >"$WORK/speed.txt" 2>/dev/null
+# The machine is shared: the two programs take turns, three rounds back to back, and the
+# round with the median ratio is reported, so a burst of other work skews one round rather
+# than one side of the comparison.
+say "1/5 verification: bench_verify and openssl speed rsa2048 in turn, 3 rounds, one thread, CPU 0"
+for round in 1 2 3; do
+  taskset -c 0 "$B/bench_verify" 3 >"$WORK/verify.$round.txt" || die "bench_verify failed"
+  taskset -c 0 openssl speed -seconds 3 rsa2048 2>/dev/null |
+    awk '/^rsa 2048 bits/ {print $NF}' >"$WORK/speed.$round.txt"
+  [ -s "$WORK/speed.$round.txt" ] || die "openssl speed gave no figure"
+done
+V_ROUND=$(for r in 1 2 3; do
+  echo "$(calc "$(val "$WORK/verify.$r.txt" verify_per_s) / $(cat "$WORK/speed.$r.txt")" 4) $r"
+done | sort -g | sed -n '2{s/.* //;p}')
+cp "$WORK/verify.$V_ROUND.txt" "$WORK/verify.txt"
 V_OURS=$(val "$WORK/verify.txt" verify_per_s)
-V_REF=$(awk '/^rsa 2048 bits/ {print $NF}' "$WORK/speed.txt")
+V_REF=$(cat "$WORK/speed.$V_ROUND.txt")
+V_ROUNDS="$(for r in 1 2 3; do printf '%s/%s ' "$(calc "$(val "$WORK/verify.$r.txt" verify_per_s)" 0)" "$(calc "$(cat "$WORK/speed.$r.txt")" 0)"; done)"
 if [ -z "$V_OURS" ] || [ -z "$V_REF" ]; then die "verification benchmark gave no figure"; fi
 V_RATIO=$(calc "$V_OURS / $V_REF")
 
@@ -274,7 +286,7 @@ say "5/5 reference: Apache start to its first redirect to the tenant, median of 
   die "Apache did not get ready"
 
 # =====================================================================================
-row "ID-token checks per second, 1 thread (ref: openssl speed rsa2048 verify/s)" \
+row "ID-token checks per second, 1 thread, round with the median ratio of 3 (ref: openssl speed rsa2048 verify/s)" \
   "$(calc "$V_OURS" 0)" "$(calc "$V_REF" 0)" "$V_RATIO" "≥ 0.85" "$(met "$V_RATIO >= 0.85")"
 C_RATIO=$(calc "$S_CPU_MS / $A_CPU_MS")
 row "CPU per login, ms (ref: Apache + mod_auth_openidc, all processes)" \
@@ -331,7 +343,8 @@ detail() { val "$WORK/$1.txt" "$2"; }
   echo "Details:"
   echo "- Verification: the token is $(detail verify token_bytes) bytes; signature only"
   echo "  (ha_jwt_verify_signature on a parsed token) $(calc "$(detail verify signature_per_s)" 0)/s, parsing only"
-  echo "  (ha_jwt_parse) $(calc "$(detail verify parse_per_s)" 0)/s."
+  echo "  (ha_jwt_parse) $(calc "$(detail verify parse_per_s)" 0)/s. Each round, ours/openssl:"
+  echo "  ${V_ROUNDS% }."
   echo "- Logins: $LOGINS measured after $WARMUP warm-up, $CONC browsers, plain HTTP to both relying parties,"
   echo "  HTTPS to the tenant. First chunk: houston-auth $(detail sidecar_cpu1 logins_per_s) logins/s, login p50"
   echo "  $(detail sidecar_cpu1 login_p50_ms) ms, p99 $(detail sidecar_cpu1 login_p99_ms) ms, /v1/oauth/redirect p99 $(detail sidecar_cpu1 hop_p99_ms) ms as the browser saw it;"
