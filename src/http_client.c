@@ -4,12 +4,24 @@
  * logins reuse keep-alive connections to the tenant and Houston. Easy handles are pooled
  * (libcurl easy handles are not thread-safe, so each request borrows one). Every request has
  * connect and total timeouts, never follows redirects, verifies TLS, speaks only http/https,
- * and caps the body and the headers it keeps. */
+ * and caps the body and the headers it keeps.
+ *
+ * Trust is loaded once per client: curl 7.88 builds a new SSL_CTX for every new connection
+ * and, left to itself, parses the CA bundle into it each time. With Debian's bundle (about
+ * 140 certificates) a burst of logins opening 64 connections at once spent its CPU parsing
+ * PEM and token requests timed out (bench: 86 of 768 logins failed). So curl is given no CA
+ * file or path, and every connection's SSL_CTX takes this client's X509_STORE, loaded on the
+ * first TLS connection (a plain-HTTP probe never pays for it) and never changed after, as
+ * its verify store (SSL_CTX_set1_verify_cert_store: curl still writes flags into the
+ * connection's own, unused store, so sharing that one would be a data race). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include "houston_auth/http_client.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/util.h"
@@ -25,6 +37,8 @@ struct ha_http_client {
     CURL *pool[POOL_MAX];
     size_t pool_count;
     char *ca_file;
+    pthread_mutex_t trust_lock;
+    X509_STORE *trust; /* NULL until the first TLS connection loads it */
     long connect_timeout_ms;
     long total_timeout_ms;
     size_t max_body;
@@ -65,6 +79,7 @@ enum ha_err ha_http_client_new(const struct ha_http_client_opts *o, struct ha_ht
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->locks[i], NULL);
     pthread_mutex_init(&c->pool_lock, NULL);
+    pthread_mutex_init(&c->trust_lock, NULL);
     c->connect_timeout_ms = o->connect_timeout_ms;
     c->total_timeout_ms = o->total_timeout_ms;
     c->max_body = o->max_body == 0 ? HA_MAX_PEER_BODY : o->max_body;
@@ -101,6 +116,8 @@ void ha_http_client_free(struct ha_http_client *c)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->locks[i]);
     pthread_mutex_destroy(&c->pool_lock);
+    pthread_mutex_destroy(&c->trust_lock);
+    X509_STORE_free(c->trust);
     free(c->ca_file);
     free(c);
 }
@@ -202,6 +219,41 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
     return len;
 }
 
+/* The trust anchors curl would have used: the configured CA file plus the system directory,
+ * or curl's built-in defaults (Debian: the system bundle and directory). Flags as curl sets
+ * them on its own stores. NULL when the file cannot be loaded. */
+static X509_STORE *load_trust(const struct ha_http_client *c, CURL *h)
+{
+    const char *file = c->ca_file, *dir = SYSTEM_CA_PATH;
+    X509_STORE *store = X509_STORE_new();
+
+    if (c->ca_file == NULL && (curl_easy_getinfo(h, CURLINFO_CAINFO, &file) != CURLE_OK ||
+                               curl_easy_getinfo(h, CURLINFO_CAPATH, &dir) != CURLE_OK)) {
+        X509_STORE_free(store);
+        return NULL;
+    }
+    if (store == NULL || (file != NULL && X509_STORE_load_file(store, file) != 1) ||
+        (dir != NULL && X509_STORE_load_path(store, dir) != 1) ||
+        X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_TRUSTED_FIRST) != 1) {
+        X509_STORE_free(store);
+        ERR_clear_error();
+        return NULL;
+    }
+    return store;
+}
+
+static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *userdata)
+{
+    struct ha_http_client *c = userdata;
+    int ok;
+    pthread_mutex_lock(&c->trust_lock);
+    if (c->trust == NULL)
+        c->trust = load_trust(c, h);
+    ok = c->trust != NULL && SSL_CTX_set1_verify_cert_store((SSL_CTX *)ssl_ctx, c->trust) == 1;
+    pthread_mutex_unlock(&c->trust_lock);
+    return ok ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
+}
+
 static void set_common(struct ha_http_client *c, CURL *h, struct transfer *t)
 {
     curl_easy_setopt(h, CURLOPT_SHARE, c->share);
@@ -215,11 +267,11 @@ static void set_common(struct ha_http_client *c, CURL *h, struct transfer *t)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->total_timeout_ms);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (c->ca_file != NULL) {
-        /* CAINFO replaces the default bundle; CAPATH keeps the system store trusted too. */
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-        curl_easy_setopt(h, CURLOPT_CAPATH, SYSTEM_CA_PATH);
-    }
+    /* Trust comes from on_ssl_ctx only (see the top of this file). */
+    curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+    curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, c);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, t);

@@ -188,6 +188,19 @@ static void test_header_caps(void **state)
     o += HA_MAX_COOKIE_HEADER - 100;
     snprintf(req + o, 64 * 1024 - o, "\r\nConnection: close\r\n\r\n");
     assert_int_equal(exchange(req, NULL, 0), 200);
+    /* Every documented cap at once fits the connection's pool: a request target and a Cookie
+     * header each just under its cap, and 2 KB of the headers a browser sends. */
+    o = (size_t)snprintf(req, 64 * 1024, "GET /v1/oauth/start?provider=auth0&x=%0*d HTTP/1.1\r\n",
+                         HA_MAX_URL - 100, 0);
+    for (int i = 0; i < 16; i++)
+        o += (size_t)snprintf(req + o, 64 * 1024 - o, "X-Browser-%02d: %0120d\r\n", i, i);
+    o += (size_t)snprintf(req + o, 64 * 1024 - o, "Host: h\r\nCookie: a=");
+    memset(req + o, 'c', HA_MAX_COOKIE_HEADER - 100);
+    o += HA_MAX_COOKIE_HEADER - 100;
+    snprintf(req + o, 64 * 1024 - o, "\r\nConnection: close\r\n\r\n");
+    st = exchange(req, NULL, 0);
+    print_message("a %zu-byte request at every cap: %d\n", strlen(req), st);
+    assert_int_equal(st, 302);
     /* 300 headers of 150 bytes: more than the connection's pool holds. */
     o = (size_t)snprintf(req, 64 * 1024, "GET /healthz HTTP/1.1\r\nHost: h\r\n");
     for (int i = 0; i < 300; i++) {

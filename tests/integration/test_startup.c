@@ -145,6 +145,48 @@ static void test_not_ready_on_bad_issuer_or_jwks(void **state)
     it_client_free(c);
 }
 
+/* Stays not ready and names TLS as the reason for at least hold_ms. */
+static void expect_untrusted_for(struct it_client *c, const char *base, long hold_ms)
+{
+    long end = mono_ms() + hold_ms;
+    char url[256];
+    snprintf(url, sizeof(url), "%s/readyz", base);
+    while (mono_ms() < end) {
+        struct it_resp r;
+        json_t *j;
+        const char *why;
+        assert_int_equal(it_get(c, url, &r), 0);
+        assert_int_equal(r.status, 503);
+        j = json_loads(r.body, 0, NULL);
+        why = json_string_value(json_object_get(j, "reason"));
+        if (why == NULL || strstr(why, "TLS to the tenant failed") == NULL)
+            fail_msg("/readyz reason is not the untrusted tenant: %s", r.body);
+        json_decref(j);
+        it_resp_cleanup(&r);
+        nanosleep(&(struct timespec){0, 200000000L}, NULL);
+    }
+}
+
+/* The tenant's certificate is checked against the configured trust only: with the system
+ * bundle (which lacks the dev tenant's CA) the sidecar never reaches the tenant, while the
+ * right CA, loaded once and shared by every connection, lets it log people in. */
+static void test_untrusted_tenant_refused(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    static const char *const system_only[] = {
+        "AUTH_SIDECAR_TENANT_CA_FILE=/etc/ssl/certs/ca-certificates.crt", NULL};
+    char base[128];
+    (void)state;
+    assert_int_equal(it_sidecar_start(e, &e->spare[0], e->spare_ports[0], "sidecar-untrusted.log",
+                                      system_only, false),
+                     0);
+    it_sidecar_base(e->spare_ports[0], base, sizeof(base));
+    expect_untrusted_for(c, base, 1200);
+    it_proc_stop(&e->spare[0]);
+    it_client_free(c);
+}
+
 static void test_check_config_good(void **state)
 {
     struct it_env *e = it_env();
@@ -241,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_not_ready_while_tenant_down),
         cmocka_unit_test(test_ready_once_tenant_answers),
         cmocka_unit_test(test_not_ready_on_bad_issuer_or_jwks),
+        cmocka_unit_test(test_untrusted_tenant_refused),
         cmocka_unit_test(test_check_config_good),
         cmocka_unit_test(test_check_config_refuses_bad_values),
         cmocka_unit_test(test_help),
