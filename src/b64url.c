@@ -106,8 +106,15 @@ enum ha_err ha_b64url_decode(const char *in, size_t len, unsigned char **out, si
     if (buf == NULL)
         return HA_ERR_NOMEM;
     for (size_t g = 0; g < full; g++) {
-        if (!decode_group(in + g * 4, 4, buf + g * 3))
+        /* Full groups inline: four loads, one test (BAD has the high bit, sextets do not). */
+        const unsigned char *p = (const unsigned char *)in + g * 4;
+        uint32_t a = sextets[p[0]], b = sextets[p[1]], c = sextets[p[2]], d = sextets[p[3]];
+        if (((a | b | c | d) & 0x80) != 0)
             goto out;
+        a = a << 18 | b << 12 | c << 6 | d;
+        buf[g * 3] = (unsigned char)(a >> 16);
+        buf[g * 3 + 1] = (unsigned char)(a >> 8);
+        buf[g * 3 + 2] = (unsigned char)a;
     }
     if (rest > 0 && !decode_group(in + full * 4, rest, buf + full * 3))
         goto out;

@@ -235,12 +235,27 @@ static int unescape(const char *end, char **r, char **w)
     return 1;
 }
 
+/* 1 for the bytes a string holds as they are: printable ASCII but the quote and backslash. */
+static unsigned char plain[256];
+static pthread_once_t plain_once = PTHREAD_ONCE_INIT;
+
+static void plain_init(void)
+{
+    for (unsigned c = 0x20; c < 0x80; c++)
+        plain[c] = c != '"' && c != '\\';
+}
+
 /* The string at s->p (its opening quote), unescaped in place and NUL-terminated where its
  * closing quote was or earlier. */
 static int parse_string(struct scan *s, const char **out, size_t *out_len)
 {
     char *start = s->p + 1, *r = start, *w = start;
     size_t n;
+    pthread_once(&plain_once, plain_init);
+    /* Most strings hold no escape: skip their plain run without copying. */
+    while (r < s->end && plain[(unsigned char)*r])
+        r++;
+    w = r;
     for (;;) {
         unsigned char c;
         if (r >= s->end)
