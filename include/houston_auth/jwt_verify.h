@@ -24,8 +24,9 @@ struct ha_jwt {
 };
 
 /* Splits a compact JWS into exactly three parts, strictly base64url-decodes each, and parses
- * header and claims as JSON objects (ha_json_view_parse: duplicate member names refused). HA_ERR_TOO_LARGE past
- * HA_MAX_JWT bytes; HA_ERR_JWT_FORMAT otherwise. *out is the caller's (ha_jwt_free). */
+ * header and claims as JSON objects (ha_json_view_parse: duplicate member names refused).
+ * HA_ERR_TOO_LARGE past HA_MAX_JWT bytes; HA_ERR_JWT_FORMAT otherwise. *out is the caller's
+ * (ha_jwt_free). */
 enum ha_err ha_jwt_parse(const char *token, size_t len, struct ha_jwt **out);
 void ha_jwt_free(struct ha_jwt *jwt);
 
