@@ -70,33 +70,32 @@ enum ha_err ha_b64url_encode(const unsigned char *in, size_t len, char **out)
     return HA_OK;
 }
 
-/* Decodes a group of n (2..4) characters into n - 1 bytes. Refuses a character outside the
- * alphabet and, for a short final group, set bits that no output byte holds (RFC 4648 §3.5:
- * such encodings are non-canonical). */
-static int decode_group(const char *in, size_t n, unsigned char *out)
+/* Decodes four characters into the 24 bits they spell; 0 when one is outside the alphabet
+ * (BAD has the high bit set, sextets never do, so one test covers all four). inline: gcc
+ * otherwise calls it per group, 20% more instructions per token parse (callgrind). */
+static inline int decode_quad(const unsigned char *p, uint32_t *v)
 {
-    uint32_t v = 0;
-    unsigned char s;
-    for (size_t i = 0; i < 4; i++) {
-        s = i < n ? sextets[(unsigned char)in[i]] : 0;
-        if (s == BAD)
-            return 0;
-        v = v << 6 | s;
-    }
-    if ((n == 2 && (v & 0xffff) != 0) || (n == 3 && (v & 0xff) != 0))
+    uint32_t a = sextets[p[0]], b = sextets[p[1]], c = sextets[p[2]], d = sextets[p[3]];
+    if (((a | b | c | d) & 0x80) != 0)
         return 0;
-    out[0] = (unsigned char)(v >> 16);
-    if (n > 2)
-        out[1] = (unsigned char)(v >> 8);
-    if (n > 3)
-        out[2] = (unsigned char)v;
+    *v = a << 18 | b << 12 | c << 6 | d;
     return 1;
+}
+
+static void put3(uint32_t v, unsigned char *out, size_t n)
+{
+    out[0] = (unsigned char)(v >> 16);
+    if (n > 1)
+        out[1] = (unsigned char)(v >> 8);
+    if (n > 2)
+        out[2] = (unsigned char)v;
 }
 
 enum ha_err ha_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
 {
     size_t rest = len % 4, full = len / 4, n = full * 3 + (rest > 0 ? rest - 1 : 0);
-    unsigned char *buf;
+    unsigned char *buf, pad[4] = {'A', 'A', 'A', 'A'};
+    uint32_t v;
     enum ha_err err = HA_ERR_INVALID;
 
     if (rest == 1)
@@ -106,18 +105,19 @@ enum ha_err ha_b64url_decode(const char *in, size_t len, unsigned char **out, si
     if (buf == NULL)
         return HA_ERR_NOMEM;
     for (size_t g = 0; g < full; g++) {
-        /* Full groups inline: four loads, one test (BAD has the high bit, sextets do not). */
-        const unsigned char *p = (const unsigned char *)in + g * 4;
-        uint32_t a = sextets[p[0]], b = sextets[p[1]], c = sextets[p[2]], d = sextets[p[3]];
-        if (((a | b | c | d) & 0x80) != 0)
+        if (!decode_quad((const unsigned char *)in + g * 4, &v))
             goto out;
-        a = a << 18 | b << 12 | c << 6 | d;
-        buf[g * 3] = (unsigned char)(a >> 16);
-        buf[g * 3 + 1] = (unsigned char)(a >> 8);
-        buf[g * 3 + 2] = (unsigned char)a;
+        put3(v, buf + g * 3, 3);
     }
-    if (rest > 0 && !decode_group(in + full * 4, rest, buf + full * 3))
-        goto out;
+    if (rest > 0) {
+        /* The short final group, padded with 'A' (zero bits). RFC 4648 §3.5: bits that no
+         * output byte holds must be zero, else the encoding is not canonical. */
+        memcpy(pad, in + full * 4, rest);
+        if (!decode_quad(pad, &v) || (rest == 2 && (v & 0xffff) != 0) ||
+            (rest == 3 && (v & 0xff) != 0))
+            goto out;
+        put3(v, buf + full * 3, rest - 1);
+    }
     buf[n] = '\0';
     *out = buf;
     *out_len = n;
