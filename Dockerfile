@@ -12,15 +12,15 @@
 
 FROM debian:bookworm-slim AS build
 WORKDIR /src
-# Dependencies first, so a source change does not reinstall them. libcmocka-dev is only
-# there because the top-level CMakeLists.txt configures the tests too; nothing links it.
+# Dependencies first, so a source change does not reinstall them: the `build` group only,
+# what the sidecar alone needs (no test framework, no libjwt: those are for the dev peers
+# and the tests, which this image neither builds nor carries).
 COPY scripts/deps.sh scripts/deps.sh
 RUN scripts/deps.sh build \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libcmocka-dev >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DHA_WERROR=ON >/dev/null \
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DHA_WERROR=ON \
+      -DHA_BUILD_TESTS=OFF -DHA_BUILD_DEV_TOOLS=OFF -DHA_BUILD_BENCH=OFF >/dev/null \
  && cmake --build /build -j"$(nproc)" --target houston-auth \
  && strip --strip-unneeded /build/houston-auth \
  && /build/houston-auth --version \

@@ -9,8 +9,9 @@
 #   app stand-in      https://app.astro.localhost:8873/  (where Houston sends the browser)
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/deps.sh build
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# The sidecar and the two dev peers, nothing else: no test framework is installed or built.
+scripts/deps.sh build dev
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHA_BUILD_DEV_TOOLS=ON >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" --target houston-auth dev-tenant houston-standin >/dev/null
 
 DEV_DIR=${HOUSTON_AUTH_DEV_DIR:-$PWD/.dev}

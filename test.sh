@@ -30,7 +30,8 @@ if ! scripts/lint.sh; then
 fi
 
 echo "== build (warnings as errors)"
-cmake -S . -B build -DHA_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DHA_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHA_BUILD_TESTS=ON \
+  -DHA_BUILD_BENCH=ON >/dev/null
 cmake --build build -j"$jobs"
 
 echo "== tests"
@@ -46,7 +47,8 @@ echo "== container image (built from the Dockerfile and run)"
 HA_IMAGE_HOST_BUILD=build scripts/image.sh || fail_step "image"
 
 echo "== build with ASan + UBSan"
-cmake -S . -B build-asan -DHA_WERROR=ON -DHA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build-asan -DHA_WERROR=ON -DHA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+  -DHA_BUILD_TESTS=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 
 echo "== tests under ASan + UBSan (LeakSanitizer on)"

@@ -107,7 +107,8 @@ bench_build() {
   say "building in $BUILD (Release)"
   local log
   log=$(mktemp /tmp/houston-auth-bench-build.XXXXXX)
-  if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$log" 2>&1 ||
+  if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHA_BUILD_DEV_TOOLS=ON \
+    -DHA_BUILD_BENCH=ON >"$log" 2>&1 ||
     ! cmake --build "$BUILD" -j2 --target houston-auth dev-tenant houston-standin bench_verify \
       bench_login bench_ready >>"$log" 2>&1; then
     tail -30 "$log" >&2

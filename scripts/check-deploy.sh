@@ -67,7 +67,7 @@ ensure_tools() {
     touch "$VALIDATE/node_modules"
   fi
   if [ ! -x "$BIN" ]; then
-    scripts/deps.sh build test
+    scripts/deps.sh build
     [ -f build/CMakeCache.txt ] ||
       cmake -S . -B build -DHA_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
     cmake --build build -j"$(nproc 2>/dev/null || echo 2)" --target houston-auth >/dev/null

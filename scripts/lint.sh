@@ -20,6 +20,7 @@ what=${1:-all}
 
 install_missing() {
   local missing=()
+  scripts/deps.sh build dev # the configure below includes the dev peers
   command -v cppcheck >/dev/null 2>&1 || missing+=(cppcheck)
   command -v clang-tidy >/dev/null 2>&1 || missing+=(clang-tidy)
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -46,7 +47,8 @@ run_cppcheck() {
 
 run_clang_tidy() {
   echo "== clang-tidy $(clang-tidy --version | sed -n 's/.*LLVM version //p')"
-  cmake -S "$root" -B "$build" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+  # tools/ is linted too, so the dev peers are configured (libjwt: deps.sh dev).
+  cmake -S "$root" -B "$build" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DHA_BUILD_DEV_TOOLS=ON >/dev/null
   # One file per process, all cores; any finding (WarningsAsErrors: '*') fails its process
   # and xargs then exits non-zero.
   sources | xargs -P "$jobs" -n 1 clang-tidy -p "$build" --quiet 2>/dev/null

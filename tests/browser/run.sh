@@ -30,7 +30,7 @@ if [ "$want" != "$have" ]; then
   (cd "$here" && timeout 120 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-cmake -S "$root" -B "$build" >/dev/null
+cmake -S "$root" -B "$build" -DHA_BUILD_DEV_TOOLS=ON >/dev/null
 cmake --build "$build" -j2 --target houston-auth dev-tenant houston-standin >/dev/null
 
 cd "$here"
