@@ -56,9 +56,10 @@ build_base() {
     'Origin: Debian' | awk '$2 ~ /^bookworm/ { print "deb", $1, $2, $3 }' | sort -u >"$sources"
   [ -s "$sources" ] || { say "apt knows no Debian bookworm archive"; exit 2; }
   say "building the base root filesystem (cached in $base)"
-  mmdebstrap --quiet --variant=minbase --include="$pkgs" bookworm "$base.partial" "$sources"
+  mmdebstrap --quiet --variant=minbase --format=tar --include="$pkgs" bookworm "$base.partial" \
+    "$sources"
   mv "$base.partial" "$base"
-  find "$cache" -name 'base-*.tar' ! -path "$base" -delete
+  find "$cache" -maxdepth 1 -name 'base-*.tar' ! -path "$base" -delete
 }
 if [ ! -s "$base" ] || [ -n "$(find "$base" -mtime +7 2>/dev/null)" ]; then
   build_base
