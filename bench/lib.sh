@@ -127,7 +127,11 @@ bench_build() {
     AUTH0_BASE_DOMAIN="localhost:$PT" AUTH_SIDECAR_HOUSTON_URL="http://127.0.0.1:$PH"
     AUTH_SIDECAR_PUBLIC_URL="http://houston.$BASE:$PS" AUTH_SIDECAR_APP_URL="https://app.$BASE"
     AUTH_SIDECAR_TENANT_CA_FILE="$CA" AUTH_SIDECAR_WORKERS="$WORKERS"
-    AUTH0_CLIENT_SECRET="$CLIENT_SECRET" AUTH_SIDECAR_COOKIE_SECRET="$(openssl rand -base64 48)")
+    AUTH0_CLIENT_SECRET="$CLIENT_SECRET" AUTH_SIDECAR_COOKIE_SECRET="$(openssl rand -base64 48)"
+    # The load comes from one address at hundreds of logins a second: the exchange limits
+    # (which protect a real tenant's rate limit) would refuse most of it.
+    AUTH_SIDECAR_TOKEN_EXCHANGES_PER_SECOND=100000
+    AUTH_SIDECAR_TOKEN_EXCHANGES_PER_CLIENT_PER_MINUTE=1000000)
   SIDECAR_GEN=(--start "http://houston.$BASE:$PS/v1/oauth/start?provider=auth0&integration=self&redirect=/oauth&login_hint=bench@example.com"
     --front "http://houston.$BASE:$PS" --tenant "$TENANT" --cacert "$CA"
     --resolve "houston.$BASE:$PS:127.0.0.1" --success-cookie "$HOUSTON_COOKIE"

@@ -14,6 +14,7 @@
 #include "houston_auth/log.h"
 #include "houston_auth/metrics.h"
 #include "houston_auth/proto.h"
+#include "houston_auth/ratelimit.h"
 
 #define USED_SLOTS 16384 /* power of two */
 #define USED_PROBES 8
@@ -75,7 +76,7 @@ static enum ha_err view_new(struct ha_config *cfg, struct ha_view **out)
 enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
 {
     struct ha_http_client_opts o = {cfg->tenant_ca_file, cfg->connect_timeout_ms,
-                                    cfg->request_timeout_ms, HA_MAX_PEER_BODY};
+                                    cfg->request_timeout_ms, HA_MAX_PEER_BODY, cfg->tenant_proxy};
     struct ha_view *v = NULL;
     enum ha_err err;
 
@@ -97,6 +98,8 @@ enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
         return err;
     atomic_store(&app->view, v);
     err = ha_metrics_new(&app->metrics);
+    if (err == HA_OK)
+        err = ha_ratelimit_new(HA_RATELIMIT_SLOTS, &app->limits);
     app->used = calloc(USED_SLOTS, sizeof(*app->used));
     if (err == HA_OK && app->used == NULL)
         err = HA_ERR_NOMEM;
@@ -127,6 +130,8 @@ static const char *restart_key_changed(const struct ha_config *a, const struct h
         return "authSidecar.tlsCertFile/tlsKeyFile";
     if (!SAME_STR(tenant_ca_file))
         return "authSidecar.tenantCaFile";
+    if (!SAME_STR(tenant_proxy))
+        return "authSidecar.tenantProxy";
     if (a->connect_timeout_ms != b->connect_timeout_ms ||
         a->request_timeout_ms != b->request_timeout_ms)
         return "authSidecar.connectTimeoutMs/requestTimeoutMs";
@@ -308,6 +313,7 @@ void ha_app_cleanup(struct ha_app *app)
     ha_oidc_provider_cleanup(&app->provider);
     ha_http_client_free(app->client);
     ha_metrics_free(app->metrics);
+    ha_ratelimit_free(app->limits);
     view_free(atomic_load(&app->view));
     free(app->used);
     pthread_mutex_destroy(&app->lock);

@@ -32,6 +32,7 @@
 #include "houston_auth/buf.h"
 #include "houston_auth/config.h"
 #include "houston_auth/log.h"
+#include "houston_auth/netaddr.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/util.h"
 
@@ -70,6 +71,12 @@ enum key_id {
     K_JWKS_MIN_REFETCH,
     K_WORKERS,
     K_MAX_CONNECTIONS,
+    K_ALLOWED_CONNECTIONS,
+    K_ALLOW_UNVERIFIED_EMAIL,
+    K_TRUSTED_PROXIES,
+    K_EXCHANGE_RATE,
+    K_EXCHANGE_CLIENT_RATE,
+    K_TENANT_PROXY,
     K_LOG_LEVEL,
     K_CLIENT_SECRET,
     K_COOKIE_SECRET,
@@ -80,7 +87,18 @@ enum key_id {
 /* Sources in rising precedence. */
 enum src { SRC_NONE = 0, SRC_DEFAULT, SRC_DEV, SRC_FILE, SRC_ENV, SRC_ENV_FILE, SRC_FLAG };
 
-enum kind { KIND_STR, KIND_FILE, KIND_BOOL, KIND_LONG, KIND_INT, KIND_LISTEN, KIND_SECRET };
+/* KIND_LIST: a YAML list of scalars, or one comma-separated string (env, flags, YAML);
+ * stored as one normalised comma-separated string, "" when empty. */
+enum kind {
+    KIND_STR,
+    KIND_FILE,
+    KIND_BOOL,
+    KIND_LONG,
+    KIND_INT,
+    KIND_LISTEN,
+    KIND_SECRET,
+    KIND_LIST
+};
 
 struct ha_config_meta {
     unsigned char src[K__COUNT];
@@ -128,6 +146,9 @@ static enum ha_err check_audience(struct loader *L, char *v);
 static enum ha_err check_public_url(struct loader *L, char *v);
 static enum ha_err check_token_method(struct loader *L, char *v);
 static enum ha_err check_log_level(struct loader *L, char *v);
+static enum ha_err check_connections(struct loader *L, char *v);
+static enum ha_err check_proxies(struct loader *L, char *v);
+static enum ha_err check_proxy_url(struct loader *L, char *v);
 
 #define AUTH0 "astronomer.houston.config.auth.auth0."
 #define SIDECAR "authSidecar."
@@ -186,6 +207,26 @@ static const struct key keys[K__COUNT] = {
     [K_MAX_CONNECTIONS] = {SIDECAR "maxConnections", "AUTH_SIDECAR_MAX_CONNECTIONS",
                            "max-connections", "4096", NULL, KIND_INT, 1, 16, 65536,
                            F(max_connections), NULL},
+    /* What the seed names: the tenant's own login page, Google and GitHub (Auth0's names). */
+    [K_ALLOWED_CONNECTIONS] = {SIDECAR "allowedConnections", "AUTH_SIDECAR_ALLOWED_CONNECTIONS",
+                               "allowed-connections", "self,google-oauth2,github", NULL, KIND_LIST,
+                               1, 0, 0, F(allowed_connections), check_connections},
+    [K_ALLOW_UNVERIFIED_EMAIL] = {SIDECAR "insecureAllowUnverifiedEmail",
+                                  "AUTH_SIDECAR_INSECURE_ALLOW_UNVERIFIED_EMAIL",
+                                  "insecure-allow-unverified-email", "false", NULL, KIND_BOOL, 1, 0,
+                                  0, F(allow_unverified_email), NULL},
+    [K_TRUSTED_PROXIES] = {SIDECAR "trustedProxies", "AUTH_SIDECAR_TRUSTED_PROXIES",
+                           "trusted-proxies", "", NULL, KIND_LIST, 0, 0, 0, F(trusted_proxies),
+                           check_proxies},
+    [K_EXCHANGE_RATE] = {SIDECAR "tokenExchangesPerSecond",
+                         "AUTH_SIDECAR_TOKEN_EXCHANGES_PER_SECOND", "token-exchanges-per-second",
+                         "20", NULL, KIND_LONG, 1, 0, 100000, F(exchange_total_per_s), NULL},
+    [K_EXCHANGE_CLIENT_RATE] = {SIDECAR "tokenExchangesPerClientPerMinute",
+                                "AUTH_SIDECAR_TOKEN_EXCHANGES_PER_CLIENT_PER_MINUTE",
+                                "token-exchanges-per-client-per-minute", "30", NULL, KIND_LONG, 1,
+                                0, 1000000, F(exchange_client_per_min), NULL},
+    [K_TENANT_PROXY] = {SIDECAR "tenantProxy", "AUTH_SIDECAR_TENANT_PROXY", "tenant-proxy", NULL,
+                        NULL, KIND_STR, 0, 0, 0, F(tenant_proxy), check_proxy_url},
     [K_LOG_LEVEL] = {SIDECAR "logLevel", "AUTH_SIDECAR_LOG_LEVEL", "log-level", "info", NULL,
                      KIND_STR, 1, 0, 0, F(log_level), check_log_level},
     [K_CLIENT_SECRET] = {NULL, "AUTH0_CLIENT_SECRET", NULL, NULL,
@@ -558,6 +599,107 @@ static enum ha_err check_log_level(struct loader *L, char *v)
     return refuse(L, "must be debug, info, warn or error, got \"%.40s\"", v);
 }
 
+/* Each item an Auth0 connection name (ha_config_connection_ok) or "self", the tenant's own
+ * login page; no item twice. */
+static enum ha_err check_connections(struct loader *L, char *v)
+{
+    const char *item = v;
+
+    if (v[0] == '\0')
+        return refuse(L, "must name at least one connection (\"self\": the tenant's login page)");
+    while (*item != '\0') {
+        size_t n = strcspn(item, ",");
+        const char *dup = v;
+        if (!ha_config_connection_ok(item, n))
+            return refuse(L,
+                          "\"%.*s\" is not an Auth0 connection name (letters, digits, '-', "
+                          "'_', '.'; at most %d)",
+                          (int)(n > 80 ? 80 : n), item, HA_MAX_INTEGRATION);
+        for (; dup < item; dup += strcspn(dup, ",") + 1) { /* the items before this one */
+            if (strncmp(dup, item, n) == 0 && dup[n] == ',')
+                return refuse(L, "\"%.*s\" is listed twice", (int)n, item);
+        }
+        item += n + (item[n] == ',');
+    }
+    return HA_OK;
+}
+
+/* Each item an IPv4 or IPv6 address or CIDR range, parsed into cfg->proxies. */
+static enum ha_err check_proxies(struct loader *L, char *v)
+{
+    const char *item = v;
+    size_t count = 0;
+
+    while (*item != '\0') {
+        size_t n = strcspn(item, ",");
+        if (count == HA_MAX_PROXIES)
+            return refuse(L, "more than %d entries", HA_MAX_PROXIES);
+        if (ha_cidr_parse(item, n, &L->cfg->proxies[count]) != HA_OK)
+            return refuse(L,
+                          "\"%.*s\" is not an IP address or a CIDR range like 10.0.0.0/8 "
+                          "(host bits zero)",
+                          (int)(n > 80 ? 80 : n), item);
+        count++;
+        item += n + (item[n] == ',');
+    }
+    L->cfg->nproxies = count;
+    return HA_OK;
+}
+
+/* http(s)://host:port of a forward proxy for the tenant's connection (CONNECT). */
+static enum ha_err check_proxy_url(struct loader *L, char *v)
+{
+    struct url u;
+    enum ha_err err = parse_url(L, v, &u);
+
+    if (err == HA_OK && v[u.auth_end] != '\0' && strcmp(v + u.auth_end, "/") != 0)
+        err = refuse(L, "must be a proxy's origin, like http://proxy.corp:3128, with no path");
+    if (err == HA_OK && u.hp.port == 0)
+        err = refuse(L, "needs a port, like http://proxy.corp:3128");
+    return err;
+}
+
+/* Trims blanks around each comma-separated item of v in place and drops empty items. */
+static void normalise_list(char *v)
+{
+    char *out = v;
+    const char *in = v;
+
+    while (*in != '\0') {
+        size_t n;
+        while (*in == ' ' || *in == '\t')
+            in++;
+        n = strcspn(in, ",");
+        while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\t'))
+            n--;
+        if (n > 0) {
+            if (out != v)
+                *out++ = ',';
+            memmove(out, in, n);
+            out += n;
+        }
+        in += strcspn(in, ",");
+        if (*in == ',')
+            in++;
+    }
+    *out = '\0';
+}
+
+static enum ha_err store_list(struct loader *L, enum key_id id, char *v)
+{
+    const struct key *k = &keys[id];
+    enum ha_err err = HA_OK;
+
+    normalise_list(v);
+    if (k->check != NULL)
+        err = k->check(L, v);
+    if (err == HA_OK)
+        *(char **)((char *)L->cfg + k->off) = v;
+    else
+        free(v);
+    return err;
+}
+
 static enum ha_err store_listen(struct loader *L, const char *v)
 {
     struct hostport hp;
@@ -849,6 +991,34 @@ static enum ha_err refuse_secrets(struct loader *L, yaml_document_t *doc, yaml_n
     return HA_OK;
 }
 
+/* A YAML list of scalars for a KIND_LIST key, joined with commas. */
+static enum ha_err set_raw_list(struct loader *L, enum key_id id, yaml_document_t *doc,
+                                yaml_node_t *seq)
+{
+    struct ha_buf b;
+    yaml_node_item_t *it;
+    enum ha_err err = HA_OK;
+
+    ha_buf_init(&b, CFG_VALUE_MAX);
+    for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top && err == HA_OK;
+         it++) {
+        yaml_node_t *n = yaml_document_get_node(doc, *it);
+        if (n == NULL || n->type != YAML_SCALAR_NODE ||
+            memchr(n->data.scalar.value, ',', n->data.scalar.length) != NULL) {
+            err = refuse(L, "each list item must be a single value without ','");
+            break;
+        }
+        err = ha_buf_appendf(&b, "%s%.*s", it == seq->data.sequence.items.start ? "" : ",",
+                             (int)n->data.scalar.length, (const char *)n->data.scalar.value);
+        if (err == HA_ERR_TOO_LARGE)
+            err = refuse(L, "value longer than %d bytes", CFG_VALUE_MAX);
+    }
+    if (err == HA_OK)
+        err = set_raw(L, id, b.data != NULL ? b.data : "", b.len, SRC_FILE);
+    ha_buf_cleanup(&b);
+    return err == HA_ERR_CONFIG ? fail_key(L, id) : err;
+}
+
 static enum ha_err collect_file_keys(struct loader *L, yaml_document_t *doc, yaml_node_t *root)
 {
     yaml_node_t *node;
@@ -859,6 +1029,13 @@ static enum ha_err collect_file_keys(struct loader *L, yaml_document_t *doc, yam
         if (keys[id].path == NULL)
             continue;
         err = find_node(L, doc, root, keys[id].path, &node);
+        if (err == HA_OK && node != NULL && node->type == YAML_SEQUENCE_NODE &&
+            keys[id].kind == KIND_LIST) {
+            err = set_raw_list(L, (enum key_id)id, doc, node);
+            if (err != HA_OK)
+                return err;
+            continue;
+        }
         if (err == HA_OK && node != NULL && node->type != YAML_SCALAR_NODE)
             err = refuse(L, "expected a single value, found a %s",
                          node->type == YAML_MAPPING_NODE ? "mapping" : "list");
@@ -1091,8 +1268,17 @@ static enum ha_err store_value(struct loader *L, enum key_id id, char *v)
         return store_string(L, id, v);
     case KIND_FILE:
         return store_file(L, id, v);
+    case KIND_LIST:
+        return store_list(L, id, v);
     case KIND_BOOL:
-        err = store_enabled(L, id, v);
+        if (id == K_AUTH0_ENABLED) {
+            err = store_enabled(L, id, v);
+        } else {
+            int on = 0;
+            err = parse_bool(L, v, &on);
+            if (err == HA_OK)
+                *(bool *)((char *)L->cfg + k->off) = on != 0;
+        }
         break;
     case KIND_LISTEN:
         err = store_listen(L, v);
@@ -1421,11 +1607,43 @@ void ha_config_free(struct ha_config *cfg)
     free(cfg->tls_key_file);
     free(cfg->token_auth_method);
     free(cfg->log_level);
+    free(cfg->allowed_connections);
+    free(cfg->trusted_proxies);
+    free(cfg->tenant_proxy);
     free(cfg->config_path);
     free(cfg->meta);
     ha_free_secret(cfg->client_secret);
     OPENSSL_cleanse(cfg, sizeof(*cfg)); /* the derived cookie keys */
     free(cfg);
+}
+
+/* ---- queries ---- */
+
+bool ha_config_connection_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > HA_MAX_INTEGRATION)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+bool ha_config_connection_allowed(const struct ha_config *cfg, const char *name)
+{
+    size_t len = strlen(name);
+    const char *item = cfg->allowed_connections;
+
+    while (item != NULL && *item != '\0') {
+        size_t n = strcspn(item, ",");
+        if (n == len && memcmp(item, name, n) == 0)
+            return true;
+        item += n + (item[n] == ',');
+    }
+    return false;
 }
 
 /* ---- printing ---- */

@@ -14,7 +14,9 @@
 #include "houston_auth/jwt_verify.h"
 #include "houston_auth/log.h"
 #include "houston_auth/metrics.h"
+#include "houston_auth/netaddr.h"
 #include "houston_auth/proto.h"
+#include "houston_auth/ratelimit.h"
 #include "houston_auth/transaction.h"
 
 #define MAX_CODE 2048
@@ -34,7 +36,37 @@ struct login {
     uint64_t waited_ns; /* time spent waiting on the tenant and Houston */
 };
 
-/* The tenant's error answer (RFC 6749 §4.1.2.1). */
+/* The error codes a tenant may answer with (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6); any
+ * other value is logged as "other": the query is anyone's to write. */
+static const char *known_error(const char *error)
+{
+    static const char *const codes[] = {"invalid_request",
+                                        "unauthorized_client",
+                                        "access_denied",
+                                        "unsupported_response_type",
+                                        "invalid_scope",
+                                        "server_error",
+                                        "temporarily_unavailable",
+                                        "interaction_required",
+                                        "login_required",
+                                        "account_selection_required",
+                                        "consent_required",
+                                        "invalid_request_uri",
+                                        "invalid_request_object",
+                                        "request_not_supported",
+                                        "request_uri_not_supported",
+                                        "registration_not_supported"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (strcmp(error, codes[i]) == 0)
+            return codes[i];
+    }
+    return "other";
+}
+
+/* The tenant's error answer (RFC 6749 §4.1.2.1). Query text is not logged at info: only the
+ * error code when it is a registered one. error_description (free text from the query, so
+ * anyone's) is logged at debug only, escaped and capped, for diagnosing a tenant's setup
+ * ("Service not found: astronomer-ee" when the API is missing). */
 static int tenant_error(struct login *l)
 {
     const char *error = ha_kvlist_get(l->params, "error");
@@ -42,12 +74,13 @@ static int tenant_error(struct login *l)
         return 0;
     l->code = strcmp(error, HA_E_ACCESS_DENIED) == 0 ? HA_E_ACCESS_DENIED : HA_E_TENANT_ERROR;
     l->reason = "the tenant answered with an error";
-    {
+    ha_log(HA_LOG_INFO, "tenant_error", l->req->request_id, "tenant_error", known_error(error),
+           NULL);
+    if (ha_log_enabled(HA_LOG_DEBUG)) {
         const char *desc = ha_kvlist_get(l->params, "error_description");
-        char e[MAX_ERROR_TEXT], d[MAX_ERROR_TEXT];
-        snprintf(e, sizeof(e), "%s", error);
+        char d[MAX_ERROR_TEXT];
         snprintf(d, sizeof(d), "%s", desc != NULL ? desc : "");
-        ha_log(HA_LOG_INFO, "tenant_error", l->req->request_id, "tenant_error", e,
+        ha_log(HA_LOG_DEBUG, "tenant_error_description", l->req->request_id,
                "tenant_error_description", d, NULL);
     }
     return 1;
@@ -94,6 +127,28 @@ static int open_txn(struct login *l)
     return 1;
 }
 
+/* Each exchange spends the tenant's rate limit, which every real login shares: a client
+ * (the peer, or who a trusted proxy says it forwarded) and the process as a whole get a
+ * bounded number, and past it nothing reaches the tenant. */
+static int within_limits(struct login *l, const struct ha_config *cfg)
+{
+    struct ha_rl_limits lim = {cfg->exchange_total_per_s, cfg->exchange_client_per_min};
+    char client[HA_CLIENT_KEY_LEN];
+    enum ha_rl_result r;
+
+    if (ha_client_key(l->req->peer, l->req->forwarded_for, cfg->proxies, cfg->nproxies, client) !=
+        HA_OK)
+        snprintf(client, sizeof(client), "unknown");
+    r = ha_ratelimit_take(l->app->limits, client, ha_mono_ns(), &lim);
+    if (r == HA_RL_OK)
+        return 1;
+    ha_metrics_exchange_throttled(l->app->metrics, r == HA_RL_TOTAL);
+    return fail(l, HA_E_RATE_LIMITED,
+                r == HA_RL_TOTAL ? "token exchanges over authSidecar.tokenExchangesPerSecond"
+                                 : "this client is over "
+                                   "authSidecar.tokenExchangesPerClientPerMinute");
+}
+
 static int exchange(struct login *l)
 {
     const struct ha_config *cfg = ha_app_view(l->app)->cfg;
@@ -114,6 +169,8 @@ static int exchange(struct login *l)
         return fail(l, HA_E_MISSING_CODE, "code missing or malformed");
     if (!ha_app_ready(l->app, &reason))
         return fail(l, HA_E_NOT_READY, reason);
+    if (!within_limits(l, cfg))
+        return 0;
     t0 = ha_mono_ns();
     err = ha_oidc_exchange_code(&l->app->http, &l->app->provider, &r, &l->tokens, &reason);
     t0 = ha_mono_ns() - t0;
@@ -136,13 +193,26 @@ static int verify_tokens(struct login *l)
     struct ha_jwt_expect at = {cfg->issuer, cfg->audience, cfg->client_id, false, NULL, false,
                                true,        now,           cfg->leeway_s};
     const char *reason = NULL;
+    struct ha_jwt *jwt = NULL;
+    bool unverified = false;
+    enum ha_err err;
 
-    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->app->jwks, &id, NULL,
+    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->app->jwks, &id, &jwt,
                       &reason) != HA_OK)
         return fail(l, HA_E_INVALID_ID_TOKEN, reason);
     if (ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->app->jwks, &at,
-                      NULL, &reason) != HA_OK)
+                      NULL, &reason) != HA_OK) {
+        ha_jwt_free(jwt);
         return fail(l, HA_E_INVALID_ACCESS_TOKEN, reason);
+    }
+    /* Houston finds its user by this email: it must be the person's own. */
+    err = ha_jwt_check_email(jwt, cfg->allow_unverified_email, &unverified, &reason);
+    ha_jwt_free(jwt);
+    if (err != HA_OK)
+        return fail(l, HA_E_EMAIL_NOT_VERIFIED, reason);
+    if (unverified)
+        ha_log(HA_LOG_WARN, "unverified_email_allowed", l->req->request_id, "setting",
+               "authSidecar.insecureAllowUnverifiedEmail", NULL);
     return 1;
 }
 

@@ -37,21 +37,6 @@ static int printable(const char *s, size_t max)
     return 1;
 }
 
-/* Auth0 connection names: letters, digits, '-', '_', '.'. */
-static int connection_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > HA_MAX_INTEGRATION)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return 0;
-    }
-    return 1;
-}
-
 static int extras_ok(const char *s)
 {
     json_t *v;
@@ -80,8 +65,12 @@ static const char *read_params(struct ha_app *app, const struct ha_request *req,
     p->integration = ha_kvlist_get(&req->query, "integration");
     if (p->integration == NULL || p->integration[0] == '\0')
         p->integration = HA_HOUSTON_INTEGRATION_SELF;
-    if (!connection_ok(p->integration))
+    /* Passed to the tenant as connection=: only the connections the administrator allowed,
+     * so nobody can pick one that lets anyone sign up (a database connection, say). */
+    if (!ha_config_connection_ok(p->integration, strlen(p->integration)))
         return "integration is not a connection name";
+    if (!ha_config_connection_allowed(ha_app_view(app)->cfg, p->integration))
+        return "integration is not an allowed connection (authSidecar.allowedConnections)";
     p->redirect = ha_kvlist_get(&req->query, "redirect");
     if (p->redirect == NULL || p->redirect[0] == '\0')
         p->redirect = DEFAULT_REDIRECT;

@@ -11,6 +11,8 @@ void ha_request_cleanup(struct ha_request *r)
     ha_kvlist_cleanup(&r->query);
     ha_kvlist_cleanup(&r->form);
     ha_kvlist_cleanup(&r->cookies);
+    free(r->forwarded_for);
+    r->forwarded_for = NULL;
 }
 
 void ha_response_cleanup(struct ha_response *r)

@@ -37,6 +37,7 @@ struct ha_http_client {
     CURL *pool[POOL_MAX];
     size_t pool_count;
     char *ca_file;
+    char *tenant_proxy; /* NULL: no proxy for anything */
     pthread_mutex_t trust_lock;
     X509_STORE *trust; /* NULL until the first TLS connection loads it */
     long connect_timeout_ms;
@@ -83,6 +84,11 @@ enum ha_err ha_http_client_new(const struct ha_http_client_opts *o, struct ha_ht
     c->connect_timeout_ms = o->connect_timeout_ms;
     c->total_timeout_ms = o->total_timeout_ms;
     c->max_body = o->max_body == 0 ? HA_MAX_PEER_BODY : o->max_body;
+    if (o->tenant_proxy != NULL) {
+        c->tenant_proxy = strdup(o->tenant_proxy);
+        if (c->tenant_proxy == NULL)
+            goto out;
+    }
     if (o->ca_file != NULL && o->ca_file[0] != '\0') {
         c->ca_file = strdup(o->ca_file);
         if (c->ca_file == NULL)
@@ -119,6 +125,7 @@ void ha_http_client_free(struct ha_http_client *c)
     pthread_mutex_destroy(&c->trust_lock);
     X509_STORE_free(c->trust);
     free(c->ca_file);
+    free(c->tenant_proxy);
     free(c);
 }
 
@@ -351,6 +358,11 @@ enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *r
     set_common(c, h, &t);
     curl_easy_setopt(h, CURLOPT_URL, req->url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    /* "" turns proxies off, the environment's http_proxy/https_proxy/ALL_PROXY included:
+     * tokens to Houston must never leave the pod, nor go to the tenant through a proxy
+     * nobody configured here. */
+    curl_easy_setopt(h, CURLOPT_PROXY,
+                     req->to_tenant && c->tenant_proxy != NULL ? c->tenant_proxy : "");
     if (req->method != NULL && strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");

@@ -343,6 +343,7 @@ static enum ha_err download(const struct ha_jwks_cache *c, struct ha_jwks_set **
 
     req.method = "GET";
     req.url = c->uri;
+    req.to_tenant = true;
     req.accept = JWKS_ACCEPT;
     err = ha_http_do(&c->http, &req, &resp);
     if (err == HA_OK && resp.status != 200)

@@ -376,6 +376,27 @@ enum ha_err ha_jwt_check_claims(const struct ha_jwt *jwt, const struct ha_jwt_ex
     return HA_ERR_JWT_CLAIMS;
 }
 
+enum ha_err ha_jwt_check_email(const struct ha_jwt *jwt, bool allow_unverified, bool *unverified,
+                               const char **reason)
+{
+    const struct ha_json_val *email = ha_json_view_get(&jwt->claims, "email");
+    const struct ha_json_val *verified = ha_json_view_get(&jwt->claims, "email_verified");
+    bool not_verified = verified == NULL || verified->type != HA_JSON_TRUE;
+    const char *why = NULL;
+
+    if (!is_string(email) || email->len == 0)
+        why = "email missing";
+    else if (not_verified && !allow_unverified)
+        why = "email_verified is not true";
+    if (unverified != NULL)
+        *unverified = not_verified;
+    if (why == NULL)
+        return HA_OK;
+    if (reason != NULL)
+        *reason = why;
+    return HA_ERR_JWT_CLAIMS;
+}
+
 enum ha_err ha_jwt_verify(const char *token, size_t len, struct ha_jwks_cache *keys,
                           const struct ha_jwt_expect *e, struct ha_jwt **out, const char **reason)
 {

@@ -17,7 +17,7 @@ extern char **environ;
 /* --probe URL: a health check for images without a shell or curl. Exit 0 on a 200. */
 static int probe(const char *url)
 {
-    struct ha_http_client_opts o = {NULL, 1000, 2000, 64 * 1024};
+    struct ha_http_client_opts o = {NULL, 1000, 2000, 64 * 1024, NULL};
     struct ha_http_client *client = NULL;
     struct ha_http_request req = {.method = "GET", .url = url};
     struct ha_http_response resp = {0};
@@ -32,6 +32,23 @@ static int probe(const char *url)
     ha_http_response_cleanup(&resp);
     ha_http_client_free(client);
     return rc;
+}
+
+/* Settings that weaken a protection are loud: a warning at every start and reload. */
+static void warn_insecure(const struct ha_config *c)
+{
+    if (c->allow_unverified_email)
+        ha_log(HA_LOG_WARN, "insecure_setting", NULL, "key",
+               "authSidecar.insecureAllowUnverifiedEmail", "effect",
+               "an ID token whose email_verified is not true is handed to Houston, which finds "
+               "its user by email: anyone who can sign up with someone else's address on an "
+               "allowed connection gets that person's session",
+               NULL);
+    if (c->exchange_total_per_s == 0 || c->exchange_client_per_min == 0)
+        ha_log(HA_LOG_WARN, "insecure_setting", NULL, "key",
+               c->exchange_total_per_s == 0 ? "authSidecar.tokenExchangesPerSecond"
+                                            : "authSidecar.tokenExchangesPerClientPerMinute",
+               "effect", "0 turns the limit off: anyone can spend the tenant's rate limit", NULL);
 }
 
 /* SIGHUP: re-reads the config file and secret files; a refused reload changes nothing. */
@@ -58,6 +75,7 @@ static void reload(struct ha_app *app, int argc, char **argv)
     }
     ha_log_set_level(level);
     ha_log(HA_LOG_INFO, "reloaded", NULL, NULL);
+    warn_insecure(ha_app_view(app)->cfg);
 }
 
 static int serve(struct ha_config *cfg, int argc, char **argv)
@@ -83,6 +101,7 @@ static int serve(struct ha_config *cfg, int argc, char **argv)
     ha_log(HA_LOG_INFO, "listening", NULL, "host", c->listen_host, "port", port, "tls",
            c->tls_cert_file != NULL ? "on" : "off", "issuer", c->issuer, "dev",
            c->dev ? "true" : "false", NULL);
+    warn_insecure(c);
     err = ha_app_start(&app);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -14,19 +14,12 @@
 static const double bucket_le[NBUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-static const char *const login_codes[] = {HA_E_ACCESS_DENIED,
-                                          HA_E_TENANT_ERROR,
-                                          HA_E_BAD_REQUEST,
-                                          HA_E_INVALID_STATE,
-                                          HA_E_STATE_EXPIRED,
-                                          HA_E_MISSING_CODE,
-                                          HA_E_TOKEN_EXCHANGE,
-                                          HA_E_INVALID_ID_TOKEN,
-                                          HA_E_INVALID_ACCESS_TOKEN,
-                                          HA_E_HOUSTON_UNAVAILABLE,
-                                          HA_E_HOUSTON_REJECTED,
-                                          HA_E_NOT_READY,
-                                          HA_E_BUSY};
+static const char *const login_codes[] = {
+    HA_E_ACCESS_DENIED,      HA_E_TENANT_ERROR,     HA_E_BAD_REQUEST,
+    HA_E_INVALID_STATE,      HA_E_STATE_EXPIRED,    HA_E_MISSING_CODE,
+    HA_E_TOKEN_EXCHANGE,     HA_E_INVALID_ID_TOKEN, HA_E_INVALID_ACCESS_TOKEN,
+    HA_E_EMAIL_NOT_VERIFIED, HA_E_RATE_LIMITED,     HA_E_HOUSTON_UNAVAILABLE,
+    HA_E_HOUSTON_REJECTED,   HA_E_NOT_READY,        HA_E_BUSY};
 #define NCODES (sizeof(login_codes) / sizeof(login_codes[0]))
 
 static const char *const hist_names[HA_HIST__COUNT] = {
@@ -49,6 +42,7 @@ struct ha_metrics {
     atomic_ullong starts;
     atomic_ullong logouts;
     atomic_ullong slow_clients;
+    atomic_ullong throttled[2]; /* token exchanges refused: [0] per client, [1] total */
     atomic_llong inflight;
     struct hist hist[HA_HIST__COUNT];
 };
@@ -99,6 +93,12 @@ void ha_metrics_slow_client(struct ha_metrics *m)
 {
     if (m != NULL)
         atomic_fetch_add(&m->slow_clients, 1);
+}
+
+void ha_metrics_exchange_throttled(struct ha_metrics *m, bool total)
+{
+    if (m != NULL)
+        atomic_fetch_add(&m->throttled[total ? 1 : 0], 1);
 }
 
 void ha_metrics_inflight(struct ha_metrics *m, int delta)
@@ -182,10 +182,17 @@ static enum ha_err format_logins(struct ha_buf *b, struct ha_metrics *m)
             "# HELP houston_auth_slow_clients_total Connections closed for not sending a whole "
             "request within the request read timeout.\n"
             "# TYPE houston_auth_slow_clients_total counter\nhouston_auth_slow_clients_total "
-            "%llu\n",
+            "%llu\n"
+            "# HELP houston_auth_token_exchanges_throttled_total Token exchanges refused before "
+            "reaching the tenant, by the limit that refused them.\n"
+            "# TYPE houston_auth_token_exchanges_throttled_total counter\n"
+            "houston_auth_token_exchanges_throttled_total{limit=\"client\"} %llu\n"
+            "houston_auth_token_exchanges_throttled_total{limit=\"total\"} %llu\n",
             (unsigned long long)atomic_load(&m->starts),
             (unsigned long long)atomic_load(&m->logouts), (long long)atomic_load(&m->inflight),
-            (unsigned long long)atomic_load(&m->slow_clients));
+            (unsigned long long)atomic_load(&m->slow_clients),
+            (unsigned long long)atomic_load(&m->throttled[0]),
+            (unsigned long long)atomic_load(&m->throttled[1]));
     return err;
 }
 

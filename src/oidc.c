@@ -118,7 +118,7 @@ enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
     }
     {
         struct ha_http_request req = {
-            .method = "GET", .url = url.data, .accept = "application/json"};
+            .method = "GET", .url = url.data, .accept = "application/json", .to_tenant = true};
         err = ha_http_do(http, &req, &resp);
     }
     if (err != HA_OK) {
@@ -279,6 +279,7 @@ enum ha_err ha_oidc_exchange_code(const struct ha_http *http, const struct ha_oi
     enum ha_err err;
     int basic = strcmp(r->auth_method, HA_AUTH_METHOD_POST) != 0;
 
+    req.to_tenant = true;
     ha_buf_init(&body, HA_MAX_FORM_BODY);
     *reason = "token request could not be built";
     err = token_form(r, &body);

@@ -21,7 +21,9 @@
  * guarded by one mutex that MHD's close notification also takes, so the watchdog never
  * touches a descriptor MHD has closed (MHD notifies before it closes); deadlines themselves
  * are atomics, so requests never take that mutex. */
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@
 #include "houston_auth/cookie.h"
 #include "houston_auth/log.h"
 #include "houston_auth/metrics.h"
+#include "houston_auth/netaddr.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/router.h"
 #include "houston_auth/server.h"
@@ -297,6 +300,34 @@ static void set_request_id(struct conn *c)
     c->req.request_id[2 * sizeof(rnd)] = '\0';
 }
 
+/* The peer's address and X-Forwarded-For, for the rate limits of the login routes. Of a long
+ * X-Forwarded-For only the tail is kept, from an entry boundary: the rightmost entries are
+ * the ones our own proxies wrote (netaddr.h). */
+static int read_client(struct conn *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const char *xff = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "X-Forwarded-For");
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+    size_t n;
+
+    if (sa != NULL && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->req.peer,
+                  sizeof(c->req.peer));
+    else if (sa != NULL && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  c->req.peer, sizeof(c->req.peer));
+    if (xff == NULL)
+        return 0;
+    n = strlen(xff);
+    if (n > HA_MAX_FORWARDED_FOR) {
+        const char *tail = strchr(xff + n - HA_MAX_FORWARDED_FOR, ',');
+        xff = tail != NULL ? tail + 1 : xff + n;
+    }
+    c->req.forwarded_for = strdup(xff);
+    return c->req.forwarded_for == NULL ? 503 : 0;
+}
+
 /* Parses the query, the Cookie header and a form body into c->req. 0 on success, else the
  * HTTP status to answer. */
 static int build_request(struct conn *c, const char *method)
@@ -306,6 +337,8 @@ static int build_request(struct conn *c, const char *method)
     enum ha_err err;
 
     c->req.method = method;
+    if (c->route->login && read_client(c) != 0)
+        return 503;
     if (q != NULL && ha_url_parse_query(q + 1, strlen(q + 1), &c->req.query) != HA_OK)
         return 400;
     if (cookie != NULL) {

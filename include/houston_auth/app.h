@@ -13,6 +13,7 @@
 #include "houston_auth/util.h"
 
 struct ha_metrics;
+struct ha_ratelimit;
 struct ha_used_state;
 struct ha_http_client;
 
@@ -36,6 +37,7 @@ struct ha_app {
     struct ha_clock clock;
     struct ha_rng rng;
     struct ha_metrics *metrics;
+    struct ha_ratelimit *limits; /* token exchanges per client and in total */
 
     /* Discovery, loaded by the readiness loop; read under lock. */
     pthread_mutex_t lock;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include "houston_auth/err.h"
+#include "houston_auth/netaddr.h"
 
 #define HA_COOKIE_KEY_LEN 32
 
@@ -31,17 +32,25 @@ struct ha_config {
     char *tenant_ca_file; /* NULL: system store only */
     char *tls_cert_file;  /* optional: serve HTTPS (dev); NULL: plain HTTP behind ingress */
     char *tls_key_file;
-    char *token_auth_method; /* HA_AUTH_METHOD_BASIC (default) or HA_AUTH_METHOD_POST */
-    long leeway_s;           /* default 60 */
-    long txn_ttl_s;          /* default 600, max 600 */
-    long connect_timeout_ms; /* default 2000 */
-    long request_timeout_ms; /* default 5000 */
-    long jwks_refresh_s;     /* scheduled refresh, default 3600 */
-    long jwks_min_refetch_s; /* throttle for unknown-kid refetches, default 30 */
-    int workers;             /* threads doing outbound work, default 64 */
-    int max_connections;     /* default 4096 */
-    char *log_level;         /* "info" */
-    bool dev;                /* --dev: the embedded dev defaults were used */
+    char *token_auth_method;     /* HA_AUTH_METHOD_BASIC (default) or HA_AUTH_METHOD_POST */
+    long leeway_s;               /* default 60 */
+    long txn_ttl_s;              /* default 600, max 600 */
+    long connect_timeout_ms;     /* default 2000 */
+    long request_timeout_ms;     /* default 5000 */
+    long jwks_refresh_s;         /* scheduled refresh, default 3600 */
+    long jwks_min_refetch_s;     /* throttle for unknown-kid refetches, default 30 */
+    int workers;                 /* threads doing outbound work, default 64 */
+    int max_connections;         /* default 4096 */
+    char *allowed_connections;   /* comma-separated: what /v1/oauth/start takes as integration */
+    bool allow_unverified_email; /* insecureAllowUnverifiedEmail: default false */
+    char *trusted_proxies;       /* comma-separated, as given ("" when none) */
+    struct ha_cidr proxies[HA_MAX_PROXIES]; /* trusted_proxies, parsed */
+    size_t nproxies;
+    long exchange_total_per_s;    /* token exchanges a second, whole process; 0: no limit */
+    long exchange_client_per_min; /* token exchanges a minute per client; 0: no limit */
+    char *tenant_proxy;           /* forward proxy for the tenant only; NULL: none, ever */
+    char *log_level;              /* "info" */
+    bool dev;                     /* --dev: the embedded dev defaults were used */
     /* Secrets: from env or *_FILE, never from the YAML file. */
     char *client_secret;
     unsigned char cookie_key[HA_COOKIE_KEY_LEN];      /* HKDF-SHA256 of the cookie secret */
@@ -68,6 +77,11 @@ enum ha_config_action {
 enum ha_err ha_config_load(int argc, char **argv, char **envp, struct ha_config **out,
                            enum ha_config_action *action, char *errbuf, size_t errlen);
 void ha_config_free(struct ha_config *cfg);
+/* True when s[0..n) is an Auth0 connection name: 1 to HA_MAX_INTEGRATION letters, digits,
+ * '-', '_' or '.'. */
+bool ha_config_connection_ok(const char *s, size_t n);
+/* True when name is in allowedConnections. */
+bool ha_config_connection_allowed(const struct ha_config *cfg, const char *name);
 /* Prints every key, its resolved value and where it came from; secrets masked. */
 void ha_config_print(const struct ha_config *cfg, FILE *f);
 /* Prints --help: every key with its YAML path, env var, flag and default. */

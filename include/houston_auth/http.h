@@ -18,6 +18,8 @@ struct ha_request {
     struct ha_kvlist form;    /* decoded urlencoded body (POST) */
     struct ha_kvlist cookies; /* parsed Cookie header */
     char request_id[40];      /* X-Request-Id if sane, else generated */
+    char peer[48];            /* the TCP peer's address ("" when unknown), login routes only */
+    char *forwarded_for;      /* X-Forwarded-For's last HA_MAX_FORWARDED_FOR bytes, or NULL */
 };
 void ha_request_cleanup(struct ha_request *r);
 

@@ -4,6 +4,7 @@
 #ifndef HOUSTON_AUTH_HTTP_CLIENT_H
 #define HOUSTON_AUTH_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "houston_auth/err.h"
 
@@ -20,6 +21,8 @@ struct ha_http_request {
     const char *basic_pass;
     const char *accept;
     const char *request_id; /* sent as X-Request-Id when non-NULL */
+    bool to_tenant;         /* may go through the client's tenant_proxy; nothing else ever
+                             * uses a proxy, whatever http_proxy and friends say */
 };
 
 struct ha_http_response {
@@ -50,7 +53,8 @@ struct ha_http_client_opts {
     const char *ca_file; /* extra CA bundle (PEM) trusted besides the system store */
     long connect_timeout_ms;
     long total_timeout_ms;
-    size_t max_body; /* 0: HA_MAX_PEER_BODY */
+    size_t max_body;          /* 0: HA_MAX_PEER_BODY */
+    const char *tenant_proxy; /* forward proxy for to_tenant requests; NULL: none */
 };
 struct ha_http_client;
 /* Call once per process before threads start. */

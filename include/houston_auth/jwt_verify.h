@@ -62,6 +62,14 @@ enum ha_err ha_jwt_check_claims(const struct ha_jwt *jwt, const struct ha_jwt_ex
 enum ha_err ha_jwt_verify(const char *token, size_t len, struct ha_jwks_cache *keys,
                           const struct ha_jwt_expect *e, struct ha_jwt **out, const char **reason);
 
+/* Houston finds or creates its user by the ID token's email, so the email must be the
+ * person's: email a non-empty string and email_verified exactly the JSON value true (not
+ * absent, not false, not the string "true"); allow_unverified waives only the latter.
+ * HA_ERR_JWT_CLAIMS with *reason (static). *unverified (optional) is set when email_verified
+ * is not true, also when waived. */
+enum ha_err ha_jwt_check_email(const struct ha_jwt *jwt, bool allow_unverified, bool *unverified,
+                               const char **reason);
+
 /* Borrowed string claim or NULL. */
 const char *ha_jwt_claim_str(const struct ha_jwt *jwt, const char *name);
 

@@ -2,6 +2,7 @@
 #ifndef HOUSTON_AUTH_METRICS_H
 #define HOUSTON_AUTH_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "houston_auth/err.h"
 
@@ -24,6 +25,8 @@ void ha_metrics_start(struct ha_metrics *m);
 void ha_metrics_logout(struct ha_metrics *m);
 void ha_metrics_observe_ns(struct ha_metrics *m, enum ha_hist h, uint64_t ns);
 void ha_metrics_inflight(struct ha_metrics *m, int delta);
+/* A token exchange refused by the per-client limit, or by the total one when total. */
+void ha_metrics_exchange_throttled(struct ha_metrics *m, bool total);
 /* A connection closed for not sending a whole request in time (slow-loris). */
 void ha_metrics_slow_client(struct ha_metrics *m);
 /* Quantile q (0..1) of a histogram in seconds, by linear interpolation inside the bucket

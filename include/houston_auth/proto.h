@@ -63,6 +63,8 @@
 #define HA_E_TOKEN_EXCHANGE "token_exchange_failed"
 #define HA_E_INVALID_ID_TOKEN "invalid_id_token"
 #define HA_E_INVALID_ACCESS_TOKEN "invalid_access_token"
+#define HA_E_EMAIL_NOT_VERIFIED "email_not_verified"
+#define HA_E_RATE_LIMITED "rate_limited"
 #define HA_E_HOUSTON_UNAVAILABLE "houston_unavailable"
 #define HA_E_HOUSTON_REJECTED "houston_rejected"
 #define HA_E_NOT_READY "not_ready"

@@ -205,6 +205,9 @@ static void sidecar_env(const struct it_env *e, int port, const char *const *ext
     strv_push(s, it_fmt("AUTH_SIDECAR_COOKIE_SECRET=%s", e->cookie_secret));
     strv_push(s, it_fmt("AUTH_SIDECAR_REQUEST_TIMEOUT_MS=1500"));
     strv_push(s, it_fmt("AUTH_SIDECAR_LOG_LEVEL=debug"));
+    /* Suites log in hundreds of times from 127.0.0.1; test_platform.c tests the limits. */
+    strv_push(s, it_fmt("AUTH_SIDECAR_TOKEN_EXCHANGES_PER_SECOND=100000"));
+    strv_push(s, it_fmt("AUTH_SIDECAR_TOKEN_EXCHANGES_PER_CLIENT_PER_MINUTE=1000000"));
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
         strv_setenv(s, extra[i]);
 }

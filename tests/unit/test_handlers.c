@@ -36,6 +36,7 @@ struct world {
     const char *nonce; /* nonce to put in the ID token; NULL: the transaction's */
     char last_nonce[64];
     int token_status;
+    int token_calls;
     int houston_calls;
     char *houston_form;
     const char *houston_location;
@@ -111,6 +112,7 @@ static enum ha_err token_endpoint(const struct ha_http_request *req, struct ha_h
     json_t *id, *at, *doc;
     char *idt, *att, *text;
     (void)req;
+    W.token_calls++;
     if (W.token_status != 200) {
         respond(resp, W.token_status, "{\"error\":\"server_error\"}");
         return HA_OK;
@@ -203,6 +205,8 @@ static int setup(void **state)
         W.app.provider_ready = true;
     }
     W.id_claims = base_claims();
+    json_object_set_new(W.id_claims, "email", json_string("person@example.com"));
+    json_object_set_new(W.id_claims, "email_verified", json_true());
     W.at_claims = base_claims();
     json_object_set_new(W.at_claims, "aud", json_pack("[s,s]", "astronomer-ee", ISSUER "userinfo"));
     W.token_status = 200;
@@ -429,8 +433,11 @@ static void test_houston_location_refused(void **state)
 static void test_start_refusals(void **state)
 {
     const char *bad[] = {"redirect=%2F%2Fevil.com", "redirect=https%3A%2F%2Fevil.com",
-                         "provider=google",         "extras=%5B1%5D",
-                         "integration=a%20b",       "redirect=%2Fa&redirect=%2Fb"};
+                         "provider=google", "extras=%5B1%5D", "integration=a%20b",
+                         "redirect=%2Fa&redirect=%2Fb",
+                         /* a real connection, but not in allowedConnections: a database
+                          * connection would let anyone sign up with any address */
+                         "integration=Username-Password-Authentication"};
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct ha_request req;
@@ -579,6 +586,160 @@ static void test_reload(void **state)
     assert_ptr_equal(ha_app_view(&W.app), before);
 }
 
+/* Reloads the standard configuration plus up to two "KEY=value" (the same cookie secret). */
+static void reload_with2(const char *extra, const char *extra2)
+{
+    char *argv[] = {"houston-auth", NULL};
+    char *envp[] = {"GLOBAL_BASE_DOMAIN=astro.example.com",
+                    "AUTH0_CLIENT_ID=" CLIENT,
+                    "AUTH0_BASE_DOMAIN=tenant.example.com",
+                    "AUTH0_CLIENT_SECRET=secret",
+                    "AUTH_SIDECAR_LOG_LEVEL=error",
+                    "AUTH_SIDECAR_COOKIE_SECRET=a-brand-new-cookie-secret-for-rotation-0001",
+                    (char *)extra,
+                    (char *)extra2,
+                    NULL};
+    enum ha_config_action action;
+    struct ha_config *cfg = NULL;
+    const char *reason = NULL;
+    char err[256];
+    assert_int_equal(ha_config_load(1, argv, envp, &cfg, &action, err, sizeof(err)), HA_OK);
+    assert_int_equal(ha_app_reload(&W.app, cfg, &reason), HA_OK);
+}
+
+static void reload_with(const char *extra)
+{
+    reload_with2(extra, NULL);
+}
+
+/* One login whose ID token carries claim=value (NULL: without the claim); returns the
+ * response's login error code, "" on success. */
+static const char *login_with_claim(const char *claim, json_t *value, struct ha_response *resp)
+{
+    struct started s;
+    json_t *saved = json_deep_copy(W.id_claims);
+    if (value != NULL)
+        json_object_set_new(W.id_claims, claim, value);
+    else
+        json_object_del(W.id_claims, claim);
+    start_login("", NULL, &s);
+    finish(&s, NULL, resp);
+    json_decref(W.id_claims);
+    W.id_claims = saved;
+    if (resp->location != NULL &&
+        strncmp(resp->location, "https://app.astro.example.com/login?error=", 42) == 0)
+        return resp->location + 42;
+    return "";
+}
+
+/* Houston finds its user by email: an unverified one never reaches it (account takeover
+ * through a connection that lets anyone sign up with any address). */
+static void test_email_must_be_verified(void **state)
+{
+    struct {
+        const char *claim;
+        json_t *value;
+    } bad[] = {{"email_verified", json_false()},
+               {"email_verified", NULL},
+               {"email_verified", json_string("true")},
+               {"email_verified", json_integer(1)},
+               {"email", NULL},
+               {"email", json_string("")}};
+    struct ha_response resp = {0};
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int calls = W.houston_calls;
+        assert_string_equal(login_with_claim(bad[i].claim, bad[i].value, &resp),
+                            "email_not_verified");
+        assert_login_error(&resp, "email_not_verified");
+        assert_int_equal(W.houston_calls, calls);
+        ha_response_cleanup(&resp);
+    }
+    /* The explicit opt-out lets an unverified email through, never a missing one. */
+    reload_with("AUTH_SIDECAR_INSECURE_ALLOW_UNVERIFIED_EMAIL=true");
+    assert_string_equal(login_with_claim("email_verified", json_false(), &resp), "");
+    assert_true(has_cookie(&resp, HOUSTON_COOKIE "=jwt"));
+    ha_response_cleanup(&resp);
+    assert_string_equal(login_with_claim("email", NULL, &resp), "email_not_verified");
+    ha_response_cleanup(&resp);
+    reload_with(NULL);
+    assert_string_equal(login_with_claim("email_verified", json_true(), &resp), "");
+    ha_response_cleanup(&resp);
+}
+
+/* An allowed connection goes to the tenant as connection=; "self" as none. */
+static void test_start_connections(void **state)
+{
+    struct started s;
+    (void)state;
+    start_login("integration=google-oauth2", NULL, &s);
+    start_login("integration=github", NULL, &s);
+    reload_with("AUTH_SIDECAR_ALLOWED_CONNECTIONS=self, corp-saml");
+    start_login("integration=corp-saml", NULL, &s);
+    {
+        struct ha_request req;
+        struct ha_response resp = {0};
+        request(&req, "GET", HA_PATH_START, "integration=github", NULL);
+        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_login_error(&resp, "bad_request");
+        assert_int_equal(resp.set_cookie_count, 0);
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+    }
+    reload_with(NULL);
+}
+
+/* Logins from peer (and X-Forwarded-For xff) until one is refused or n are done; returns how
+ * many reached the tenant's token endpoint. */
+static int exchanges_from(const char *peer, const char *xff, int n)
+{
+    int before = W.token_calls;
+    for (int i = 0; i < n; i++) {
+        struct started s;
+        struct ha_request req;
+        struct ha_response resp = {0};
+        char query[256];
+        start_login("", NULL, &s);
+        snprintf(query, sizeof(query), "code=junk&state=%s", s.state);
+        snprintf(W.last_nonce, sizeof(W.last_nonce), "%s", s.nonce);
+        request(&req, "GET", HA_PATH_REDIRECT, query, s.cookie);
+        snprintf(req.peer, sizeof(req.peer), "%s", peer);
+        req.forwarded_for = xff != NULL ? strdup(xff) : NULL;
+        assert_int_equal(ha_handle_redirect(&W.app, &req, &resp), HA_OK);
+        ha_request_cleanup(&req);
+        if (resp.location != NULL && strstr(resp.location, "error=rate_limited") != NULL) {
+            assert_false(has_cookie(&resp, HOUSTON_COOKIE "="));
+            ha_response_cleanup(&resp);
+            break;
+        }
+        ha_response_cleanup(&resp);
+    }
+    return W.token_calls - before;
+}
+
+/* A junk code per start costs the tenant a token request: bounded per client and in all. */
+static void test_exchange_rate_limits(void **state)
+{
+    (void)state;
+    reload_with("AUTH_SIDECAR_TOKEN_EXCHANGES_PER_CLIENT_PER_MINUTE=3");
+    assert_int_equal(exchanges_from("203.0.113.7", NULL, 10), 3);
+    assert_int_equal(exchanges_from("203.0.113.7", NULL, 10), 0);
+    assert_int_equal(exchanges_from("203.0.113.8", NULL, 10), 3);
+    /* X-Forwarded-For counts only from a trusted proxy, and only its rightmost hop. */
+    assert_int_equal(exchanges_from("203.0.113.8", "198.51.100.1", 10), 0);
+    reload_with2("AUTH_SIDECAR_TOKEN_EXCHANGES_PER_CLIENT_PER_MINUTE=3",
+                 "AUTH_SIDECAR_TRUSTED_PROXIES=10.0.0.0/8");
+    /* (a reload keeps the buckets: 203.0.113.8 is still spent) */
+    assert_int_equal(exchanges_from("10.1.2.3", "203.0.113.8", 10), 0);
+    assert_int_equal(exchanges_from("10.1.2.3", "203.0.113.8, 198.51.100.9", 10), 3);
+    assert_int_equal(exchanges_from("10.1.2.3", "198.51.100.9, 10.9.9.9", 10), 0);
+    /* The whole process: 1 a second, a burst of 2, whoever asks. */
+    reload_with("AUTH_SIDECAR_TOKEN_EXCHANGES_PER_SECOND=1");
+    assert_int_equal(exchanges_from("192.0.2.1", NULL, 10), 2);
+    assert_int_equal(exchanges_from("192.0.2.2", NULL, 10), 0);
+    reload_with(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +753,9 @@ int main(void)
         cmocka_unit_test(test_tenant_error),
         cmocka_unit_test(test_logout),
         cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_email_must_be_verified),
+        cmocka_unit_test(test_start_connections),
+        cmocka_unit_test(test_exchange_rate_limits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -239,6 +239,12 @@ static bool read_request(struct tenant *t, const struct ha_kvlist *in, struct ar
     return error == NULL;
 }
 
+static bool connection_is(const struct ha_kvlist *in, const char *name)
+{
+    const char *c = ha_kvlist_get(in, "connection");
+    return c != NULL && strcmp(c, name) == 0;
+}
+
 static void approve(struct tenant *t, const struct areq *a, const char *email,
                     struct peer_response *resp)
 {
@@ -252,6 +258,9 @@ static void approve(struct tenant *t, const struct areq *a, const char *email,
     g.challenge = ha_kvlist_get(a->in, "code_challenge");
     g.nonce = ha_kvlist_get(a->in, "nonce");
     g.email = email;
+    /* As at Auth0: a sign-up on the database connection has an email nobody verified (any
+     * address can be typed there); every other login here counts as verified. */
+    g.email_verified = !connection_is(a->in, TENANT_DB_CONNECTION);
     g.audience = ha_kvlist_get(a->in, "audience");
     g.scope = ha_kvlist_get(a->in, "scope");
     err = tenant_code_issue(t, &g, &code);

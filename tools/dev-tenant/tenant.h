@@ -17,6 +17,8 @@
 #define TENANT_MAX_CODES 1024 /* authorization codes alive at once */
 #define TENANT_MAX_USERS 1024 /* sub -> email, for /userinfo */
 #define TENANT_CODE_TTL 60
+/* Auth0's default database connection: anyone can sign up there with any address. */
+#define TENANT_DB_CONNECTION "Username-Password-Authentication"
 #define TENANT_ID_TOKEN_TTL 3600
 #define TENANT_ACCESS_TOKEN_TTL 86400
 #define TENANT_MAX_PARAM 2048 /* any one authorize or token parameter */
@@ -62,6 +64,7 @@ struct tenant_code {
     char *challenge;
     char *nonce;
     char *email;
+    bool email_verified;
     char *audience;
     char *scope;
 };
@@ -104,6 +107,7 @@ struct tenant_grant {
     const char *challenge;
     const char *nonce; /* may be NULL */
     const char *email;
+    bool email_verified;
     const char *audience; /* may be NULL */
     const char *scope;
 };

@@ -47,6 +47,7 @@ static bool code_fill(struct tenant_code *c, const struct tenant_grant *g, const
     c->challenge = ha_strdup(g->challenge);
     c->nonce = ha_strdup(g->nonce);
     c->email = ha_strdup(g->email);
+    c->email_verified = g->email_verified;
     c->audience = ha_strdup(g->audience);
     c->scope = ha_strdup(g->scope);
     return c->client_id != NULL && c->redirect_uri != NULL && c->challenge != NULL &&
@@ -317,7 +318,7 @@ static json_t *id_claims(struct tenant *t, const struct tenant_code *c, const ch
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s}", "iss", t->issuer, "sub",
                           sub, "aud", c->client_id, "azp", c->client_id, "exp",
                           (json_int_t)now + TENANT_ID_TOKEN_TTL, "iat", (json_int_t)now, "email",
-                          c->email, "email_verified", 1, "name", c->email);
+                          c->email, "email_verified", c->email_verified, "name", c->email);
     json_t *extra = tenant_fault_json(t, "id_token_claims");
     if (j != NULL && c->nonce != NULL)
         json_object_set_new(j, "nonce", json_string(c->nonce));
