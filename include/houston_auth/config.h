@@ -32,20 +32,18 @@ struct ha_config {
     char *tenant_ca_file; /* NULL: system store only */
     char *tls_cert_file;  /* optional: serve HTTPS (dev); NULL: plain HTTP behind ingress */
     char *tls_key_file;
-    char *token_auth_method;     /* HA_AUTH_METHOD_BASIC (default) or HA_AUTH_METHOD_POST */
-    long leeway_s;               /* default 60 */
-    long txn_ttl_s;              /* default 600, max 600 */
-    long connect_timeout_ms;     /* default 2000 */
-    long request_timeout_ms;     /* default 5000 */
-    long jwks_refresh_s;         /* scheduled refresh, default 3600 */
-    long jwks_min_refetch_s;     /* throttle for unknown-kid refetches, default 30 */
-    int workers;                 /* threads doing outbound work, default 64 */
-    int max_connections;         /* default 4096 */
-    char *allowed_connections;   /* comma-separated: what /v1/oauth/start takes as integration */
-    bool allow_unverified_email; /* insecureAllowUnverifiedEmail: default false */
-    char *trusted_proxies;       /* comma-separated, as given ("" when none) */
-    struct ha_cidr proxies[HA_MAX_PROXIES]; /* trusted_proxies, parsed */
-    size_t nproxies;
+    char *token_auth_method;      /* HA_AUTH_METHOD_BASIC (default) or HA_AUTH_METHOD_POST */
+    long leeway_s;                /* default 60 */
+    long txn_ttl_s;               /* default 600, max 600 */
+    long connect_timeout_ms;      /* default 2000 */
+    long request_timeout_ms;      /* default 5000 */
+    long jwks_refresh_s;          /* scheduled refresh, default 3600 */
+    long jwks_min_refetch_s;      /* throttle for unknown-kid refetches, default 30 */
+    int workers;                  /* threads doing outbound work, default 64 */
+    int max_connections;          /* default 4096 */
+    char *allowed_connections;    /* comma-separated: what /v1/oauth/start takes as integration */
+    char *trusted_proxies;        /* comma-separated, as given ("" when none) */
+    size_t nproxies;              /* entries of proxies */
     long exchange_total_per_s;    /* token exchanges a second, whole process; 0: no limit */
     long exchange_client_per_min; /* token exchanges a minute per client; 0: no limit */
     char *tenant_proxy;           /* forward proxy for the tenant only; NULL: none, ever */
@@ -56,8 +54,10 @@ struct ha_config {
     unsigned char cookie_key[HA_COOKIE_KEY_LEN];      /* HKDF-SHA256 of the cookie secret */
     unsigned char prev_cookie_key[HA_COOKIE_KEY_LEN]; /* from AUTH_SIDECAR_COOKIE_SECRET_PREVIOUS */
     bool has_prev_cookie_key;
+    bool allow_unverified_email; /* insecureAllowUnverifiedEmail: default false */
     char *config_path;           /* NULL when none */
     struct ha_config_meta *meta; /* private to config.c; NULL when not from ha_config_load */
+    struct ha_cidr proxies[HA_MAX_PROXIES]; /* trusted_proxies, parsed */
 };
 
 /* Outcome of argument parsing for main(). */
