@@ -186,7 +186,10 @@ check_mutations() {
     "secret key|s|/var/run/secrets/houston-auth/cookie-secret|/var/run/secrets/houston-auth/cookie_secret|"
     "container port|s|containerPort: 8872|containerPort: 8873|"
     "read-only root|s|readOnlyRootFilesystem: true|readOnlyRootFilesystem: false|"
-    "ingress path|s|path: /v1/oauth/redirect|path: /v1/oauth/callback|"
+    "ingress regex off|s|nginx.ingress.kubernetes.io~1use-regex|nginx.ingress.kubernetes.io~1ssl-redirect|"
+    "ingress oauth exact paths|s|path: /v1\\[^0-9a-z\\]\\*oauth|path: /v1/oauth/redirect|"
+    "ingress oauth backslash|s|path: /v1\\[^0-9a-z\\]\\*oauth|path: /v1/oauth|"
+    "ingress logout|s|path: /logout|path: /logout/|"
   )
   for m in "${cases[@]}"; do
     name=${m%%|*}
