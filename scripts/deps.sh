@@ -8,7 +8,7 @@ want=(build-essential cmake pkg-config ca-certificates curl openssl
 for group in "$@"; do
   case "$group" in
     build) ;;
-    test) want+=(libcmocka-dev clang-format) ;;
+    test) want+=(libcmocka-dev clang-format nginx) ;;
     browser)
       want+=(chromium)
       # A machine may already carry a newer Node.js (e.g. NodeSource's, which bundles npm and

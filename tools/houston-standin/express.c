@@ -79,53 +79,50 @@ static bool uri_component_bad(const char *s, size_t n)
     return false;
 }
 
-/* url.parse's host: rest starts after "//"; on return *path is what follows the host (the
+/* url.parse's host: rest starts after "//"; returns what follows the host (with the
  * part of an invalid hostname put back in front of it, as getHostname does). NULL when
  * url.parse would throw. */
 static char *after_host(const char *rest)
 {
-    long host_end = -1, at = -1, non_host = -1;
-    const char *host, *tail;
-    size_t hlen;
+    size_t n = strlen(rest), at = n, non_host = n, host_start, hlen;
     struct ha_buf b;
     char *out = NULL;
 
-    for (long i = 0; rest[i] != '\0' && host_end < 0; i++) {
+    for (size_t i = 0; i < n; i++) {
         char c = rest[i];
         if (c == '#' || c == '/' || c == '?') {
-            if (non_host < 0)
-                non_host = i;
-            host_end = i;
-        } else if (c == '@') {
+            non_host = non_host < i ? non_host : i;
+            break;
+        }
+        if (c == '@') {
             at = i;
-            non_host = -1;
-        } else if (strchr(" \t\r\n\"%';<>\\^`{|}", c) != NULL && non_host < 0) {
+            non_host = n; /* the last '@' decides: what came before it is auth */
+        } else if (non_host == n && strchr(" \t\r\n\"%';<>\\^`{|}", c) != NULL) {
             non_host = i;
         }
     }
-    if (at >= 0 && uri_component_bad(rest, (size_t)at))
+    if (at < n && uri_component_bad(rest, at))
         return NULL;
-    host = rest + (at >= 0 ? at + 1 : 0);
-    tail = non_host >= 0 ? rest + non_host : rest + strlen(rest);
-    hlen = (size_t)(tail - host);
+    host_start = at < n ? at + 1 : 0;
+    hlen = non_host > host_start ? non_host - host_start : 0;
     /* parseHost: a trailing ":<digits>" is the port. */
     {
         size_t k = hlen;
-        while (k > 0 && host[k - 1] >= '0' && host[k - 1] <= '9')
+        while (k > 0 && rest[host_start + k - 1] >= '0' && rest[host_start + k - 1] <= '9')
             k--;
-        if (k > 0 && host[k - 1] == ':')
+        if (k > 0 && rest[host_start + k - 1] == ':')
             hlen = k - 1;
     }
     ha_buf_init(&b, PEER_MAX_URL * 2);
     for (size_t i = 0; i < hlen; i++) {
-        if (strchr("/\\#?:", host[i]) != NULL) {
+        if (strchr("/\\#?:", rest[host_start + i]) != NULL) {
             if (ha_buf_append_str(&b, "/") != HA_OK ||
-                ha_buf_append(&b, host + i, hlen - i) != HA_OK)
+                ha_buf_append(&b, rest + host_start + i, hlen - i) != HA_OK)
                 goto out;
             break;
         }
     }
-    if (ha_buf_append_str(&b, tail) == HA_OK)
+    if (ha_buf_append_str(&b, rest + non_host) == HA_OK)
         (void)ha_buf_steal(&b, &out);
 out:
     ha_buf_cleanup(&b);
@@ -137,7 +134,7 @@ static char *slow_pathname(const char *u)
 {
     size_t n = strlen(u), start = 0, end = n, o = 0, cut;
     bool split = false;
-    char *rest = malloc(n + 1), *p, *path = NULL;
+    char *rest = calloc(1, n + 1), *p, *path = NULL;
 
     if (rest == NULL)
         return NULL;
@@ -148,7 +145,7 @@ static char *slow_pathname(const char *u)
     for (size_t i = start; i < end; i++) {
         char c = u[i];
         split = split || c == '?' || c == '#';
-        rest[o++] = !split && c == '\\' ? '/' : c;
+        rest[o++] = (char)(!split && c == '\\' ? '/' : c);
     }
     rest[o] = '\0';
     p = rest;
