@@ -43,6 +43,9 @@ tests/browser/run.sh build || fail_step "browser"
 echo "== Kubernetes manifests (rendered and validated offline, --check-config on the pod's files)"
 HA_BIN=build/houston-auth scripts/check-deploy.sh || fail_step "deploy"
 
+echo "== nginx edge (ingress-nginx routing in front of the sidecar)"
+tests/edge/run.sh build || fail_step "edge"
+
 echo "== container image (built from the Dockerfile and run)"
 HA_IMAGE_HOST_BUILD=build scripts/image.sh || fail_step "image"
 

@@ -26,25 +26,9 @@ fail() {
   exit 1
 }
 
-# Debian's kubectl 1.20. Installing kubernetes-client would clash with another kubectl
-# package that owns /usr/bin/kubectl, so unless it is installed the .deb is unpacked here.
+# Debian's kubectl 1.20 (scripts/kubectl.sh unpacks it into the cache when needed).
 debian_kubectl() {
-  local dir=$CACHE/kubernetes-client deb
-  if dpkg-query -W -f='${Status}' kubernetes-client 2>/dev/null | grep -q 'install ok installed'; then
-    echo /usr/bin/kubectl
-    return
-  fi
-  if [ ! -x "$dir/usr/bin/kubectl" ]; then
-    mkdir -p "$CACHE"
-    [ -n "$(apt-cache policy kubernetes-client 2>/dev/null | grep Candidate: | grep -v none)" ] ||
-      apt-get update -qq >&2
-    (cd "$CACHE" && rm -f kubernetes-client_*.deb && apt-get download -qq kubernetes-client >&2 2>/dev/null) ||
-      fail "apt-get download kubernetes-client"
-    deb=$(ls "$CACHE"/kubernetes-client_*.deb)
-    rm -rf "$dir.tmp" && dpkg-deb -x "$deb" "$dir.tmp" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
-    rm -f "$deb"
-  fi
-  echo "$dir/usr/bin/kubectl"
+  HA_DEPLOY_CACHE=$CACHE scripts/kubectl.sh || fail "apt-get download kubernetes-client"
 }
 
 # Any other kubectl on PATH with kustomize v4 or later, to render with a current kustomize.
@@ -186,7 +170,10 @@ check_mutations() {
     "secret key|s|/var/run/secrets/houston-auth/cookie-secret|/var/run/secrets/houston-auth/cookie_secret|"
     "container port|s|containerPort: 8872|containerPort: 8873|"
     "read-only root|s|readOnlyRootFilesystem: true|readOnlyRootFilesystem: false|"
-    "ingress path|s|path: /v1/oauth/redirect|path: /v1/oauth/callback|"
+    "ingress regex off|s|nginx.ingress.kubernetes.io~1use-regex|nginx.ingress.kubernetes.io~1ssl-redirect|"
+    "ingress oauth exact paths|s|path: /v1\\[^0-9a-z\\]\\*oauth|path: /v1/oauth/redirect|"
+    "ingress oauth backslash|s|path: /v1\\[^0-9a-z\\]\\*oauth|path: /v1/oauth|"
+    "ingress logout|s|path: /logout|path: /logout/|"
   )
   for m in "${cases[@]}"; do
     name=${m%%|*}

@@ -4,7 +4,8 @@
 #
 #   build    the sidecar alone (CMake's default; the Dockerfile's build stage)
 #   dev      + the dev tenant and the Houston stand-in (HA_BUILD_DEV_TOOLS; ./dev.sh)
-#   test     + the tests (HA_BUILD_TESTS, which implies the dev tools; ./test.sh)
+#   test     + the tests (HA_BUILD_TESTS, which implies the dev tools; nginx for the edge
+#            test; ./test.sh)
 #   browser  + Debian's Chromium and Node.js for the browser test
 #   bench    + the reference servers and load tools of bench/run.sh
 set -euo pipefail
@@ -16,7 +17,7 @@ for group in "$@"; do
   case "$group" in
     build) ;;
     dev) want+=("${dev[@]}") ;;
-    test) want+=("${dev[@]}" libcmocka-dev clang-format) ;;
+    test) want+=("${dev[@]}" libcmocka-dev clang-format nginx) ;;
     browser)
       want+=(chromium)
       # A machine may already carry a newer Node.js (e.g. NodeSource's, which bundles npm and

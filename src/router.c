@@ -1,19 +1,40 @@
-/* The route table: which path runs which handler, with which methods, on which thread. */
+/* The route table: which path runs which handler, with which methods, on which thread.
+ *
+ * The sidecar's own routes match the raw path exactly. Around them the ingress sends
+ * Houston's whole OAuth namespace here (deploy/base/houston-ingress-patch.yaml), because
+ * Houston 0.9's callback takes an ID token without checking its signature and Express
+ * reaches it under many spellings (case, trailing or doubled slashes, '\' for '/'). Any such
+ * spelling is answered here with a refusal and never goes on to Houston; the sidecar's own
+ * hand-off calls Houston inside the pod, not through the ingress. */
 #include <string.h>
 #include "houston_auth/handlers.h"
 #include "houston_auth/log.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/router.h"
+#include "houston_auth/url.h"
 
 static const struct ha_route routes[] = {
-    {HA_PATH_START, "GET, HEAD", false, false, true, ha_handle_start},
-    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, ha_handle_redirect},
-    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, ha_handle_logout},
-    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, ha_handle_healthz},
-    {HA_PATH_READYZ, "GET, HEAD", false, false, false, ha_handle_readyz},
-    {HA_PATH_METRICS, "GET, HEAD", false, false, false, ha_handle_metrics},
-    {"/", "GET, HEAD", false, false, false, ha_handle_index},
+    {HA_PATH_START, "GET, HEAD", false, false, true, false, ha_handle_start},
+    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, false, ha_handle_redirect},
+    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, ha_handle_logout},
+    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, ha_handle_healthz},
+    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, ha_handle_readyz},
+    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, ha_handle_metrics},
+    {"/", "GET, HEAD", false, false, false, false, ha_handle_index},
 };
+
+static const struct ha_route houston_refused = {
+    HA_PATH_HOUSTON_REFUSED, NULL, false, false, false, true, ha_handle_houston_refused};
+
+/* True when raw names HA_HOUSTON_OAUTH_PREFIX or a path below it, however it is spelt. */
+static bool in_houston_oauth(const char *raw)
+{
+    static const size_t n = sizeof(HA_HOUSTON_OAUTH_PREFIX) - 1;
+    char norm[HA_MAX_URL + 1];
+    if (ha_url_normalize_path(raw, norm, sizeof(norm)) != HA_OK)
+        return false;
+    return strncmp(norm, HA_HOUSTON_OAUTH_PREFIX, n) == 0 && (norm[n] == '\0' || norm[n] == '/');
+}
 
 const struct ha_route *ha_router_find(const char *path)
 {
@@ -21,12 +42,12 @@ const struct ha_route *ha_router_find(const char *path)
         if (strcmp(path, routes[i].path) == 0)
             return &routes[i];
     }
-    return NULL;
+    return in_houston_oauth(path) ? &houston_refused : NULL;
 }
 
 bool ha_router_method_ok(const struct ha_route *route, const char *method)
 {
-    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+    if (route->early || strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
         return true;
     return route->post && strcmp(method, "POST") == 0;
 }

@@ -426,10 +426,15 @@ static enum MHD_Result on_headers(struct conn *c, const char *method)
     c->req.path = c->route != NULL ? c->route->path : "";
     /* Probes and metrics get no request id: nothing is logged for them at info, and a random
      * id per kubelet poll was a tenth of a probe's cost. */
-    if (c->route != NULL && c->route->login)
+    if (c->route != NULL && (c->route->login || c->route->early))
         set_request_id(c);
     if (c->route == NULL)
         return reject(c, 404, "not found\n");
+    if (c->route->early) {
+        /* A refusal needs nothing from the body: answer now, any method. */
+        ha_router_dispatch(c->srv->app, c->route, &c->req, &c->resp);
+        return send_response(c);
+    }
     if (!ha_router_method_ok(c->route, method)) {
         ha_router_error(&c->resp, 405, "method not allowed\n");
         c->resp.allow = c->route->allow;

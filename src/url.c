@@ -216,3 +216,61 @@ enum ha_err ha_url_parse_query(const char *s, size_t len, struct ha_kvlist *out)
     *out = l;
     return HA_OK;
 }
+
+/* Resolves a completed "." or ".." segment, out[seg..*o), against what precedes it. */
+static void path_dots(char *out, size_t *o, size_t seg)
+{
+    size_t n = *o - seg;
+    if (n == 1 && out[seg] == '.') {
+        *o = seg;
+    } else if (n == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+        *o = seg > 1 ? seg - 1 : seg; /* back over the '/' before "..", never above the root */
+        while (*o > 0 && out[*o - 1] != '/')
+            (*o)--;
+    }
+}
+
+/* Appends one decoded path byte: case folded, '\' read as '/', '/' runs merged, "." and ".."
+ * resolved as each segment completes. *seg is where the current segment starts. */
+static void path_push(char *out, size_t *o, size_t *seg, char c)
+{
+    if (c == '\\')
+        c = '/';
+    if (c >= 'A' && c <= 'Z')
+        c = (char)(c - 'A' + 'a');
+    if (c != '/') {
+        out[(*o)++] = c;
+        return;
+    }
+    path_dots(out, o, *seg);
+    if (out[*o - 1] != '/')
+        out[(*o)++] = '/';
+    *seg = *o;
+}
+
+enum ha_err ha_url_normalize_path(const char *raw, char *out, size_t cap)
+{
+    size_t len = strcspn(raw, "?#"), o = 1, seg = 1;
+    int hi, lo;
+
+    if (len >= cap)
+        return HA_ERR_TOO_LARGE;
+    if (raw[0] != '/')
+        return HA_ERR_INVALID;
+    out[0] = '/';
+    for (size_t i = 1; i < len; i++) {
+        char c = raw[i];
+        hi = c == '%' && i + 2 < len ? hexval((unsigned char)raw[i + 1]) : -1;
+        lo = hi >= 0 ? hexval((unsigned char)raw[i + 2]) : -1;
+        if (hi >= 0 && lo >= 0) {
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (c == '\0')
+            return HA_ERR_INVALID;
+        path_push(out, &o, &seg, c);
+    }
+    path_dots(out, &o, seg);
+    out[o] = '\0';
+    return HA_OK;
+}

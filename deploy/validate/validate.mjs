@@ -8,8 +8,11 @@
 //    the same objects.
 // 3. The houston-auth container, its Service, the Ingress and the NetworkPolicy must agree
 //    with the binary (facts.json, taken from `houston-auth --help` and the sources): port,
-//    probe and metrics paths, login paths, environment variable names, secret and config
-//    files that exist in the Secret and ConfigMap given with --extra, security context.
+//    probe and metrics paths, environment variable names, secret and config files that exist
+//    in the Secret and ConfigMap given with --extra, security context. The Ingress is read as
+//    ingress-nginx renders it (ingress-nginx.mjs): the login paths and every spelling of
+//    Houston's OAuth callback must reach the sidecar, Houston's API and the sidecar's probes
+//    and metrics must not.
 // 4. --extract DIR writes the files the pod would see (ConfigMap and Secret keys at their
 //    mount paths, under DIR) and prints the container's environment, paths moved under DIR,
 //    one NAME=VALUE per line, so the binary itself can --check-config what the pod gets.
@@ -17,6 +20,7 @@ import { readFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { parseAllDocuments } from "yaml";
+import { locationLine, pickLocation, serverLocations } from "./ingress-nginx.mjs";
 
 const errors = [];
 const fail = (msg) => errors.push(msg);
@@ -205,28 +209,45 @@ function checkService(objs, pod, c, facts) {
   return svc[0];
 }
 
+// Requests as nginx matches them (its normalised $uri: decoded, '/' runs merged, dot
+// segments resolved, case kept). Each must reach the sidecar: its own login paths, and every
+// spelling of Houston's OAuth namespace Express would route (Houston 0.9's callback takes
+// unsigned tokens; `\/` is what nginx keeps of `/V1\/OAUTH/callback#`).
+const toSidecar = (f) => [f.paths.start, f.paths.redirect, f.paths.logout, "/v1/oauth/callback",
+  "/V1/OAuth/Callback", "/v1/oauth/callback/", "/V1/OAUTH/CALLBACK/", "/v1\\/oauth/callback",
+  "/V1\\/OAuth\\/Callback", "/v1/oauth", "/v1/oauth/", "/V1/OAUTH/START/"];
+// Each must reach Houston (its API, and the sidecar's probes and metrics stay in the cluster).
+const toHouston = (f) => ["/", "/v1", "/v1/healthz", "/v1/authorization", "/v1/registry/events",
+  "/v1/alerts", f.paths.healthz, f.paths.readyz, f.paths.metrics];
+
 function checkIngress(objs, svc, facts) {
-  const sidecarPaths = [facts.paths.start, facts.paths.redirect, facts.paths.logout];
   const ings = objs.filter((o) => o.kind === "Ingress");
-  const seen = new Set();
+  const hosts = new Set();
   for (const ing of ings) {
     for (const rule of ing.spec.rules ?? []) {
+      hosts.add(rule.host ?? "");
       for (const p of rule.http?.paths ?? []) {
         const b = p.backend.service;
-        const toSidecar = b.name === svc.metadata.name;
-        if (toSidecar) {
-          const sp = svc.spec.ports.find((x) => x.name === b.port.name || x.port === b.port.number);
-          if (!sp) fail(`Ingress ${ing.metadata.name}: ${p.path} to a port the Service lacks`);
-          if (!sidecarPaths.includes(p.path)) fail(`Ingress ${ing.metadata.name}: ${p.path} sent to the sidecar, which does not serve it`);
-          if (p.pathType !== "Exact") fail(`Ingress ${ing.metadata.name}: ${p.path} is not Exact`);
-          seen.add(p.path);
-        } else if (sidecarPaths.includes(p.path)) fail(`Ingress ${ing.metadata.name}: ${p.path} goes to ${b.name}, not the sidecar`);
-        if (p.path === "/" && toSidecar) fail("Ingress: / goes to the sidecar, not Houston");
-        if (p.path === "/") seen.add("/");
+        if (b.name !== svc.metadata.name) continue;
+        const sp = svc.spec.ports.find((x) => x.name === b.port.name || x.port === b.port.number);
+        if (!sp) fail(`Ingress ${ing.metadata.name}: ${p.path} to a port the Service lacks`);
       }
     }
   }
-  for (const p of [...sidecarPaths, "/"]) if (!seen.has(p)) fail(`Ingress: no route for ${p}`);
+  for (const host of hosts) {
+    const locs = serverLocations(objs, host);
+    if (!locs.some((l) => l.service === svc.metadata.name)) continue;
+    for (const uri of toSidecar(facts)) {
+      const l = pickLocation(locs, uri);
+      if (l?.service !== svc.metadata.name)
+        fail(`Ingress ${host}: ${uri} reaches ${l ? `${locationLine(l)} (${l.service})` : "no location"}, not the sidecar`);
+    }
+    for (const uri of toHouston(facts)) {
+      const l = pickLocation(locs, uri);
+      if (!l || l.service === svc.metadata.name)
+        fail(`Ingress ${host}: ${uri} reaches ${l ? `${locationLine(l)} (the sidecar)` : "no location"}, not Houston`);
+    }
+  }
 }
 
 function checkNetworkPolicy(objs, pod, facts) {

@@ -17,6 +17,9 @@ enum ha_err ha_handle_readyz(struct ha_app *app, const struct ha_request *req,
                              struct ha_response *resp);
 enum ha_err ha_handle_metrics(struct ha_app *app, const struct ha_request *req,
                               struct ha_response *resp);
+/* Houston's own OAuth endpoints seen from outside: 403 with a short page, logged once. */
+enum ha_err ha_handle_houston_refused(struct ha_app *app, const struct ha_request *req,
+                                      struct ha_response *resp);
 enum ha_err ha_handle_index(struct ha_app *app, const struct ha_request *req,
                             struct ha_response *resp);
 

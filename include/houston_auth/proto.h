@@ -12,6 +12,10 @@
 
 /* Houston's endpoints (DESIGN.md, Houston's contract). */
 #define HA_HOUSTON_CALLBACK_PATH "/v1/oauth/callback"
+/* Houston's OAuth namespace (its legacy start, redirect and callback), which the ingress
+ * sends to the sidecar as a whole; what the sidecar does not serve there is refused. */
+#define HA_HOUSTON_OAUTH_PREFIX "/v1/oauth"
+#define HA_PATH_HOUSTON_REFUSED "/v1/oauth/*" /* the refusal's route name in logs */
 #define HA_HOUSTON_HEALTH_PATH "/v1/healthz"
 #define HA_HOUSTON_PROVIDER "auth0"
 #define HA_HOUSTON_INTEGRATION_SELF "self"

@@ -15,12 +15,15 @@ struct ha_route {
     bool post;         /* accepts POST with a form body */
     bool outbound;     /* calls the tenant or Houston: runs on a worker, not the I/O thread */
     bool login;        /* part of a person's login or logout: logged at info */
+    bool early;        /* answered from the headers for any method; the body is never read */
     ha_handler_fn handle;
 };
 
-/* The route for an exact path, or NULL. */
+/* The route for a raw request path: an exact route of the table; else, for any other
+ * spelling inside Houston's OAuth namespace (ha_url_normalize_path of it is
+ * HA_HOUSTON_OAUTH_PREFIX or below it), the early route that refuses it; else NULL. */
 const struct ha_route *ha_router_find(const char *path);
-/* True when method is allowed on route (HEAD wherever GET is). */
+/* True when method is allowed on route (HEAD wherever GET is; any on an early route). */
 bool ha_router_method_ok(const struct ha_route *route, const char *method);
 /* Runs route's handler; fills a 404/405 when route is NULL or the method is refused, and a
  * 500 (or 503 for HA_ERR_BUSY) when the handler fails. Always leaves a response. */

@@ -34,4 +34,12 @@ enum ha_err ha_url_encode(const char *in, size_t len, char **out);
 /* Strict percent-decoding (no '+' rule); refuses bad escapes and decoded NUL. */
 enum ha_err ha_url_decode(const char *in, size_t len, char **out);
 
+/* The path of a raw request target (up to '?' or '#') as a proxy in front may have matched
+ * it, widened to what Express behind it may read: percent-escapes decoded once, '\' read as
+ * '/', '/' runs merged, "." and ".." segments resolved (never above the root), ASCII letters
+ * lower-cased. Into out (cap bytes with the NUL), meaningful only on success.
+ * HA_ERR_INVALID when raw does not start with '/' or decodes to a NUL; HA_ERR_TOO_LARGE when
+ * the path does not fit. */
+enum ha_err ha_url_normalize_path(const char *raw, char *out, size_t cap);
+
 #endif

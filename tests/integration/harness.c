@@ -421,6 +421,14 @@ int it_houston_start(struct it_env *e)
     strv_push(&argv, it_fmt("%s", IT_BASE_DOMAIN));
     strv_push(&argv, it_fmt("--app-url"));
     strv_push(&argv, it_fmt("%s", IT_APP_URL));
+    /* Houston 0.9's own token checks (kid in the tenant's JWKS, exp, iss, aud; never the
+     * signature), so every login here also passes what the real Houston looks at. */
+    strv_push(&argv, it_fmt("--auth0-base-domain"));
+    strv_push(&argv, it_fmt("localhost:%d", e->tenant_port));
+    strv_push(&argv, it_fmt("--client-id"));
+    strv_push(&argv, it_fmt("%s", IT_CLIENT_ID));
+    strv_push(&argv, it_fmt("--tenant-ca"));
+    strv_push(&argv, it_fmt("%s/ca.pem", e->tenant_dir));
     strv_push(&argv, it_fmt("--test-controls"));
     rc = spawn(&e->houston, "houston-standin", argv.v, env.v, log);
     url = it_fmt("%s/v1/healthz", e->houston_url);

@@ -293,10 +293,11 @@ static void test_malformed_percent_encoding(void **state)
         {"/v1/oauth/redirect?code=%&state=x", 400},
         {"/v1/oauth/redirect?code=a%2&state=x", 400},
         {"/healthz?x=%zz", 400},
-        {"/v1/oauth/st%61rt", 404},
+        /* Not the exact route; inside Houston's OAuth namespace, so refused (router.c). */
+        {"/v1/oauth/st%61rt", 403},
         {"/%2e%2e/healthz", 404},
         {"/healthz%00", 404},
-        {"/v1/oauth/start%3fredirect=/", 404},
+        {"/v1/oauth/start%3fredirect=/", 403},
     };
     char answer[4096];
     (void)state;

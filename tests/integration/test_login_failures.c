@@ -421,27 +421,41 @@ static void test_access_token_checks(void **state)
 }
 
 /* Headers that point at other keys are ignored (the login succeeds on the tenant's key), and
- * an exp inside the 60 s leeway is accepted. */
+ * an exp inside the 60 s leeway is accepted: the sidecar hands it to Houston, which (0.9, no
+ * leeway of its own) refuses it as expired, as the stand-in does. */
 static void test_id_token_accepted_variants(void **state)
 {
-    static const char *const faults[] = {
-        "{\"id_token_header\":{\"jku\":\"https://evil.example.net/jwks\","
-        "\"x5u\":\"https://evil.example.net/x5u\"}}",
-        "{\"id_token_claims\":{\"exp\":@NOW}}",
+    static const struct {
+        const char *fault;
+        bool houston_refuses;
+    } cases[] = {
+        {"{\"id_token_header\":{\"jku\":\"https://evil.example.net/jwks\","
+         "\"x5u\":\"https://evil.example.net/x5u\"}}",
+         false},
+        {"{\"id_token_claims\":{\"exp\":@NOW}}", true},
     };
     struct it_env *e = it_env();
     (void)state;
-    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct it_client *c = it_client_new(e);
         struct it_login l;
         char fault[512];
-        expand(faults[i], -20, fault, sizeof(fault));
+        const char *want = cases[i].houston_refuses ? "/login?error=" : "/oauth?";
+        json_t *rec;
+        expand(cases[i].fault, -20, fault, sizeof(fault));
         assert_int_equal(it_peers_reset(e), 0);
         assert_int_equal(it_tenant_fault(e, fault), 200);
         assert_int_equal(it_login(c, QUERY, EMAIL, &l), 0);
-        if (l.redirect.location == NULL || strstr(l.redirect.location, "/oauth?") == NULL)
+        if (l.redirect.location == NULL || strstr(l.redirect.location, want) == NULL)
             fail_msg("fault %s: login ended at %s", fault,
                      l.redirect.location != NULL ? l.redirect.location : "(none)");
+        rec = it_houston_received(e);
+        assert_int_equal(json_array_size(rec), 1); /* the sidecar accepted it */
+        if (cases[i].houston_refuses)
+            assert_string_equal(
+                json_string_value(json_object_get(json_array_get(rec, 0), "reason")),
+                "the ID token has expired");
+        json_decref(rec);
         it_login_cleanup(&l);
         it_client_free(c);
     }

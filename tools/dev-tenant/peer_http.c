@@ -145,12 +145,18 @@ static void dispatch(struct peer_server *s, struct MHD_Connection *mhd, struct c
                      const char *method)
 {
     struct peer_request req;
+    char *target = strdup(c->uri);
     char *q = strchr(c->uri, '?');
 
     memset(&req, 0, sizeof(req));
+    if (target == NULL) {
+        peer_resp_text(&c->resp, 500, "text/plain; charset=utf-8", "out of memory\n");
+        return;
+    }
     if (q != NULL)
         *q = '\0';
     req.method = method;
+    req.target = target;
     req.path = c->uri;
     req.query = q != NULL ? q + 1 : "";
     req.content_type = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Type");
@@ -159,6 +165,7 @@ static void dispatch(struct peer_server *s, struct MHD_Connection *mhd, struct c
     req.body = c->body.len > 0 ? c->body.data : "";
     req.body_len = c->body.len;
     s->handler(s->ctx, &req, &c->resp);
+    free(target);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const char *url,

@@ -16,6 +16,7 @@
 
 struct peer_request {
     const char *method;        /* "GET", "HEAD", "POST", ... */
+    const char *target;        /* the raw request target as received (path, query, all) */
     const char *path;          /* raw path, without the query */
     const char *query;         /* raw query string without '?', "" when none */
     const char *content_type;  /* header or NULL */

@@ -3,16 +3,17 @@
  *   GET  /v1/healthz          200 {}
  *   POST /v1/oauth/callback   form id_token, access_token, token_type, expires_in, state (the
  *                             state JSON names provider auth0, integration, origin, redirect
- *                             and optionally extras and inviteToken). The id_token payload is
- *                             read, not verified (Houston trusts Auth0 there; the sidecar is
- *                             what is under test), for its email. Success: a session JWT, a
- *                             302 to <app-url><redirect>?extras=..&strategy=auth0&token=.. and
- *                             Set-Cookie <name>=<jwt>; Domain=.<base>; Path=/; Secure. Anything
- *                             missing or malformed: 302 to <app-url>/login?error=invalid_callback
- *                             without a cookie.
+ *                             and optionally extras and inviteToken). The id_token is checked
+ *                             as Houston 0.9 does, signature never (token09.c), and its email
+ *                             read. Both paths are routed like Express (express.c): any case,
+ *                             trailing or doubled slashes, '\' for '/' with a '#'. Success: a
+ *                             session JWT, a 302 to <app-url><redirect>?extras=..&strategy=
+ *                             auth0&token=.. and Set-Cookie <name>=<jwt>; Domain=.<base>;
+ *                             Path=/; Secure. Anything missing, malformed or refused: 302 to
+ *                             <app-url>/login?error=invalid_callback without a cookie.
  *
- * With --test-controls every callback is recorded (fields, parsed state, email, cookie,
- * status, Location; the last STANDIN_MAX_RECORDS) for GET /__test/received, and
+ * With --test-controls every callback is recorded (raw target, fields, parsed state, email,
+ * cookie, status, Location; the last STANDIN_MAX_RECORDS) for GET /__test/received, and
  * POST /__test/reset and POST /__test/fault {status, delay_ms, no_cookie, location,
  * signup_error} are served; without it nothing is kept and those paths are 404. */
 #include <stdlib.h>
@@ -75,9 +76,9 @@ static json_t *parse_state(const char *text)
 static const char *check_form(struct standin *s, const struct ha_kvlist *form, json_t **state,
                               char **email)
 {
-    json_t *claims;
+    json_t *claims = NULL;
     json_t *e;
-    bool verified;
+    const char *why;
 
     for (size_t i = 0; i < NFIELDS; i++) {
         const char *v = ha_kvlist_get(form, fields[i]);
@@ -86,7 +87,9 @@ static const char *check_form(struct standin *s, const struct ha_kvlist *form, j
     }
     if (!positive_int(ha_kvlist_get(form, "expires_in")))
         return "expires_in is not a positive integer";
-    claims = standin_jwt_payload(s, ha_kvlist_get(form, "id_token"), &verified);
+    why = standin_token09_check(s, ha_kvlist_get(form, "id_token"), &claims);
+    if (why != NULL)
+        return why;
     e = json_object_get(claims, "email");
     if (!json_is_string(e) || json_string_length(e) == 0) {
         json_decref(claims);
@@ -196,14 +199,33 @@ static json_t *form_json(const struct ha_kvlist *form)
     return j;
 }
 
+/* The raw target with bytes outside printable ASCII as %XX, so a record is valid JSON. */
+static void printable(const char *raw, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p != '\0' && o + 4 < cap; p++) {
+        if (*p > 0x20 && *p < 0x7f) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = "0123456789ABCDEF"[*p >> 4];
+            out[o++] = "0123456789ABCDEF"[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
 static void record(struct standin *s, const struct peer_request *req, const struct ha_kvlist *form,
                    json_t *state, const char *email, const struct outcome *o, const char *why)
 {
-    json_t *rec =
-        json_pack("{s:s?, s:o, s:O?, s:s?, s:i, s:s?, s:s?, s:s, s:s?, s:s?}", "content_type",
-                  req->content_type, "form", form_json(form), "state", state, "email", email,
-                  "status", o->status, "location", o->location, "set_cookie", o->set_cookie,
-                  "cookie_name", s->cfg.cookie_name, "error", o->error, "reason", why);
+    char target[PEER_MAX_URL * 3 + 1];
+    json_t *rec;
+    printable(req->target, target, sizeof(target));
+    rec = json_pack("{s:s, s:s?, s:o, s:O?, s:s?, s:i, s:s?, s:s?, s:s, s:s?, s:s?}", "target",
+                    target, "content_type", req->content_type, "form", form_json(form), "state",
+                    state, "email", email, "status", o->status, "location", o->location,
+                    "set_cookie", o->set_cookie, "cookie_name", s->cfg.cookie_name, "error",
+                    o->error, "reason", why);
     if (rec == NULL)
         return;
     pthread_mutex_lock(&s->lock);
@@ -344,6 +366,13 @@ static void controls(struct standin *s, const struct peer_request *req, struct p
     }
 }
 
+/* Where Houston 0.9 mounts its routers (Express: app.use("/v1"), v1.use("/oauth"),
+ * oauth.use("/callback"), callback.post("/"); v1.use("/healthz"), healthz.get("/")): every
+ * spelling Express routes there is served, as Houston would (express.c). Anything else, a
+ * callback by GET included, is Express's 404. */
+static const char *const callback_mounts[] = {"/v1", "/oauth", "/callback"};
+static const char *const healthz_mounts[] = {"/v1", "/healthz"};
+
 void standin_handle_houston(void *ctx, const struct peer_request *req, struct peer_response *resp)
 {
     struct standin *s = ctx;
@@ -351,20 +380,16 @@ void standin_handle_houston(void *ctx, const struct peer_request *req, struct pe
 
     if (strncmp(req->path, "/__test/", 8) == 0) {
         controls(s, req, resp);
-    } else if (strcmp(req->path, HA_HOUSTON_HEALTH_PATH) == 0) {
+    } else if (standin_express_routes(req->target, healthz_mounts, 2)) {
         if (get) {
             peer_resp_json(resp, 200, json_object());
         } else {
             peer_resp_text(resp, 405, STANDIN_TEXT, "method not allowed\n");
             resp->allow = "GET, HEAD";
         }
-    } else if (strcmp(req->path, HA_HOUSTON_CALLBACK_PATH) == 0) {
-        if (strcmp(req->method, "POST") == 0) {
-            callback(s, req, resp);
-        } else {
-            peer_resp_text(resp, 405, STANDIN_TEXT, "method not allowed\n");
-            resp->allow = "POST";
-        }
+    } else if (strcmp(req->method, "POST") == 0 &&
+               standin_express_routes(req->target, callback_mounts, 3)) {
+        callback(s, req, resp);
     } else {
         peer_resp_text(resp, 404, STANDIN_TEXT, "not found\n");
     }

@@ -31,6 +31,9 @@ enum opt_id {
     O_SIDECAR = 's',
     O_TEST = 't',
     O_LOG = 'L',
+    O_AUTH0 = 'd',
+    O_CLIENT = 'i',
+    O_CA = 'C',
     O_HELP = 'h'
 };
 
@@ -45,6 +48,9 @@ static const struct option options[] = {
     {"sidecar-url", required_argument, NULL, O_SIDECAR},
     {"test-controls", no_argument, NULL, O_TEST},
     {"log-level", required_argument, NULL, O_LOG},
+    {"auth0-base-domain", required_argument, NULL, O_AUTH0},
+    {"client-id", required_argument, NULL, O_CLIENT},
+    {"tenant-ca", required_argument, NULL, O_CA},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -66,6 +72,13 @@ static void usage(FILE *f)
           "  --sidecar-url URL       the sidecar the app's pages link to (default\n"
           "                          https://houston.<base>:8872)\n"
           "  --test-controls         serve /__test/received, /__test/reset, /__test/fault\n"
+          "  --auth0-base-domain H   Houston's auth.auth0.baseDomain (host[:port]): check ID\n"
+          "                          tokens as Houston 0.9 does (alg RS256, kid in\n"
+          "                          https://H/.well-known/jwks.json, exp, iss https://H/,\n"
+          "                          aud the client id; never the signature); without it the\n"
+          "                          token's payload is only read\n"
+          "  --client-id ID          Houston's auth.auth0.clientId (with --auth0-base-domain)\n"
+          "  --tenant-ca FILE        extra PEM CA bundle for fetching the JWKS\n"
           "  --log-level LEVEL       debug, info, warn or error (default info)\n"
           "  --help                  this text\n\n"
           "Prints \"houston-standin: ready http://HOST:PORT\" when serving (after\n"
@@ -104,6 +117,12 @@ static bool apply_flag(struct standin_config *c, int id, const char *v, char **l
         return set_str(&c->cookie_name, v);
     case O_SIDECAR:
         return set_str(&c->sidecar_url, v);
+    case O_AUTH0:
+        return set_str(&c->auth0_base_domain, v);
+    case O_CLIENT:
+        return set_str(&c->client_id, v);
+    case O_CA:
+        return set_str(&c->tenant_ca_file, v);
     case O_TEST:
         c->test_controls = true;
         return true;
@@ -184,6 +203,11 @@ static const char *check_config(struct standin_config *c, const char *listen,
         return "--base-domain";
     if (!cookie_name_ok(c->cookie_name))
         return "--cookie-name (an RFC 6265 token)";
+    if (c->auth0_base_domain != NULL &&
+        (c->client_id == NULL || c->client_id[0] == '\0' ||
+         strspn(c->auth0_base_domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789.-:[]") != strlen(c->auth0_base_domain)))
+        return "--auth0-base-domain (host[:port], with --client-id)";
     return NULL;
 }
 
@@ -286,6 +310,9 @@ static int serve(struct standin *s)
     enum ha_err err = standin_session_init(s);
 
     if (err == HA_OK)
+        err = standin_token09_init(s);
+
+    if (err == HA_OK)
         err = start_one(s->cfg.listen_host, s->cfg.listen_port, NULL, NULL, standin_handle_houston,
                         s, &houston, &port);
     if (err == HA_OK && s->cfg.app_listen_host != NULL)
@@ -300,7 +327,10 @@ static int serve(struct standin *s)
     printf("houston-standin: ready http://%s:%d\n", s->cfg.listen_host, port);
     fflush(stdout);
     ha_log(HA_LOG_INFO, "ready", NULL, "cookie", s->cfg.cookie_name, "app_url", s->cfg.app_url,
-           "test_controls", s->cfg.test_controls ? "on" : "off", NULL);
+           "test_controls", s->cfg.test_controls ? "on" : "off", "id_token",
+           s->cfg.auth0_base_domain != NULL ? "checked as Houston 0.9 (no signature)"
+                                            : "read, not checked",
+           NULL);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -323,6 +353,10 @@ static void standin_cleanup(struct standin *s)
     free(c->tls_key_file);
     free(c->cookie_name);
     free(c->sidecar_url);
+    free(c->auth0_base_domain);
+    free(c->client_id);
+    free(c->tenant_ca_file);
+    standin_token09_cleanup(s);
     EVP_PKEY_free(s->session_key);
     json_decref(s->received);
     json_decref(s->fault);
@@ -341,8 +375,11 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal number */
+    if (ha_http_global_init() != HA_OK)
+        return 1;
     memset(&s, 0, sizeof(s));
     pthread_mutex_init(&s.lock, NULL);
+    pthread_mutex_init(&s.jwks_lock, NULL);
     atomic_init(&s.stopping, false);
     s.received = json_array();
     s.fault = json_object();

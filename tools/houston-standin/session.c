@@ -286,3 +286,10 @@ json_t *standin_jwt_payload(struct standin *s, const char *token, bool *verified
     json_decref(header);
     return payload;
 }
+
+json_t *standin_jwt_header(const char *token)
+{
+    size_t len = token != NULL ? strlen(token) : 0;
+    const char *d1 = len > 0 && len <= HA_MAX_JWT ? memchr(token, '.', len) : NULL;
+    return d1 != NULL ? decode_object(token, (size_t)(d1 - token)) : NULL;
+}

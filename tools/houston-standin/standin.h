@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include "houston_auth/err.h"
+#include "houston_auth/http_client.h"
 #include "../dev-tenant/peer_http.h"
 
 #define STANDIN_SESSION_TTL 86400
@@ -31,6 +32,10 @@ struct standin_config {
     char *cookie_name;
     char *sidecar_url; /* no trailing '/' */
     bool test_controls;
+    /* Houston's auth.auth0 settings; NULL base: the ID token is read, not checked at all. */
+    char *auth0_base_domain; /* host[:port]: iss https://<it>/, JWKS under it */
+    char *client_id;         /* the ID token's aud */
+    char *tenant_ca_file;    /* extra CA bundle for the JWKS fetch */
 };
 
 struct standin {
@@ -42,6 +47,10 @@ struct standin {
     pthread_mutex_t lock;
     json_t *received; /* array of callback records, oldest first */
     json_t *fault;    /* object of fault switches */
+
+    struct ha_http_client *client; /* for the tenant's JWKS; NULL when unchecked */
+    pthread_mutex_t jwks_lock;
+    json_t *jwks_keys; /* the signing keys of the last JWKS fetched, or NULL */
 };
 
 /* session.c: the cookie name, session JWTs and reading a JWT's payload. */
@@ -53,6 +62,20 @@ enum ha_err standin_session_mint(struct standin *s, const char *email, char **ou
 /* The payload of a compact JWS, not verified; *verified tells whether the stand-in's own
  * key signed it with RS256. NULL when it is not a JWS with a JSON object payload. */
 json_t *standin_jwt_payload(struct standin *s, const char *token, bool *verified);
+/* The decoded header object of a compact JWS, or NULL. */
+json_t *standin_jwt_header(const char *token);
+
+/* token09.c: Houston 0.9's checks of the ID token at its callback (no signature check). */
+enum ha_err standin_token09_init(struct standin *s);
+void standin_token09_cleanup(struct standin *s);
+/* NULL when Houston 0.9 takes id_token, with its payload in *claims (caller decrefs); else
+ * why it refuses (static). Without --auth0-base-domain only the payload is read. */
+const char *standin_token09_check(struct standin *s, const char *id_token, json_t **claims);
+
+/* express.c: Express 4 routing of a raw request target through mounted routers. */
+/* True when Express would route target through the routers mounted at mounts[0..n) (each
+ * "/<segment>") to a route "/" at the end, as Houston's callback is reached. */
+bool standin_express_routes(const char *target, const char *const *mounts, size_t n);
 
 /* callback.c: POST /v1/oauth/callback and the Houston-side test controls. */
 void standin_handle_houston(void *ctx, const struct peer_request *req, struct peer_response *resp);
