@@ -113,7 +113,7 @@ static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
 {
     const struct ha_view *v = ha_app_view(app);
     struct old_txn olds[HA_MAX_COOKIE_PAIRS];
-    size_t n = 0, plen = strlen(HA_TXN_COOKIE_PREFIX), nkeys;
+    size_t n = 0, nkeys;
     unsigned char keys[2][32];
     long now = app->clock.now(app->clock.ctx);
     enum ha_err err = HA_OK;
@@ -122,7 +122,9 @@ static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
     for (size_t i = 0; i < req->cookies.count && n < HA_MAX_COOKIE_PAIRS; i++) {
         const struct ha_kv *kv = &req->cookies.items[i];
         struct ha_txn t;
-        if (strncmp(kv->key, HA_TXN_COOKIE_PREFIX, plen) != 0 || strlen(kv->key) >= 64)
+        /* Only names the sidecar could have set: anything else is not its cookie, and a
+         * name that is not a token could not even be formatted to clear it. */
+        if (!ha_txn_check_cookie_name(kv->key))
             continue;
         memcpy(olds[n].name, kv->key, strlen(kv->key) + 1);
         olds[n].created = -1;

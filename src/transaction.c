@@ -64,6 +64,25 @@ void ha_txn_cookie_name(const char *state, char out[64])
     out[plen + HA_TXN_ID_LEN] = '\0';
 }
 
+static bool is_b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+bool ha_txn_check_cookie_name(const char *name)
+{
+    size_t plen = strlen(HA_TXN_COOKIE_PREFIX), i;
+
+    if (name == NULL || strncmp(name, HA_TXN_COOKIE_PREFIX, plen) != 0)
+        return false;
+    for (i = 0; i < HA_TXN_ID_LEN; i++) {
+        if (!is_b64url_char(name[plen + i]))
+            return false; /* also stops at the terminating NUL */
+    }
+    return name[plen + HA_TXN_ID_LEN] == '\0';
+}
+
 static enum ha_err random_b64(const struct ha_rng *rng, char out[HA_RANDOM_B64_LEN + 1])
 {
     unsigned char raw[HA_RANDOM_BYTES];
@@ -274,9 +293,7 @@ static int is_random_b64(const char *s)
     size_t i;
 
     for (i = 0; s[i] != '\0'; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
+        if (!is_b64url_char(s[i]))
             return 0;
     }
     return i == HA_RANDOM_B64_LEN;

@@ -583,6 +583,56 @@ static void test_hundred_transaction_cookies(void **state)
     it_client_free(c);
 }
 
+/* ---- cookies the sidecar cannot use ---- */
+
+/* Issue 13 item 4: a browser holding "ha_txn_(1)=x; ha_txn_b=2; ..." (a name that is not an
+ * HTTP token among them) got a 500 from every /v1/oauth/start. Planted under the old and the
+ * current transaction prefix, such cookies are ignored by every endpoint: the login
+ * completes, logout answers 302, and none of them is cleared (they are not the sidecar's). */
+static void test_unusable_cookie_names(void **state)
+{
+    static const char *const names[] = {"(1)", "b", "c", "d", "e", "f", "a:b", "x@y"};
+    const char *prefixes[] = {"ha_txn_", HA_TXN_COOKIE_PREFIX};
+    struct it_env *e = it_env();
+    (void)state;
+    for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++) {
+        struct it_client *c = it_client_new(e);
+        struct it_login l;
+        struct it_resp r;
+        char name[64], *url;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            struct it_cookie ck = {0};
+            snprintf(ck.name, sizeof(ck.name), "%s%s", prefixes[p], names[i]);
+            snprintf(ck.domain, sizeof(ck.domain), "%s", IT_SIDECAR_HOST);
+            snprintf(ck.path, sizeof(ck.path), "/");
+            ck.secure = ck.httponly = true;
+            ck.value = (char *)"x";
+            assert_int_equal(it_cookie_put(c, &ck), 0);
+            assert_true(holds(c, ck.name));
+        }
+        (void)it_login(c, QUERY, "unusable@example.com", &l); /* judged below, hop by hop */
+        print_message("prefix %s: start %ld, redirect %ld\n", prefixes[p], l.start.status,
+                      l.redirect.status);
+        if (l.start.status != 302 || l.redirect.status != 302 || l.redirect.location == NULL ||
+            strncmp(l.redirect.location, IT_APP_URL "/oauth?", strlen(IT_APP_URL "/oauth?")) != 0)
+            fail_msg("a browser holding unusable cookies could not log in: start %ld, redirect %ld",
+                     l.start.status, l.redirect.status);
+        assert_true(holds(c, IT_AUTH_COOKIE));
+        url = it_fmt("%s/logout", e->sidecar_url);
+        assert_non_null(url);
+        assert_int_equal(it_get(c, url, &r), 0);
+        assert_int_equal(r.status, 302);
+        it_resp_cleanup(&r);
+        free(url);
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            snprintf(name, sizeof(name), "%s%s", prefixes[p], names[i]);
+            assert_true(holds(c, name));
+        }
+        it_login_cleanup(&l);
+        it_client_free(c);
+    }
+}
+
 /* "Cookie: " and a value of exactly len bytes: filler pairs "fNN=aaa; " of at most 406
  * bytes, then name=value last. */
 static char *cookie_header(const char *name, const char *value, size_t len)
@@ -663,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup(test_cookie_from_another_secret, it_test_setup),
         cmocka_unit_test_setup(test_cookie_header_at_cap, it_test_setup),
         cmocka_unit_test_setup(test_hundred_transaction_cookies, it_test_setup),
+        cmocka_unit_test_setup(test_unusable_cookie_names, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
         cmocka_unit_test(it_test_processes_exit_clean),
     };

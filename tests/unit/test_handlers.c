@@ -245,7 +245,7 @@ static void cookie_pair(const char *set_cookie, char *out, size_t len)
 }
 
 struct started {
-    char cookie[4096]; /* "ha_txn_x=v1...." */
+    char cookie[HA_MAX_COOKIE_HEADER]; /* the Cookie header to finish with: "<name>=v..." */
     char state[64];
     char nonce[64];
 };
@@ -474,6 +474,49 @@ static void test_start_bounds_cookies(void **state)
     ha_response_cleanup(&resp);
 }
 
+/* Cookies the sidecar cannot use (names that are not HTTP tokens, names of another shape
+ * under the transaction prefix, with or without it) are ignored by every endpoint: start
+ * still answers 302 to the tenant and clears none of them, the login still completes, and
+ * logout still answers 302. Issue 13 item 4: "ha_txn_(1)=x; ha_txn_b=2; ..." made every
+ * start a 500, because eviction copied the names and failed to format them. */
+static void test_unusable_cookies_ignored(void **state)
+{
+    static const char *const names[] = {
+        "(1)", "b", "c", "d", "e", "f", "a b", "x\\y", "AAAAAAAAAAAAAAA!", "AAAAAAAAAAAAAAAAA"};
+    const char *prefixes[] = {"ha_txn_", HA_TXN_COOKIE_PREFIX};
+    (void)state;
+    for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++) {
+        char jar[1024] = "", withtxn[HA_MAX_COOKIE_HEADER];
+        struct started s;
+        struct ha_request req;
+        struct ha_response resp = {0};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            size_t o = strlen(jar);
+            snprintf(jar + o, sizeof(jar) - o, "%s%s%s=%zu", i > 0 ? "; " : "", prefixes[p],
+                     names[i], i);
+        }
+        start_login("", jar, &s);
+        request(&req, "GET", HA_PATH_START, "", jar);
+        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(resp.status, 302);
+        assert_int_equal(resp.set_cookie_count, 1); /* its own cookie, nothing cleared */
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+        assert_true(strlen(jar) + 2 + strlen(s.cookie) < sizeof(withtxn));
+        snprintf(withtxn, sizeof(withtxn), "%s; %s", jar, s.cookie);
+        memcpy(s.cookie, withtxn, strlen(withtxn) + 1);
+        finish(&s, NULL, &resp);
+        assert_int_equal(resp.status, 302);
+        assert_string_equal(resp.location, W.houston_location);
+        ha_response_cleanup(&resp);
+        request(&req, "GET", HA_PATH_LOGOUT, NULL, jar);
+        assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(resp.status, 302);
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+    }
+}
+
 static void test_tenant_error(void **state)
 {
     struct started s;
@@ -589,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_houston_location_refused),
         cmocka_unit_test(test_start_refusals),
         cmocka_unit_test(test_start_bounds_cookies),
+        cmocka_unit_test(test_unusable_cookies_ignored),
         cmocka_unit_test(test_tenant_error),
         cmocka_unit_test(test_logout),
         cmocka_unit_test(test_reload),

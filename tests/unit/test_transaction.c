@@ -492,6 +492,35 @@ static void test_cookie_name(void **state)
     assert_string_equal(a, b);
     ha_txn_cookie_name("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", c);
     assert_string_not_equal(a, c);
+    assert_true(ha_txn_check_cookie_name(a));
+    assert_true(ha_txn_check_cookie_name(c));
+}
+
+/* Only the exact shape of a name the sidecar makes passes: prefix, then HA_TXN_ID_LEN
+ * base64url characters, nothing after. */
+static void test_check_cookie_name(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        HA_TXN_COOKIE_PREFIX,
+        HA_TXN_COOKIE_PREFIX "(1)",
+        HA_TXN_COOKIE_PREFIX "b",
+        HA_TXN_COOKIE_PREFIX "E9Melhoa2OwvFrE",   /* one short */
+        HA_TXN_COOKIE_PREFIX "E9Melhoa2OwvFrEMx", /* one long */
+        HA_TXN_COOKIE_PREFIX "E9Melhoa2OwvFrE!",  /* a token character, not base64url */
+        HA_TXN_COOKIE_PREFIX "E9Melhoa2OwvFrE=",
+        HA_TXN_COOKIE_PREFIX "E9Melhoa 2OwvFrE",
+        "x" HA_TXN_COOKIE_PREFIX "E9Melhoa2OwvFrEM",
+        "E9Melhoa2OwvFrEME9Melhoa2OwvFrEM",
+    };
+    (void)state;
+    assert_true(ha_txn_check_cookie_name(HA_TXN_COOKIE_PREFIX "E9Melhoa2OwvFrEM"));
+    assert_true(ha_txn_check_cookie_name(HA_TXN_COOKIE_PREFIX "-_AZaz09-_AZaz09"));
+    assert_false(ha_txn_check_cookie_name(NULL));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (ha_txn_check_cookie_name(bad[i]))
+            fail_msg("accepted as a transaction cookie name: \"%s\"", bad[i]);
+    }
 }
 
 int main(void)
@@ -505,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_random_iv),         cmocka_unit_test(test_oversize),
         cmocka_unit_test(test_malformed_text),    cmocka_unit_test(test_strict_plaintext),
         cmocka_unit_test(test_challenge_rfc7636), cmocka_unit_test(test_cookie_name),
+        cmocka_unit_test(test_check_cookie_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
