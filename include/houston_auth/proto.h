@@ -27,9 +27,15 @@
 #define HA_AUTH_METHOD_BASIC "client_secret_basic"
 #define HA_AUTH_METHOD_POST "client_secret_post"
 
-/* Transaction cookies: one per login in flight, path-scoped to the redirect. */
-#define HA_TXN_COOKIE_PREFIX "ha_txn_"
-#define HA_TXN_COOKIE_PATH "/v1/oauth"
+/* Transaction cookies: one per login in flight. Every sibling under *.<base> (Airflow runs
+ * user code there) can set a cookie for .<base>; a browser accepts a "__Host-" cookie only
+ * from the host itself, over TLS, host-only (no Domain) and with Path=/ (RFC 6265bis §4.1.3.2),
+ * so a cookie under this prefix was set by houston.<base>, never tossed in by a sibling.
+ * Path=/ is the prefix's price: the cookies go with every request to houston.<base>, which
+ * the jar's budget below accounts for. */
+#define HA_COOKIE_HOST_PREFIX "__Host-"
+#define HA_TXN_COOKIE_PREFIX HA_COOKIE_HOST_PREFIX "ha_txn_"
+#define HA_TXN_COOKIE_PATH "/"
 #define HA_TXN_ID_LEN 16       /* chars of b64url(SHA-256(state)) in the cookie name */
 #define HA_TXN_MAX_COOKIES 5   /* per browser; the oldest go first */
 #define HA_TXN_EVICT_MAX 48    /* cleared per response: curl keeps 50 Set-Cookie lines */

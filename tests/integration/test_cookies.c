@@ -15,7 +15,11 @@
  *     to HA_TXN_EVICT_MAX of the oldest, and three starts leave at most HA_TXN_MAX_COOKIES
  *     (src/handle_start.c evict_old);
  *   - a Cookie header of exactly HA_MAX_COOKIE_HEADER bytes still logs in, one byte more is a
- *     431 that consumed nothing (src/server.c on_headers). */
+ *     431 that consumed nothing (src/server.c on_headers);
+ *   - cookie tossing: the attacker's sealed transaction cookie planted for .<base> under the
+ *     unprefixed name opens nothing (the sidecar reads only "__Host-" names);
+ *   - cookies whose names the sidecar cannot use (not a token, another shape) are ignored by
+ *     start, redirect and logout, never a 5xx (src/transaction.c ha_txn_check_cookie_name). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -583,6 +587,63 @@ static void test_hundred_transaction_cookies(void **state)
     it_client_free(c);
 }
 
+/* ---- cookie tossing from a sibling subdomain ---- */
+
+/* A cookie for .<base> (Domain set, so every sibling's and houston.<base>'s requests carry
+ * it), as a sibling under *.<base> can set one. */
+static void plant_for_domain(struct it_client *c, const char *name, const char *path,
+                             const char *value)
+{
+    struct it_cookie ck = {0};
+    snprintf(ck.name, sizeof(ck.name), "%s", name);
+    snprintf(ck.domain, sizeof(ck.domain), "." IT_BASE_DOMAIN);
+    snprintf(ck.path, sizeof(ck.path), "%s", path);
+    ck.tailmatch = ck.secure = true;
+    ck.value = (char *)value;
+    assert_int_equal(it_cookie_put(c, &ck), 0);
+}
+
+/* Issue 13 item 3, below the browser: the attacker starts a login of his own and stops at the
+ * tenant's answer (code and state for his account); a sibling page plants his sealed
+ * transaction cookie in the victim's jar for .<base> under the unprefixed name (Path=/ and
+ * Path=/v1/oauth); the victim then follows the attacker's redirect URL. The sidecar opens
+ * neither: invalid_state, nothing reaches Houston, no session. (libcurl, like browsers,
+ * refuses a "__Host-" or "__host-" cookie with a Domain, so that attempt is the browser
+ * test's; test_handlers covers a "__host-" name presented anyway.) The attacker's own
+ * browser still completes with the same URL afterwards (the control: the planted value and
+ * the code were good, and the refusal consumed neither). The real-browser version, where
+ * Chromium also refuses a "__Host-" cookie with Domain, is tests/browser. */
+static void test_cookie_tossing_refused(void **state)
+{
+    struct it_env *e = it_env();
+    struct begun attacker;
+    struct it_client *victim = it_client_new(e);
+    struct it_resp r;
+    const char *bare;
+    long before = it_houston_received_count(e);
+    struct it_cookie ck;
+    (void)state;
+    begin(&attacker);
+    bare = strncmp(attacker.name, "__Host-", 7) == 0 ? attacker.name + 7 : attacker.name;
+    plant_for_domain(victim, bare, "/", attacker.ck.value);
+    plant_for_domain(victim, bare, "/v1/oauth", attacker.ck.value);
+    assert_true(holds(victim, bare));
+    assert_int_equal(it_get(victim, attacker.auth.location, &r), 0);
+    print_message("the victim at the attacker's redirect URL: %ld %s\n", r.status,
+                  r.location != NULL ? r.location : "(none)");
+    if (r.location != NULL &&
+        strncmp(r.location, IT_APP_URL "/oauth?", strlen(IT_APP_URL "/oauth?")) == 0)
+        fail_msg("the victim was signed in with the attacker's planted transaction cookie");
+    it_expect_login_error(victim, &r, "invalid_state", before);
+    assert_false(it_cookie_get(victim, IT_AUTH_COOKIE, false, &ck));
+    it_resp_cleanup(&r);
+    assert_int_equal(it_get(attacker.c, attacker.auth.location, &r), 0);
+    expect_success(&attacker, &r);
+    it_resp_cleanup(&r);
+    it_client_free(victim);
+    begun_cleanup(&attacker);
+}
+
 /* ---- cookies the sidecar cannot use ---- */
 
 /* Issue 13 item 4: a browser holding "ha_txn_(1)=x; ha_txn_b=2; ..." (a name that is not an
@@ -713,6 +774,7 @@ int main(void)
         cmocka_unit_test_setup(test_cookie_from_another_secret, it_test_setup),
         cmocka_unit_test_setup(test_cookie_header_at_cap, it_test_setup),
         cmocka_unit_test_setup(test_hundred_transaction_cookies, it_test_setup),
+        cmocka_unit_test_setup(test_cookie_tossing_refused, it_test_setup),
         cmocka_unit_test_setup(test_unusable_cookie_names, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
         cmocka_unit_test(it_test_processes_exit_clean),

@@ -272,11 +272,12 @@ static void start_login(const char *query, const char *cookies, struct started *
     assert_true(resp.set_cookie_count >= 1);
     assert_null(strstr(resp.set_cookies[0], "Max-Age=0"));
     cookie_pair(resp.set_cookies[0], s->cookie, sizeof(s->cookie));
-    assert_true(strncmp(s->cookie, "ha_txn_", 7) == 0);
-    assert_non_null(strstr(resp.set_cookies[0], "HttpOnly"));
-    assert_non_null(strstr(resp.set_cookies[0], "Secure"));
-    assert_non_null(strstr(resp.set_cookies[0], "SameSite=Lax"));
-    assert_non_null(strstr(resp.set_cookies[0], "Path=/v1/oauth"));
+    assert_true(strncmp(s->cookie, "__Host-ha_txn_", 14) == 0);
+    assert_non_null(strstr(resp.set_cookies[0], "; Path=/;"));
+    assert_non_null(strstr(resp.set_cookies[0], "; Secure"));
+    assert_non_null(strstr(resp.set_cookies[0], "; HttpOnly"));
+    assert_non_null(strstr(resp.set_cookies[0], "; SameSite=Lax"));
+    assert_null(strstr(resp.set_cookies[0], "Domain"));
     ha_kvlist_cleanup(&q);
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);
@@ -438,7 +439,7 @@ static void test_start_refusals(void **state)
         request(&req, "GET", HA_PATH_START, bad[i], NULL);
         assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
         assert_login_error(&resp, "bad_request");
-        assert_false(has_cookie(&resp, "ha_txn_"));
+        assert_false(has_cookie(&resp, HA_TXN_COOKIE_PREFIX));
         ha_request_cleanup(&req);
         ha_response_cleanup(&resp);
     }
@@ -517,6 +518,35 @@ static void test_unusable_cookies_ignored(void **state)
     }
 }
 
+/* Cookie tossing: a sibling under *.<base> can set "ha_txn_<id>" for .<base> but never a
+ * "__Host-" cookie. The sidecar reads only the prefixed name, so a sealed value presented
+ * under the unprefixed name (or any other) opens nothing and reaches neither the tenant nor
+ * Houston. */
+static void test_unprefixed_cookie_ignored(void **state)
+{
+    const size_t plen = strlen(HA_COOKIE_HOST_PREFIX);
+    struct started s;
+    struct ha_response resp = {0};
+    int calls = W.houston_calls;
+    char renamed[sizeof(s.cookie)];
+    (void)state;
+    start_login("", NULL, &s);
+    assert_true(strncmp(s.cookie, HA_COOKIE_HOST_PREFIX, plen) == 0);
+    memcpy(renamed, s.cookie + plen, strlen(s.cookie + plen) + 1); /* "ha_txn_<id>=..." */
+    memcpy(s.cookie, renamed, strlen(renamed) + 1);
+    finish(&s, NULL, &resp);
+    assert_login_error(&resp, "invalid_state");
+    assert_int_equal(W.houston_calls, calls);
+    ha_response_cleanup(&resp);
+    /* The same value under the lower-case prefix, which a browser may hold from a sibling. */
+    memcpy(s.cookie, "__host-", plen);
+    memcpy(s.cookie + plen, renamed, strlen(renamed) + 1);
+    finish(&s, NULL, &resp);
+    assert_login_error(&resp, "invalid_state");
+    assert_int_equal(W.houston_calls, calls);
+    ha_response_cleanup(&resp);
+}
+
 static void test_tenant_error(void **state)
 {
     struct started s;
@@ -530,7 +560,7 @@ static void test_tenant_error(void **state)
     assert_int_equal(ha_handle_redirect(&W.app, &req, &resp), HA_OK);
     assert_login_error(&resp, "access_denied");
     /* The transaction cookie is cleared on the way out. */
-    assert_true(has_cookie(&resp, "ha_txn_"));
+    assert_true(has_cookie(&resp, HA_TXN_COOKIE_PREFIX));
     assert_non_null(strstr(resp.set_cookies[0], "Max-Age=0"));
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);
@@ -550,6 +580,22 @@ static void test_logout(void **state)
     assert_true(has_cookie(&resp, HOUSTON_COOKIE "=;"));
     assert_non_null(strstr(resp.set_cookies[0], "Domain=.astro.example.com"));
     assert_non_null(strstr(resp.set_cookies[0], "Max-Age=0"));
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+
+    /* Transaction cookies come with Path=/ and are cleared after Houston's, once per name;
+     * cookies that are not the sidecar's stay. */
+    request(&req, "GET", HA_PATH_LOGOUT, NULL,
+            "__Host-ha_txn_AAAAAAAAAAAAAAAA=v; __Host-ha_txn_(1)=x; ha_txn_BBBBBBBBBBBBBBBB=y; "
+            "other=1; __Host-ha_txn_AAAAAAAAAAAAAAAA=w; __Host-ha_txn_CCCCCCCCCCCCCCCC=z");
+    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(resp.status, 302);
+    assert_int_equal(resp.set_cookie_count, 3);
+    assert_true(strncmp(resp.set_cookies[0], HOUSTON_COOKIE "=;", strlen(HOUSTON_COOKIE) + 2) == 0);
+    assert_string_equal(resp.set_cookies[1],
+                        "__Host-ha_txn_AAAAAAAAAAAAAAAA=; Path=/; Max-Age=0; Expires=Thu, 01 Jan "
+                        "1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax");
+    assert_true(strncmp(resp.set_cookies[2], "__Host-ha_txn_CCCCCCCCCCCCCCCC=;", 32) == 0);
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);
 
@@ -633,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_start_refusals),
         cmocka_unit_test(test_start_bounds_cookies),
         cmocka_unit_test(test_unusable_cookies_ignored),
+        cmocka_unit_test(test_unprefixed_cookie_ignored),
         cmocka_unit_test(test_tenant_error),
         cmocka_unit_test(test_logout),
         cmocka_unit_test(test_reload),
