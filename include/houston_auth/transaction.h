@@ -39,9 +39,10 @@ void ha_txn_cookie_name(const char *state, char out[64]);
  * any other cookie a browser sends is not the sidecar's and is ignored. */
 bool ha_txn_check_cookie_name(const char *name);
 
-/* Seals t as "v1.<b64url(iv|ciphertext|tag)>" with AES-256-GCM under key, a random 96-bit
- * IV from rng, and the cookie name as additional data. HA_ERR_TOO_LARGE past
- * HA_TXN_COOKIE_MAX. *out caller frees. */
+/* Seals t (a compact binary record, see src/transaction.c) as "v2.<b64url(iv|ciphertext|
+ * tag)>" with AES-256-GCM under key, a random 96-bit IV from rng, and the cookie name as
+ * additional data. HA_ERR_TOO_LARGE past HA_TXN_COOKIE_MAX; HA_ERR_INVALID for fields
+ * ha_txn_init could not have made. *out caller frees. */
 enum ha_err ha_txn_seal(const struct ha_txn *t, const unsigned char key[32],
                         const struct ha_rng *rng, char **out);
 

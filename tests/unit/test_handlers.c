@@ -475,6 +475,140 @@ static void test_start_bounds_cookies(void **state)
     ha_response_cleanup(&resp);
 }
 
+/* ---- the jar's budget ---- */
+
+/* The worst Cookie header the sidecar's and Houston's cookies make, from the constants. */
+static void test_jar_budget_arithmetic(void **state)
+{
+    const size_t name = strlen(HA_TXN_COOKIE_PREFIX) + HA_TXN_ID_LEN;
+    const size_t pair_max = name + 1 + HA_TXN_COOKIE_MAX + 2;
+    const size_t by_count = HA_TXN_MAX_COOKIES * pair_max;
+    const size_t jar = by_count < HA_TXN_JAR_MAX ? by_count : HA_TXN_JAR_MAX;
+    /* Houston's cookie: an RS256 JWT {uuid, iat, nbf, exp} signed with RSA-4096. */
+    const char *claims = "{\"uuid\":\"01234567-89ab-cdef-0123-456789abcdef\",\"iat\":"
+                         "1800000000,\"nbf\":1800000000,\"exp\":1800086400}";
+    const size_t jwt = ha_b64url_encoded_len(strlen("{\"alg\":\"RS256\",\"typ\":\"JWT\"}")) + 1 +
+                       ha_b64url_encoded_len(strlen(claims)) + 1 + ha_b64url_encoded_len(512);
+    const size_t houston = strlen(HOUSTON_COOKIE) + 1 + jwt + 2;
+    (void)state;
+    assert_int_equal(pair_max, HA_TXN_PAIR_MAX);
+    assert_int_equal(jwt, 852);
+    assert_true(houston <= HA_HOUSTON_COOKIE_BUDGET);
+    assert_int_equal(jar, 4096);
+    print_message("worst Cookie header: %zu (transaction cookies) + %d (Houston's, budget; this "
+                  "one %zu) = %d bytes; %zu with a concurrent start's cookie; nginx's line %d\n",
+                  jar, HA_HOUSTON_COOKIE_BUDGET, houston, HA_COOKIE_HEADER_BUDGET,
+                  (size_t)HA_COOKIE_HEADER_BUDGET + pair_max, HA_NGINX_HEADER_LINE);
+    assert_int_equal(jar + HA_HOUSTON_COOKIE_BUDGET, HA_COOKIE_HEADER_BUDGET);
+    /* Well under: three quarters of nginx's line at most, and under it even with one cookie
+     * more from a start running at the same moment. */
+    assert_true(HA_COOKIE_HEADER_BUDGET * 4 <= HA_NGINX_HEADER_LINE * 3);
+    assert_true(HA_COOKIE_HEADER_BUDGET + pair_max < HA_NGINX_HEADER_LINE);
+    assert_true(HA_COOKIE_HEADER_BUDGET + pair_max <= HA_MAX_COOKIE_HEADER);
+    /* A new cookie always fits once the others are cleared. */
+    assert_true(pair_max <= HA_TXN_JAR_MAX);
+}
+
+#define JAR_MAX 64
+
+/* A browser's cookie jar for houston.<base>: what Set-Cookie lines leave in it. */
+struct jar {
+    char name[JAR_MAX][64];
+    char value[JAR_MAX][HA_TXN_COOKIE_MAX + 1];
+    size_t n;
+};
+
+static void jar_apply(struct jar *j, const struct ha_response *resp)
+{
+    for (size_t i = 0; i < resp->set_cookie_count; i++) {
+        const char *line = resp->set_cookies[i], *eq = strchr(line, '=');
+        size_t nl = (size_t)(eq - line), vl = strcspn(eq + 1, ";"), k;
+        assert_true(nl < 64 && vl <= HA_TXN_COOKIE_MAX);
+        for (k = 0; k < j->n && !(strlen(j->name[k]) == nl && strncmp(j->name[k], line, nl) == 0);
+             k++)
+            ;
+        if (strstr(line, "Max-Age=0") != NULL) {
+            if (k < j->n) {
+                j->n--;
+                memcpy(j->name[k], j->name[j->n], sizeof(j->name[k]));
+                memcpy(j->value[k], j->value[j->n], sizeof(j->value[k]));
+            }
+            continue;
+        }
+        if (k == j->n) {
+            assert_true(j->n < JAR_MAX);
+            j->n++;
+        }
+        memcpy(j->name[k], line, nl);
+        j->name[k][nl] = '\0';
+        memcpy(j->value[k], eq + 1, vl);
+        j->value[k][vl] = '\0';
+    }
+}
+
+/* The Cookie header the browser sends; its size with "; " after each pair. */
+static size_t jar_header(const struct jar *j, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < j->n; k++) {
+        int w = snprintf(out + o, cap - o, "%s%s=%s", k > 0 ? "; " : "", j->name[k], j->value[k]);
+        assert_true(w > 0 && (size_t)w < cap - o);
+        o += (size_t)w;
+    }
+    return j->n > 0 ? o + 2 : 0;
+}
+
+/* A browser starts login after login, deep links (800-byte redirect and extras) and plain
+ * ones mixed: every start answers 302 to the tenant with its own cookie first, the jar never
+ * holds more than HA_TXN_MAX_COOKIES cookies or HA_TXN_JAR_MAX bytes, and the newest login
+ * completes. Before the budget, the fourth deep-link start left 9.9 KB. */
+static void test_jar_budget_browser(void **state)
+{
+    static struct jar j;
+    static char header[HA_MAX_COOKIE_HEADER * 2];
+    char big[1024], query[4096];
+    struct started s;
+    struct ha_response resp = {0};
+    size_t largest = 0;
+    (void)state;
+    memset(big, 'a', 797);
+    big[797] = '\0';
+    snprintf(query, sizeof(query),
+             "redirect=%%2Fw%%2F%s&extras=%%7B%%22p%%22%%3A%%22%.791s%%22%%7D", big, big);
+    j.n = 0;
+    for (int i = 0; i < 24; i++) {
+        struct ha_request req;
+        size_t size = jar_header(&j, header, sizeof(header));
+        largest = size > largest ? size : largest;
+        assert_true(size <= HA_TXN_JAR_MAX);
+        W.now += 1;
+        request(&req, "GET", HA_PATH_START, i % 3 == 2 ? "" : query, j.n > 0 ? header : NULL);
+        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(resp.status, 302);
+        assert_true(strncmp(resp.location, "https://tenant.example.com/authorize?", 37) == 0);
+        assert_null(strstr(resp.set_cookies[0], "Max-Age=0"));
+        jar_apply(&j, &resp);
+        assert_true(j.n <= HA_TXN_MAX_COOKIES);
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+    }
+    largest = jar_header(&j, header, sizeof(header)) > largest
+                  ? jar_header(&j, header, sizeof(header))
+                  : largest;
+    print_message("24 starts: the largest transaction-cookie share of a Cookie header was %zu "
+                  "bytes (budget %d), %zu cookies held\n",
+                  largest, HA_TXN_JAR_MAX, j.n);
+    assert_true(largest <= HA_TXN_JAR_MAX);
+    /* The newest login (a deep link) completes with the jar as the browser holds it. */
+    start_login(query, header, &s);
+    snprintf(s.cookie + strlen(s.cookie), sizeof(s.cookie) - strlen(s.cookie), "; %s", header);
+    finish(&s, NULL, &resp);
+    assert_int_equal(resp.status, 302);
+    assert_string_equal(resp.location, W.houston_location);
+    ha_response_cleanup(&resp);
+}
+
 /* Cookies the sidecar cannot use (names that are not HTTP tokens, names of another shape
  * under the transaction prefix, with or without it) are ignored by every endpoint: start
  * still answers 302 to the tenant and clears none of them, the login still completes, and
@@ -678,6 +812,8 @@ int main(void)
         cmocka_unit_test(test_houston_location_refused),
         cmocka_unit_test(test_start_refusals),
         cmocka_unit_test(test_start_bounds_cookies),
+        cmocka_unit_test(test_jar_budget_arithmetic),
+        cmocka_unit_test(test_jar_budget_browser),
         cmocka_unit_test(test_unusable_cookies_ignored),
         cmocka_unit_test(test_unprefixed_cookie_ignored),
         cmocka_unit_test(test_tenant_error),
