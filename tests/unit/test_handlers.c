@@ -475,6 +475,16 @@ static void test_start_bounds_cookies(void **state)
     ha_response_cleanup(&resp);
 }
 
+/* "a; b" into out (cap bytes), which must hold it. */
+static void join(char *out, size_t cap, const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    assert_true(na + 2 + nb < cap);
+    memcpy(out, a, na);
+    memcpy(out + na, "; ", 2);
+    memcpy(out + na + 2, b, nb + 1);
+}
+
 /* ---- the jar's budget ---- */
 
 /* The worst Cookie header the sidecar's and Houston's cookies make, from the constants. */
@@ -602,7 +612,11 @@ static void test_jar_budget_browser(void **state)
     assert_true(largest <= HA_TXN_JAR_MAX);
     /* The newest login (a deep link) completes with the jar as the browser holds it. */
     start_login(query, header, &s);
-    snprintf(s.cookie + strlen(s.cookie), sizeof(s.cookie) - strlen(s.cookie), "; %s", header);
+    {
+        static char both[sizeof(s.cookie)];
+        join(both, sizeof(both), s.cookie, header);
+        memcpy(s.cookie, both, strlen(both) + 1);
+    }
     finish(&s, NULL, &resp);
     assert_int_equal(resp.status, 302);
     assert_string_equal(resp.location, W.houston_location);
@@ -637,8 +651,7 @@ static void test_unusable_cookies_ignored(void **state)
         assert_int_equal(resp.set_cookie_count, 1); /* its own cookie, nothing cleared */
         ha_request_cleanup(&req);
         ha_response_cleanup(&resp);
-        assert_true(strlen(jar) + 2 + strlen(s.cookie) < sizeof(withtxn));
-        snprintf(withtxn, sizeof(withtxn), "%s; %s", jar, s.cookie);
+        join(withtxn, sizeof(withtxn), jar, s.cookie);
         memcpy(s.cookie, withtxn, strlen(withtxn) + 1);
         finish(&s, NULL, &resp);
         assert_int_equal(resp.status, 302);
