@@ -5,10 +5,12 @@
  * sites under the same domain set; a malformed neighbour must not break a login. It is capped
  * in bytes and pairs. Formatting is the opposite: strict, because what we emit must be exactly
  * the cookie we mean (§4.1.1 cookie-octets; an RFC 7230 token as the name) and a value with
- * ';' or a CTL would smuggle attributes or split the header. */
+ * ';' or a CTL would smuggle attributes or split the header; a prefixed name gets exactly the
+ * attributes its prefix demands. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/cookie.h"
 #include "houston_auth/proto.h"
@@ -144,6 +146,19 @@ static bool attr_ok(const char *s)
     return true;
 }
 
+/* Cookie name prefixes (RFC 6265bis §4.1.3): a browser silently drops a "__Secure-" cookie
+ * without Secure, and a "__Host-" one without Secure, with a Domain, or with a Path other
+ * than "/". Browsers match the prefixes without regard to case, so this does too: a line
+ * we format is never one a browser would drop. */
+static bool prefix_ok(const struct ha_set_cookie *c)
+{
+    if (strncasecmp(c->name, "__Secure-", 9) == 0 && !c->secure)
+        return false;
+    if (strncasecmp(c->name, HA_COOKIE_HOST_PREFIX, strlen(HA_COOKIE_HOST_PREFIX)) == 0)
+        return c->secure && c->domain == NULL && c->path != NULL && strcmp(c->path, "/") == 0;
+    return true;
+}
+
 static bool same_site_ok(const char *s)
 {
     return s == NULL || strcmp(s, "Lax") == 0 || strcmp(s, "Strict") == 0 || strcmp(s, "None") == 0;
@@ -176,7 +191,7 @@ enum ha_err ha_cookie_format(const struct ha_set_cookie *c, char **out)
     enum ha_err err;
 
     if (c == NULL || !name_ok(c->name) || !value_ok(c->value) || !attr_ok(c->domain) ||
-        !attr_ok(c->path) || !same_site_ok(c->same_site))
+        !attr_ok(c->path) || !same_site_ok(c->same_site) || !prefix_ok(c))
         return HA_ERR_INVALID;
     ha_buf_init(&b, HA_MAX_HEADER);
     err = ha_buf_appendf(&b, "%s=%s", c->name, c->value);

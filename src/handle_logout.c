@@ -3,8 +3,11 @@
  * /v2/logout so the tenant's session ends too; Auth0 then returns to returnTo, which
  * defaults to <appUrl>/logout and otherwise must pass the redirect allowlist.
  *
- * Transaction cookies are path-scoped to /v1/oauth, so the browser does not send them here
- * and they cannot be named; they expire within the transaction TTL on their own. */
+ * Transaction cookies ("__Host-", so Path=/) come with the request too and are cleared: a
+ * login left half-way has nothing to finish after a sign-out. Only names of the shape the
+ * sidecar makes are cleared, at most HA_TXN_EVICT_MAX, after Houston's cookie (a client that
+ * keeps only so many Set-Cookie lines keeps the one that matters). */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include "houston_auth/buf.h"
@@ -14,6 +17,7 @@
 #include "houston_auth/metrics.h"
 #include "houston_auth/page.h"
 #include "houston_auth/proto.h"
+#include "houston_auth/transaction.h"
 
 #define LOGOUT_DEFAULT_PATH "/logout"
 
@@ -32,6 +36,36 @@ static enum ha_err clear_houston_cookie(struct ha_app *app, struct ha_response *
     if (err == HA_OK)
         err = ha_response_add_cookie(resp, line);
     ha_buf_cleanup(&domain);
+    return err;
+}
+
+/* Whether the i-th cookie's name came earlier in the header (one clearing line per name). */
+static bool named_before(const struct ha_kvlist *jar, size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(jar->items[j].key, jar->items[i].key) == 0)
+            return true;
+    }
+    return false;
+}
+
+static enum ha_err clear_txn_cookies(struct ha_app *app, const struct ha_request *req,
+                                     struct ha_response *resp)
+{
+    const struct ha_kvlist *jar = &req->cookies;
+    size_t cleared = 0;
+    enum ha_err err = HA_OK;
+
+    for (size_t i = 0; i < jar->count && cleared < HA_TXN_EVICT_MAX && err == HA_OK; i++) {
+        const char *name = jar->items[i].key;
+        char *line = NULL;
+        if (!ha_txn_check_cookie_name(name) || named_before(jar, i))
+            continue;
+        err = ha_txn_cookie_header(app, name, NULL, &line);
+        if (err == HA_OK)
+            err = ha_response_add_cookie(resp, line);
+        cleared++;
+    }
     return err;
 }
 
@@ -101,6 +135,8 @@ enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
         err = ha_buf_steal(&url, &resp->location);
     if (err == HA_OK)
         err = clear_houston_cookie(app, resp);
+    if (err == HA_OK)
+        err = clear_txn_cookies(app, req, resp);
     if (err == HA_OK)
         err = ha_response_text(resp, 302, "text/plain; charset=utf-8", "Signing out.\n");
     ha_buf_cleanup(&url);

@@ -1,7 +1,9 @@
 /* GET /v1/oauth/start: begins a login. Validates what the UI asked for (provider,
  * integration, redirect, extras, inviteToken), makes a transaction (state, nonce, PKCE
- * verifier) sealed into its own cookie, keeps at most HA_TXN_MAX_COOKIES per browser
- * (several tabs may log in at once; the oldest go), and redirects to the tenant. */
+ * verifier) sealed into its own cookie, keeps the browser's transaction cookies within the
+ * jar's budget (at most HA_TXN_MAX_COOKIES and HA_TXN_JAR_MAX bytes, the new one included:
+ * several tabs may log in at once; the oldest go), and redirects to the tenant. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -12,6 +14,13 @@
 #include "houston_auth/oidc.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/transaction.h"
+
+/* The jar's budget holds (proto.h): a new cookie always fits once the others are gone, and a
+ * jar at its budget with Houston's cookie and one more from a concurrent start still fits
+ * ingress-nginx's header line. */
+_Static_assert(HA_TXN_PAIR_MAX <= HA_TXN_JAR_MAX, "one transaction cookie fits the jar");
+_Static_assert(HA_COOKIE_HEADER_BUDGET + HA_TXN_PAIR_MAX < HA_NGINX_HEADER_LINE,
+               "the budget and a concurrent start's cookie fit nginx's 8 KiB line");
 
 #define DEFAULT_REDIRECT "/oauth"
 #define MAX_LOGIN_HINT 256
@@ -90,40 +99,67 @@ static const char *read_params(struct ha_app *app, const struct ha_request *req,
 
 struct old_txn {
     char name[64];
+    size_t size;  /* "name=value; " in the Cookie header */
     long created; /* -1: unreadable, goes first */
 };
 
-/* Clears the oldest transaction cookies (unreadable ones first) so that, with the new one,
- * at most HA_TXN_MAX_COOKIES remain; at most HA_TXN_EVICT_MAX a response, because clients
- * drop Set-Cookie lines past a count (curl keeps 50). A planted flood drains over a few
- * starts. */
-static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
-                             struct ha_response *resp)
+/* Whether olds[0..n) already holds name (one entry per name: a browser sends one cookie per
+ * name here, and one clearing line clears every copy). */
+static bool listed(const struct old_txn *olds, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(olds[i].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The browser's transaction cookies: only names of the shape the sidecar makes (anything
+ * else is not its cookie, and a name that is not a token could not even be formatted to
+ * clear it), with their size and, when they open, their creation time. */
+static size_t list_old(struct ha_app *app, const struct ha_request *req,
+                       struct old_txn olds[HA_MAX_COOKIE_PAIRS], size_t *total)
 {
     const struct ha_view *v = ha_app_view(app);
-    struct old_txn olds[HA_MAX_COOKIE_PAIRS];
-    size_t n = 0, plen = strlen(HA_TXN_COOKIE_PREFIX), nkeys;
     unsigned char keys[2][32];
     long now = app->clock.now(app->clock.ctx);
-    enum ha_err err = HA_OK;
+    size_t n = 0, nkeys = ha_app_cookie_keys(v, now, keys);
 
-    nkeys = ha_app_cookie_keys(v, now, keys);
+    *total = 0;
     for (size_t i = 0; i < req->cookies.count && n < HA_MAX_COOKIE_PAIRS; i++) {
         const struct ha_kv *kv = &req->cookies.items[i];
+        size_t vlen = strlen(kv->value);
         struct ha_txn t;
-        if (strncmp(kv->key, HA_TXN_COOKIE_PREFIX, plen) != 0 || strlen(kv->key) >= 64)
+        if (!ha_txn_check_cookie_name(kv->key) || listed(olds, n, kv->key))
             continue;
         memcpy(olds[n].name, kv->key, strlen(kv->key) + 1);
+        olds[n].size = strlen(kv->key) + 1 + vlen + 2;
         olds[n].created = -1;
-        if (ha_txn_open(kv->value, strlen(kv->value), kv->key, (const unsigned char(*)[32])keys,
-                        nkeys, now, v->cfg->txn_ttl_s, &t) == HA_OK) {
+        if (ha_txn_open(kv->value, vlen, kv->key, (const unsigned char(*)[32])keys, nkeys, now,
+                        v->cfg->txn_ttl_s, &t) == HA_OK) {
             olds[n].created = t.created;
             ha_txn_cleanup(&t);
         }
+        *total += olds[n].size;
         n++;
     }
     OPENSSL_cleanse(keys, sizeof(keys));
-    for (size_t cleared = 0; n >= HA_TXN_MAX_COOKIES && cleared < HA_TXN_EVICT_MAX && err == HA_OK;
+    return n;
+}
+
+/* Clears the oldest transaction cookies (unreadable ones first) until, with the new one of
+ * new_size bytes, at most HA_TXN_MAX_COOKIES remain within HA_TXN_JAR_MAX bytes; at most
+ * HA_TXN_EVICT_MAX a response, because clients drop Set-Cookie lines past a count (curl keeps
+ * 50). A planted flood drains over a few starts. */
+static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req, size_t new_size,
+                             struct ha_response *resp)
+{
+    struct old_txn olds[HA_MAX_COOKIE_PAIRS];
+    size_t total = 0, n = list_old(app, req, olds, &total);
+    enum ha_err err = HA_OK;
+
+    for (size_t cleared = 0; n > 0 && cleared < HA_TXN_EVICT_MAX && err == HA_OK &&
+                             (n + 1 > HA_TXN_MAX_COOKIES || total + new_size > HA_TXN_JAR_MAX);
          cleared++) {
         size_t oldest = 0;
         char *clear = NULL;
@@ -134,6 +170,7 @@ static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req,
         err = ha_txn_cookie_header(app, olds[oldest].name, NULL, &clear);
         if (err == HA_OK)
             err = ha_response_add_cookie(resp, clear);
+        total -= olds[oldest].size;
         olds[oldest] = olds[--n];
     }
     return err;
@@ -167,7 +204,7 @@ static enum ha_err begin(struct ha_app *app, const struct ha_request *req,
         set = NULL;
     }
     if (err == HA_OK)
-        err = evict_old(app, req, resp);
+        err = evict_old(app, req, strlen(name) + 1 + strlen(sealed) + 2, resp);
     if (err == HA_OK)
         err = ha_oidc_authorize_url(&app->provider, &a, &t, &resp->location);
     ha_free_secret(sealed);

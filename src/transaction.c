@@ -1,30 +1,36 @@
 /* One login in flight, kept in the browser instead of a server-side store.
  *
  * A transaction holds the state, nonce and PKCE verifier (32 random bytes each, b64url) and
- * what the UI asked for. It is serialised as a compact JSON object
- *   {"v":1,"s":state,"n":nonce,"p":verifier,"i":integration,"r":redirect,"x":extras,
- *    "t":invite,"c":created}
- * and sealed with AES-256-GCM: "v1." + b64url(iv | ciphertext | tag), a fresh 96-bit IV per
- * seal (NIST SP 800-38D §8.2.2, random construction) and the cookie name as additional data,
- * so a value copied under another transaction's cookie name does not open. The cookie name
- * itself is derived from the state (SHA-256, truncated), which lets the redirect handler find
- * the one cookie that belongs to the state Auth0 sent back.
+ * what the UI asked for. It is serialised as a compact binary record, every integer
+ * big-endian:
+ *   version (1 byte, 2) | created (8, seconds since the epoch) | state | nonce | verifier
+ *   (32 raw bytes each) | integration | redirect | extras | invite
+ * where each string is a 2-byte length and its bytes, 0xFFFF standing for an absent extras or
+ * invite; nothing may follow. Binary rather than JSON because the cookie's size is the jar's
+ * budget (proto.h): 113 bytes plus the strings, whatever characters they hold. The record is
+ * sealed with AES-256-GCM: "v2." + b64url(iv | ciphertext | tag), a fresh 96-bit IV per seal
+ * (NIST SP 800-38D §8.2.2, random construction) and the cookie name ("__Host-ha_txn_<id>")
+ * as additional data, so a value copied under another name, the unprefixed one included,
+ * does not open. The cookie name itself is derived from the state (SHA-256, truncated),
+ * which lets the redirect handler find the one cookie that belongs to the state Auth0 sent
+ * back.
  *
  * Opening tries each key (current, then previous) so a rotated cookie secret does not break
- * logins in flight. Nothing is trusted before the tag verifies; after that the JSON is parsed
- * strictly anyway (exact keys, no duplicates, fixed-length random fields). Plaintext buffers
- * are wiped before they go out of scope. */
+ * logins in flight. Nothing is trusted before the tag verifies; after that the record is
+ * parsed strictly anyway (version, lengths within the buffer and their caps, no NUL inside a
+ * string, nothing left over). Plaintext buffers are wiped before they go out of scope. */
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "houston_auth/b64url.h"
 #include "houston_auth/transaction.h"
 
-#define TXN_VERSION 1
-#define TXN_PREFIX "v1."
+#define TXN_VERSION 2
+#define TXN_PREFIX "v2."
 #define TXN_PREFIX_LEN 3
 #define TXN_IV_LEN 12
 #define TXN_TAG_LEN 16
@@ -32,6 +38,10 @@
 #define TXN_FUTURE_SKEW 60 /* seconds a created time may lie ahead of now */
 /* Plaintext can never be larger than the decoded cookie, which is smaller than its text. */
 #define TXN_PLAIN_MAX HA_TXN_COOKIE_MAX
+#define TXN_TIME_OFF 1
+#define TXN_RANDOM_OFF 9 /* state, nonce, verifier: HA_RANDOM_BYTES each */
+#define TXN_FIXED_LEN (TXN_RANDOM_OFF + 3 * HA_RANDOM_BYTES)
+#define TXN_ABSENT 0xFFFFu /* length of an absent optional string */
 
 static void sha256_b64(const char *s, char out[HA_RANDOM_B64_LEN + 1])
 {
@@ -62,6 +72,25 @@ void ha_txn_cookie_name(const char *state, char out[64])
     memcpy(out, HA_TXN_COOKIE_PREFIX, plen);
     memcpy(out + plen, digest, HA_TXN_ID_LEN);
     out[plen + HA_TXN_ID_LEN] = '\0';
+}
+
+static bool is_b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+bool ha_txn_check_cookie_name(const char *name)
+{
+    size_t plen = strlen(HA_TXN_COOKIE_PREFIX), i;
+
+    if (name == NULL || strncmp(name, HA_TXN_COOKIE_PREFIX, plen) != 0)
+        return false;
+    for (i = 0; i < HA_TXN_ID_LEN; i++) {
+        if (!is_b64url_char(name[plen + i]))
+            return false; /* also stops at the terminating NUL */
+    }
+    return name[plen + HA_TXN_ID_LEN] == '\0';
 }
 
 static enum ha_err random_b64(const struct ha_rng *rng, char out[HA_RANDOM_B64_LEN + 1])
@@ -152,25 +181,73 @@ void ha_txn_cleanup(struct ha_txn *t)
     OPENSSL_cleanse(t, sizeof(*t)); /* also leaves the pointers NULL */
 }
 
-/* Serialises t into buf; *len is the JSON length. HA_ERR_TOO_LARGE when it does not fit. */
-static enum ha_err serialise(const struct ha_txn *t, char *buf, size_t cap, size_t *len)
+/* The 32 random bytes behind a 43-character b64url field. */
+static enum ha_err raw_random(const char *b64, unsigned char out[HA_RANDOM_BYTES])
 {
-    json_t *root;
-    size_t n;
+    unsigned char *raw = NULL;
+    size_t n = 0;
+    enum ha_err err;
 
-    root = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s?,s:s?,s:I}", "v", TXN_VERSION, "s", t->state,
-                     "n", t->nonce, "p", t->verifier, "i", t->integration, "r", t->redirect, "x",
-                     t->extras, "t", t->invite_token, "c", (json_int_t)t->created);
-    if (root == NULL)
-        return HA_ERR_INVALID; /* NULL required field or invalid UTF-8 */
-    n = json_dumpb(root, buf, cap, JSON_COMPACT);
-    json_decref(root);
-    if (n == 0)
+    if (strlen(b64) != HA_RANDOM_B64_LEN)
         return HA_ERR_INVALID;
-    if (n > cap)
+    err = ha_b64url_decode(b64, HA_RANDOM_B64_LEN, &raw, &n);
+    if (err != HA_OK)
+        return err == HA_ERR_NOMEM ? err : HA_ERR_INVALID;
+    if (n == HA_RANDOM_BYTES)
+        memcpy(out, raw, HA_RANDOM_BYTES);
+    OPENSSL_cleanse(raw, n);
+    free(raw);
+    return n == HA_RANDOM_BYTES ? HA_OK : HA_ERR_INVALID;
+}
+
+/* Appends a length-prefixed string (or the absent marker for NULL) at *o. */
+static enum ha_err put_string(unsigned char *buf, size_t cap, size_t *o, const char *s)
+{
+    size_t n = s != NULL ? strnlen(s, TXN_ABSENT) : 0, len = s != NULL ? n : TXN_ABSENT;
+
+    if (n >= TXN_ABSENT)
         return HA_ERR_TOO_LARGE;
-    *len = n;
+    if (cap - *o < 2 + n)
+        return HA_ERR_TOO_LARGE;
+    buf[*o] = (unsigned char)(len >> 8);
+    buf[*o + 1] = (unsigned char)(len & 0xff);
+    if (n > 0)
+        memcpy(buf + *o + 2, s, n);
+    *o += 2 + n;
     return HA_OK;
+}
+
+/* Serialises t into buf; *len is the record's length. HA_ERR_TOO_LARGE when it does not fit,
+ * HA_ERR_INVALID for a field ha_txn_init could not have made. */
+static enum ha_err serialise(const struct ha_txn *t, unsigned char *buf, size_t cap, size_t *len)
+{
+    uint64_t c = (uint64_t)t->created;
+    size_t o = TXN_FIXED_LEN;
+    enum ha_err err;
+
+    if (t->integration == NULL || t->redirect == NULL || t->created < 0)
+        return HA_ERR_INVALID;
+    if (cap < TXN_FIXED_LEN)
+        return HA_ERR_TOO_LARGE;
+    buf[0] = TXN_VERSION;
+    for (int i = 0; i < 8; i++)
+        buf[TXN_TIME_OFF + i] = (unsigned char)(c >> (56 - 8 * i));
+    err = raw_random(t->state, buf + TXN_RANDOM_OFF);
+    if (err == HA_OK)
+        err = raw_random(t->nonce, buf + TXN_RANDOM_OFF + HA_RANDOM_BYTES);
+    if (err == HA_OK)
+        err = raw_random(t->verifier, buf + TXN_RANDOM_OFF + 2 * HA_RANDOM_BYTES);
+    if (err == HA_OK)
+        err = put_string(buf, cap, &o, t->integration);
+    if (err == HA_OK)
+        err = put_string(buf, cap, &o, t->redirect);
+    if (err == HA_OK)
+        err = put_string(buf, cap, &o, t->extras);
+    if (err == HA_OK)
+        err = put_string(buf, cap, &o, t->invite_token);
+    if (err == HA_OK)
+        *len = o;
+    return err;
 }
 
 /* AES-256-GCM over pt into ct (same length) and tag. */
@@ -221,7 +298,7 @@ out:
     return err;
 }
 
-/* "v1." + b64url(raw) into a new string, refused past HA_TXN_COOKIE_MAX. */
+/* "v2." + b64url(raw) into a new string, refused past HA_TXN_COOKIE_MAX. */
 static enum ha_err encode_value(const unsigned char *raw, size_t rawlen, char **out)
 {
     size_t enclen = ha_b64url_encoded_len(rawlen);
@@ -241,7 +318,7 @@ static enum ha_err encode_value(const unsigned char *raw, size_t rawlen, char **
 enum ha_err ha_txn_seal(const struct ha_txn *t, const unsigned char key[32],
                         const struct ha_rng *rng, char **out)
 {
-    char plain[TXN_PLAIN_MAX];
+    unsigned char plain[TXN_PLAIN_MAX];
     unsigned char raw[TXN_IV_LEN + TXN_PLAIN_MAX + TXN_TAG_LEN];
     char name[64];
     size_t ptlen = 0;
@@ -259,8 +336,7 @@ enum ha_err ha_txn_seal(const struct ha_txn *t, const unsigned char key[32],
     if (err != HA_OK)
         goto out;
     ha_txn_cookie_name(t->state, name);
-    err = gcm_seal(key, raw, name, (const unsigned char *)plain, ptlen, raw + TXN_IV_LEN,
-                   raw + TXN_IV_LEN + ptlen);
+    err = gcm_seal(key, raw, name, plain, ptlen, raw + TXN_IV_LEN, raw + TXN_IV_LEN + ptlen);
     if (err != HA_OK)
         goto out;
     err = encode_value(raw, TXN_IV_LEN + ptlen + TXN_TAG_LEN, out);
@@ -269,61 +345,67 @@ out:
     return err;
 }
 
-static int is_random_b64(const char *s)
+/* Reads the length-prefixed string at *o: its bytes and length, or absent. */
+static enum ha_err get_string(const unsigned char *pt, size_t len, size_t *o,
+                              const unsigned char **p, size_t *n, bool *absent)
 {
-    size_t i;
+    size_t l;
 
-    for (i = 0; s[i] != '\0'; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return 0;
-    }
-    return i == HA_RANDOM_B64_LEN;
-}
-
-/* A JSON string or null, as an optional field. */
-static enum ha_err optional_string(json_t *v, const char **out)
-{
-    if (json_is_null(v)) {
-        *out = NULL;
-        return HA_OK;
-    }
-    if (!json_is_string(v))
+    if (len - *o < 2)
         return HA_ERR_INVALID;
-    *out = json_string_value(v);
+    l = (size_t)pt[*o] << 8 | pt[*o + 1];
+    *o += 2;
+    *absent = l == TXN_ABSENT;
+    if (*absent)
+        l = 0;
+    if (len - *o < l || memchr(pt + *o, '\0', l) != NULL)
+        return HA_ERR_INVALID;
+    *p = pt + *o;
+    *n = l;
+    *o += l;
     return HA_OK;
 }
 
-/* Strict parse of an authenticated plaintext into tmp (strings copied). */
+/* The four strings of an authenticated record into tmp, copied; integration and redirect
+ * must be present, each within its cap, and nothing may follow them. */
+static enum ha_err parse_strings(const unsigned char *pt, size_t len, struct ha_txn *tmp)
+{
+    char **fields[4] = {&tmp->integration, &tmp->redirect, &tmp->extras, &tmp->invite_token};
+    const size_t caps[4] = {HA_MAX_INTEGRATION, HA_MAX_REDIRECT, HA_MAX_EXTRAS, HA_MAX_INVITE};
+    size_t o = TXN_FIXED_LEN;
+
+    for (size_t i = 0; i < 4; i++) {
+        const unsigned char *p = NULL;
+        size_t n = 0;
+        bool absent = false;
+        if (get_string(pt, len, &o, &p, &n, &absent) != HA_OK || (absent && i < 2) || n > caps[i])
+            return HA_ERR_INVALID;
+        if (absent)
+            continue;
+        *fields[i] = strndup((const char *)p, n);
+        if (*fields[i] == NULL)
+            return HA_ERR_NOMEM;
+    }
+    return o == len ? HA_OK : HA_ERR_INVALID;
+}
+
+/* Strict parse of an authenticated plaintext into tmp (strings copied; on failure the caller
+ * cleans tmp up). */
 static enum ha_err parse_plain(const unsigned char *pt, size_t len, struct ha_txn *tmp)
 {
-    json_t *root, *x = NULL, *inv = NULL;
-    json_error_t jerr;
-    const char *s = NULL, *n = NULL, *p = NULL, *i = NULL, *r = NULL, *xs, *ts;
-    json_int_t c = 0;
-    int v = 0;
-    enum ha_err err = HA_ERR_INVALID;
+    uint64_t c = 0;
 
-    root = json_loadb((const char *)pt, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL || !json_is_object(root))
-        goto out;
-    if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:i,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:I}", "v", &v,
-                       "s", &s, "n", &n, "p", &p, "i", &i, "r", &r, "x", &x, "t", &inv, "c",
-                       &c) != 0)
-        goto out;
-    if (v != TXN_VERSION || !is_random_b64(s) || !is_random_b64(n) || !is_random_b64(p) || c < 0 ||
-        c > (json_int_t)LONG_MAX || optional_string(x, &xs) != HA_OK ||
-        optional_string(inv, &ts) != HA_OK || check_fields(i, r, xs, ts) != HA_OK)
-        goto out;
-    memcpy(tmp->state, s, HA_RANDOM_B64_LEN + 1);
-    memcpy(tmp->nonce, n, HA_RANDOM_B64_LEN + 1);
-    memcpy(tmp->verifier, p, HA_RANDOM_B64_LEN + 1);
+    if (len < TXN_FIXED_LEN || pt[0] != TXN_VERSION)
+        return HA_ERR_INVALID;
+    for (int i = 0; i < 8; i++)
+        c = c << 8 | pt[TXN_TIME_OFF + i];
+    if (c > (uint64_t)LONG_MAX)
+        return HA_ERR_INVALID;
     tmp->created = (long)c;
-    err = dup_fields(tmp, i, r, xs, ts);
-out:
-    json_decref(root);
-    return err;
+    ha_b64url_encode_to(pt + TXN_RANDOM_OFF, HA_RANDOM_BYTES, tmp->state);
+    ha_b64url_encode_to(pt + TXN_RANDOM_OFF + HA_RANDOM_BYTES, HA_RANDOM_BYTES, tmp->nonce);
+    ha_b64url_encode_to(pt + TXN_RANDOM_OFF + 2 * HA_RANDOM_BYTES, HA_RANDOM_BYTES, tmp->verifier);
+    return parse_strings(pt, len, tmp);
 }
 
 /* Tries each key; pt receives the plaintext of the first that authenticates. */

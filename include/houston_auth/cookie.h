@@ -25,7 +25,9 @@ struct ha_set_cookie {
 };
 
 /* Formats a Set-Cookie header value. HA_ERR_INVALID when name or value holds characters
- * RFC 6265 §4.1.1 does not allow (CTLs, whitespace, '"', ',', ';', '\\'). *out caller frees. */
+ * RFC 6265 §4.1.1 does not allow (CTLs, whitespace, '"', ',', ';', '\\'), or when a
+ * "__Secure-" name lacks Secure or a "__Host-" name lacks Secure, has a Domain or a Path other
+ * than "/" (prefixes matched case-insensitively, as browsers do). *out caller frees. */
 enum ha_err ha_cookie_format(const struct ha_set_cookie *c, char **out);
 
 #endif

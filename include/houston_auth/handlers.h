@@ -29,8 +29,9 @@ enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
                           struct ha_response *resp, const char *code, const char *reason,
                           const char *txn_cookie);
 
-/* The Set-Cookie line for transaction cookie name: HttpOnly; Secure; SameSite=Lax; Path
- * HA_TXN_COOKIE_PATH; Max-Age the transaction TTL, or clearing it when value is NULL. */
+/* The Set-Cookie line for transaction cookie name (a "__Host-" name): Path=/; Secure;
+ * HttpOnly; SameSite=Lax; no Domain; Max-Age the transaction TTL, or clearing it when value
+ * is NULL. HA_ERR_INVALID for a name ha_cookie_format refuses. */
 enum ha_err ha_txn_cookie_header(const struct ha_app *app, const char *name, const char *value,
                                  char **out);
 

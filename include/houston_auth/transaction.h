@@ -3,6 +3,7 @@
 #ifndef HOUSTON_AUTH_TRANSACTION_H
 #define HOUSTON_AUTH_TRANSACTION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "houston_auth/err.h"
 #include "houston_auth/proto.h"
@@ -33,9 +34,15 @@ void ha_txn_challenge(const struct ha_txn *t, char out[HA_RANDOM_B64_LEN + 1]);
  * first HA_TXN_ID_LEN chars of b64url(SHA-256(state)). out holds 64 bytes. */
 void ha_txn_cookie_name(const char *state, char out[64]);
 
-/* Seals t as "v1.<b64url(iv|ciphertext|tag)>" with AES-256-GCM under key, a random 96-bit
- * IV from rng, and the cookie name as additional data. HA_ERR_TOO_LARGE past
- * HA_TXN_COOKIE_MAX. *out caller frees. */
+/* Whether name has exactly the shape ha_txn_cookie_name() gives: HA_TXN_COOKIE_PREFIX and
+ * HA_TXN_ID_LEN base64url characters. Only such cookies are ever opened, evicted or cleared;
+ * any other cookie a browser sends is not the sidecar's and is ignored. */
+bool ha_txn_check_cookie_name(const char *name);
+
+/* Seals t (a compact binary record, see src/transaction.c) as "v2.<b64url(iv|ciphertext|
+ * tag)>" with AES-256-GCM under key, a random 96-bit IV from rng, and the cookie name as
+ * additional data. HA_ERR_TOO_LARGE past HA_TXN_COOKIE_MAX; HA_ERR_INVALID for fields
+ * ha_txn_init could not have made. *out caller frees. */
 enum ha_err ha_txn_seal(const struct ha_txn *t, const unsigned char key[32],
                         const struct ha_rng *rng, char **out);
 

@@ -1,8 +1,9 @@
 'use strict';
 /* The browser test's world: the dev tenant, the Houston stand-in (with its app pages) and
  * houston-auth, started on ports of their own in a temporary state directory, with the
- * production-shaped names houston.<base> and app.<base>; and a headless Debian chromium
- * that maps those names to loopback and trusts exactly the dev tenant's TLS leaf.
+ * production-shaped names houston.<base> and app.<base> (and a sibling, evil-airflow.<base>,
+ * served in-process when a test needs one); and a headless Debian chromium that maps those
+ * names to loopback and trusts exactly the dev tenant's TLS leaf.
  *
  * Every wait is bounded. stop() ends every child (SIGTERM, then SIGKILL after a grace
  * period); an exit hook SIGKILLs whatever is left if the script dies another way. */
@@ -18,12 +19,15 @@ const path = require('node:path');
 const BASE = 'astro.example.com';
 const HOUSTON_HOST = `houston.${BASE}`;
 const APP_HOST = `app.${BASE}`;
+/* A sibling under *.<base> that runs user code, as every deployment's Airflow UI does. */
+const SIBLING_HOST = `evil-airflow.${BASE}`;
 const CLIENT_ID = 'houston-auth-browser';
 const AUDIENCE = 'astronomer-ee';
 const START_TIMEOUT_MS = 20000;
 const REQUEST_TIMEOUT_MS = 5000;
 
 const children = [];
+const servers = []; /* in-process servers (the sibling host), closed by stopAll */
 
 function killAllNow() {
   for (const c of children) {
@@ -89,8 +93,11 @@ function startChild(name, bin, args, env, logFile, ready) {
 }
 
 /* One HTTPS or HTTP request to a loopback peer, trusting only ca (when given) and checking
- * the certificate against servername. Resolves {status, headers, body}; never follows. */
-function request(url, { method = 'GET', body = null, ca = null, host = null } = {}) {
+ * the certificate against servername; a body goes as contentType (default JSON). Resolves
+ * {status, headers, body}; never follows. */
+function request(url, {
+  method = 'GET', body = null, ca = null, host = null, contentType = 'application/json',
+} = {}) {
   const u = new URL(url);
   const lib = u.protocol === 'https:' ? https : http;
   const opts = {
@@ -106,7 +113,7 @@ function request(url, { method = 'GET', body = null, ca = null, host = null } = 
     opts.servername = host || u.hostname;
   }
   if (body !== null) {
-    opts.headers['content-type'] = 'application/json';
+    opts.headers['content-type'] = contentType;
     opts.headers['content-length'] = Buffer.byteLength(body);
   }
   return new Promise((resolve, reject) => {
@@ -159,7 +166,8 @@ async function startTenant(w, buildDir) {
     '--listen', '127.0.0.1:0', '--state-dir', w.dir, '--client-id', CLIENT_ID,
     '--client-secret', w.clientSecret, '--audience', AUDIENCE,
     '--callback', `${w.sidecarUrl}/v1/oauth/redirect`, '--logout-url', `${w.appUrl}/logout`,
-    '--san', HOUSTON_HOST, '--san', APP_HOST, '--test-controls', '--no-auto-approve',
+    '--san', HOUSTON_HOST, '--san', APP_HOST, '--san', SIBLING_HOST, '--test-controls',
+    '--no-auto-approve',
   ];
   const env = { PATH: process.env.PATH, HOME: process.env.HOME || '/tmp' };
   const { match } = await startChild('dev-tenant', path.join(buildDir, 'tools/dev-tenant'), args,
@@ -217,6 +225,7 @@ async function startWorld(buildDir) {
   w.clientSecret = crypto.randomBytes(24).toString('hex');
   w.sidecarPort = await freePort();
   w.appPort = await freePort();
+  w.siblingPort = await freePort();
   w.sidecarUrl = `https://${HOUSTON_HOST}:${w.sidecarPort}`;
   w.appUrl = `https://${APP_HOST}:${w.appPort}`;
   await startTenant(w, buildDir);
@@ -226,13 +235,29 @@ async function startWorld(buildDir) {
   return w;
 }
 
+/* An HTTPS server for https://<SIBLING_HOST>:<port> on loopback with the dev TLS leaf (its
+ * SANs include SIBLING_HOST), answering every request with handler(req, res). Resolves with
+ * its origin. */
+async function startSibling(w, handler) {
+  const srv = https.createServer({
+    key: fs.readFileSync(path.join(w.dir, 'tls.key')),
+    cert: fs.readFileSync(path.join(w.dir, 'tls.pem')),
+  }, handler);
+  servers.push(srv);
+  await new Promise((resolve, reject) => {
+    srv.on('error', reject);
+    srv.listen(w.siblingPort, '127.0.0.1', resolve);
+  });
+  return `https://${SIBLING_HOST}:${w.siblingPort}`;
+}
+
 /* Chromium flags this machine needs (closed network: no background or component traffic),
- * the two production names mapped to loopback (everything else but localhost: NOTFOUND, so
- * a stray navigation fails loudly), and trust pinned to the dev TLS leaf's SPKI. */
+ * the production names and the sibling mapped to loopback (everything else but localhost:
+ * NOTFOUND, so a stray navigation fails loudly), and trust pinned to the dev TLS leaf's SPKI. */
 async function launchBrowser(w, chromium) {
   const rules = [
-    `MAP ${HOUSTON_HOST} 127.0.0.1`, `MAP ${APP_HOST} 127.0.0.1`, 'MAP * ~NOTFOUND',
-    'EXCLUDE localhost',
+    `MAP ${HOUSTON_HOST} 127.0.0.1`, `MAP ${APP_HOST} 127.0.0.1`, `MAP ${SIBLING_HOST} 127.0.0.1`,
+    'MAP * ~NOTFOUND', 'EXCLUDE localhost',
   ].join(', ');
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -248,6 +273,10 @@ async function launchBrowser(w, chromium) {
 
 /* SIGTERM every child, wait up to 3 s, then SIGKILL what is left. */
 async function stopAll() {
+  for (const srv of servers.splice(0)) {
+    srv.closeAllConnections();
+    srv.close();
+  }
   const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
   const gone = alive.map((c) => new Promise((resolve) => c.once('exit', resolve)));
   for (const c of alive) c.kill('SIGTERM');
@@ -271,5 +300,6 @@ function logTails(lines = 15) {
 }
 
 module.exports = {
-  BASE, HOUSTON_HOST, APP_HOST, startWorld, launchBrowser, stopAll, logTails, request, sleep,
+  BASE, HOUSTON_HOST, APP_HOST, SIBLING_HOST, startWorld, startSibling, launchBrowser, stopAll,
+  logTails, request, sleep,
 };

@@ -80,8 +80,10 @@ function houstonCookie(cookies) {
   return cookies.find((c) => c.name === COOKIE);
 }
 
+const TXN_PREFIX = '__Host-ha_txn_';
+
 function txnCookies(cookies) {
-  return cookies.filter((c) => c.name.startsWith('ha_txn_'));
+  return cookies.filter((c) => c.name.startsWith(TXN_PREFIX));
 }
 
 /* Text of the page's <main> (the stand-in's and the sidecar's pages put everything there). */
@@ -117,16 +119,17 @@ async function openTenantLogin(page, homeShot = null) {
 /* The transaction cookies the browser holds right now, with their attributes checked. */
 async function checkTxnCookie(context) {
   const txn = txnCookies(await context.cookies(`${w.sidecarUrl}/v1/oauth/redirect`));
-  assert.ok(txn.length >= 1, 'a ha_txn_* cookie is held for houston.<base>/v1/oauth');
+  assert.ok(txn.length >= 1, `a ${TXN_PREFIX}* cookie is held for houston.<base>`);
   for (const c of txn) {
     assert.equal(c.domain, H.HOUSTON_HOST, `${c.name}: host-only on houston.<base>`);
-    assert.equal(c.path, '/v1/oauth', `${c.name}: Path=/v1/oauth`);
+    assert.equal(c.path, '/', `${c.name}: Path=/ (a __Host- cookie's only path)`);
     assert.equal(c.secure, true, `${c.name}: Secure`);
     assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
     assert.equal(c.sameSite, 'Lax', `${c.name}: SameSite=Lax`);
   }
-  const elsewhere = txnCookies(await context.cookies([`${w.appUrl}/`, `${w.sidecarUrl}/`]));
-  assert.equal(elsewhere.length, 0, 'the transaction cookie is not sent outside /v1/oauth');
+  const elsewhere = await context.cookies([`${w.appUrl}/`, `https://${H.SIBLING_HOST}/`]);
+  assert.deepEqual(elsewhere.filter((c) => c.name.includes('ha_txn_')), [],
+    'the transaction cookie is not sent to app.<base> or any other sibling');
   return txn;
 }
 
@@ -174,7 +177,7 @@ async function checkLoggedIn(page, context, email, txnLeft = 0) {
   const tenantSide = houstonCookie(await context.cookies(`${w.tenantUrl}/`));
   assert.equal(tenantSide, undefined, 'the Houston cookie is not sent to the tenant');
   const txn = txnCookies(await context.cookies());
-  assert.equal(txn.length, txnLeft, `ha_txn_* cookies left: ${txn.map((c) => c.name)}`);
+  assert.equal(txn.length, txnLeft, `${TXN_PREFIX}* cookies left: ${txn.map((c) => c.name)}`);
   return onApp;
 }
 
@@ -204,6 +207,12 @@ async function testLogin() {
 async function testLogout() {
   const { context, page } = shared;
   assert.ok(context, 'needs the login flow first');
+  /* A login left at the tenant's page in another tab: its transaction cookie (Path=/) comes
+   * with the logout request and is cleared there too. */
+  const other = await newPage(context);
+  await openTenantLogin(other);
+  await other.close();
+  assert.equal(txnCookies(await context.cookies()).length, 1, 'a login is left half-way');
   const logoutsBefore = (await tenantStats()).logout_requests;
   const hops = [];
   page.on('request', (r) => hops.push(r.url()));
@@ -218,6 +227,8 @@ async function testLogout() {
   assert.match(text, new RegExp(`${COOKIE} is gone`), 'the app server no longer gets it');
   assert.equal(houstonCookie(await context.cookies([`${w.appUrl}/`, `${w.sidecarUrl}/`])),
     undefined, 'the Houston cookie is gone from the browser');
+  assert.deepEqual(txnCookies(await context.cookies()), [],
+    'logout cleared the half-way login\'s transaction cookie');
   await shot(page, 'app-signed-out');
   await context.close();
 }
@@ -320,6 +331,89 @@ async function testNoReplay() {
   await context.close();
 }
 
+/* Issue 13 item 3, login CSRF by cookie tossing. Mallory starts a login in his own browser
+ * and stops at the tenant's answer: a code and state for his account, and his sealed
+ * transaction cookie. A page on a sibling host (evil-airflow.<base>, where Airflow runs user
+ * code) then plants that cookie in the victim's browser for .<base>, under every name it can
+ * think of: the unprefixed name (Path=/ and Path=/v1/oauth), the "__Host-" name with a Domain,
+ * the same in lower case, and a nameless cookie whose value reads "__Host-<name>=<value>".
+ * The victim follows the sibling's link to the sidecar's redirect with Mallory's code and
+ * state. Chromium refuses every "__Host-" attempt from the sibling, the sidecar reads nothing
+ * else: the victim lands on /login?error=invalid_state, Houston received nothing, the victim
+ * holds no session. (Against a sidecar whose cookie is unprefixed, the victim would be signed
+ * in as Mallory.) Mallory's own browser then completes with the same URL: the control. */
+async function testCookieTossing() {
+  const before = (await houstonReceived()).length;
+  const mallory = await newContext();
+  const mpage = await newPage(mallory);
+  /* Mallory's browser starts the login and shows the tenant's form; his script submits it
+   * and keeps the answer (the code and state) instead of following it. */
+  await openTenantLogin(mpage);
+  const form = await mpage.evaluate(() => {
+    const d = new URLSearchParams(new FormData(document.querySelector('form')));
+    d.set('email', 'mallory@example.com');
+    d.set('password', 'correct horse battery staple');
+    d.set('action', 'login');
+    return d.toString();
+  });
+  const approved = await H.request(`${w.tenantUrl}/authorize`, {
+    method: 'POST', body: form, ca: w.ca, contentType: 'application/x-www-form-urlencoded',
+  });
+  const stolen = approved.headers.location || '';
+  assert.ok(stolen.startsWith(`${w.sidecarUrl}/v1/oauth/redirect?`),
+    `the tenant approved Mallory: ${approved.status} ${stolen}`);
+  const own = (await mallory.cookies(`${w.sidecarUrl}/v1/oauth/redirect`))
+    .filter((c) => c.name.includes('ha_txn_'));
+  assert.equal(own.length, 1, "Mallory's browser holds his transaction cookie");
+  const { name, value } = own[0];
+  const bare = name.replace(/^__Host-/, '');
+  const scope = `Domain=.${H.BASE}; Secure; SameSite=Lax`;
+  const planted = [
+    `${bare}=${value}; Path=/; ${scope}`,
+    `${bare}=${value}; Path=/v1/oauth; ${scope}`,
+    `__Host-${bare}=${value}; Path=/; ${scope}`,
+    `__host-${bare}=${value}; Path=/; ${scope}`,
+    `=__Host-${bare}=${value}; Path=/; ${scope}`,
+  ];
+  const sibling = await H.startSibling(w, (req, res) => {
+    if (req.url !== '/plugin') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'set-cookie': planted });
+    res.end('<!doctype html><title>Airflow plugin</title><main><p>Your DAG report is ready.</p>' +
+      `<a id="go" href="${stolen.replace(/&/g, '&amp;')}">Open the report</a></main>`);
+  });
+
+  const victim = await newContext();
+  const vpage = await newPage(victim);
+  await vpage.goto(`${sibling}/plugin`);
+  const held = (await victim.cookies(`${w.sidecarUrl}/v1/oauth/redirect`))
+    .filter((c) => c.name.includes('ha_txn_') || c.value.includes('ha_txn_'));
+  console.log(`     (the victim's browser took from the sibling: ${
+    held.map((c) => `${c.name || '(nameless)'} Domain=${c.domain} Path=${c.path}`).join(', ')})`);
+  for (const c of held) {
+    assert.ok(!/^__host-/i.test(c.name) && !/^__host-/i.test(c.value),
+      `Chromium refuses a __Host- cookie from a sibling: ${c.name}`);
+  }
+  await vpage.locator('#go').click();
+  await vpage.waitForURL((u) => appPath(u, '/login') || appPath(u, '/oauth'));
+  const got = (await houstonReceived()).slice(before);
+  assert.deepEqual(got.map((r) => r.email), [], 'Houston received no callback for the victim');
+  const final = new URL(vpage.url());
+  assert.equal(final.pathname, '/login', `the victim was signed in: ${vpage.url()}`);
+  assert.equal(final.searchParams.get('error'), 'invalid_state');
+  assert.equal(houstonCookie(await victim.cookies()), undefined, 'the victim holds no session');
+
+  await mpage.goto(stolen);
+  await mpage.waitForURL((u) => appPath(u, '/oauth') || appPath(u, '/login'));
+  await checkLoggedIn(mpage, mallory, 'mallory@example.com');
+  const all = (await houstonReceived()).slice(before);
+  assert.deepEqual(all.map((r) => r.email), ['mallory@example.com'], 'only Mallory, in his own');
+  await victim.close();
+  await mallory.close();
+}
+
 /* The sidecar's own error page, rendered at its own origin with its own headers (CSP
  * included): the 302's body is served to the browser as a 200 by request interception. */
 async function testSidecarErrorPage() {
@@ -359,6 +453,8 @@ const tests = [
   ['two tabs finishing in reverse order both land logged in', testTwoTabs],
   ['back button and replayed redirect URL never make a second session', testNoReplay],
   ['the sidecar\'s error page is readable and styled', testSidecarErrorPage],
+  ['cookies planted by a sibling subdomain never sign the victim in as the attacker',
+    testCookieTossing],
 ];
 
 function withTimeout(promise, ms, what) {

@@ -25,7 +25,7 @@
 #define IT_CLIENT_ID "houston-auth-test"
 #define IT_AUDIENCE "astronomer-ee"
 #define IT_AUTH_COOKIE "astronomer_astro_example_com_auth"
-#define IT_TXN_PREFIX "ha_txn_"
+#define IT_TXN_PREFIX "__Host-ha_txn_"
 #define IT_SPARE_PORTS 3
 #define IT_MAX_SECRETS 4096
 

@@ -116,7 +116,7 @@ static void check_txn_cookie(struct it_client *c, const struct it_resp *start, c
     expect_attr(line, "HttpOnly", NULL);
     expect_attr(line, "Secure", NULL);
     expect_attr(line, "SameSite", "Lax");
-    expect_attr(line, "Path", "/v1/oauth");
+    expect_attr(line, "Path", "/");
     assert_false(it_set_cookie_attr(line, "Domain", &v));
     assert_true(it_set_cookie_attr(line, "Max-Age", &v));
     assert_true(atol(v) > 0 && atol(v) <= 600);
@@ -125,7 +125,7 @@ static void check_txn_cookie(struct it_client *c, const struct it_resp *start, c
     assert_true(ck.httponly);
     assert_true(ck.secure);
     assert_false(ck.tailmatch);
-    assert_string_equal(ck.path, "/v1/oauth");
+    assert_string_equal(ck.path, "/");
     assert_string_equal(ck.domain, IT_SIDECAR_HOST);
     assert_true(strlen(ck.value) > 0);
     it_cookie_cleanup(&ck);

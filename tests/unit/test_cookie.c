@@ -137,14 +137,67 @@ static void test_format_full(void **state)
     free(s);
 }
 
+static void expect_invalid(const struct ha_set_cookie *c)
+{
+    char *out = (char *)"untouched";
+    assert_int_equal(ha_cookie_format(c, &out), HA_ERR_INVALID);
+    assert_string_equal(out, "untouched");
+}
+
 static void test_format_clear_adds_expires(void **state)
 {
-    struct ha_set_cookie c = {"ha_txn_x", "", NULL, "/v1/oauth", 0, true, true, "Lax"};
+    struct ha_set_cookie c = {"__Host-ha_txn_x", "", NULL, "/", 0, true, true, "Lax"};
     char *s;
     (void)state;
     s = format(&c);
-    assert_string_equal(s, "ha_txn_x=; Path=/v1/oauth; Max-Age=0; "
+    assert_string_equal(s, "__Host-ha_txn_x=; Path=/; Max-Age=0; "
                            "Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax");
+    free(s);
+}
+
+/* A prefixed name gets exactly what its prefix demands, or nothing: a browser would drop
+ * the cookie silently (RFC 6265bis §4.1.3), and a login would then fail for no visible
+ * reason. Prefixes match without regard to case, as in browsers. */
+static void test_format_prefix_rules(void **state)
+{
+    struct ha_set_cookie host = {"__Host-t", "v", NULL, "/", 600, true, true, "Lax"};
+    struct ha_set_cookie sec = {"__Secure-t", "v", NULL, NULL, -1, false, true, NULL};
+    struct ha_set_cookie c;
+    char *s;
+    (void)state;
+    s = format(&host);
+    assert_string_equal(s, "__Host-t=v; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax");
+    free(s);
+    s = format(&sec);
+    assert_string_equal(s, "__Secure-t=v; Secure");
+    free(s);
+    c = host;
+    c.secure = false;
+    expect_invalid(&c);
+    c = host;
+    c.domain = "houston.astro.example.com";
+    expect_invalid(&c);
+    c = host;
+    c.domain = ".astro.example.com";
+    expect_invalid(&c);
+    c = host;
+    c.path = NULL;
+    expect_invalid(&c);
+    c = host;
+    c.path = "/v1/oauth";
+    expect_invalid(&c);
+    c = host;
+    c.name = "__host-t";
+    c.domain = ".astro.example.com";
+    expect_invalid(&c);
+    c = sec;
+    c.secure = false;
+    expect_invalid(&c);
+    c.name = "__SECURE-t";
+    expect_invalid(&c);
+    c.name = "_Secure-t"; /* not a prefix: no rule */
+    s = format(&c);
+    assert_string_equal(s, "_Secure-t=v");
     free(s);
 }
 
@@ -161,13 +214,6 @@ static void test_format_minimal_session_cookie(void **state)
     s = format(&c);
     assert_string_equal(s, "n=v; Max-Age=1; SameSite=Strict");
     free(s);
-}
-
-static void expect_invalid(const struct ha_set_cookie *c)
-{
-    char *out = (char *)"untouched";
-    assert_int_equal(ha_cookie_format(c, &out), HA_ERR_INVALID);
-    assert_string_equal(out, "untouched");
 }
 
 static void test_format_refuses_bad_names(void **state)
@@ -267,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_nul),
         cmocka_unit_test(test_format_full),
         cmocka_unit_test(test_format_clear_adds_expires),
+        cmocka_unit_test(test_format_prefix_rules),
         cmocka_unit_test(test_format_minimal_session_cookie),
         cmocka_unit_test(test_format_refuses_bad_names),
         cmocka_unit_test(test_format_refuses_bad_values),

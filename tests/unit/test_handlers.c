@@ -249,7 +249,7 @@ static void cookie_pair(const char *set_cookie, char *out, size_t len)
 }
 
 struct started {
-    char cookie[4096]; /* "ha_txn_x=v1...." */
+    char cookie[HA_MAX_COOKIE_HEADER]; /* the Cookie header to finish with: "<name>=v..." */
     char state[64];
     char nonce[64];
 };
@@ -276,11 +276,12 @@ static void start_login(const char *query, const char *cookies, struct started *
     assert_true(resp.set_cookie_count >= 1);
     assert_null(strstr(resp.set_cookies[0], "Max-Age=0"));
     cookie_pair(resp.set_cookies[0], s->cookie, sizeof(s->cookie));
-    assert_true(strncmp(s->cookie, "ha_txn_", 7) == 0);
-    assert_non_null(strstr(resp.set_cookies[0], "HttpOnly"));
-    assert_non_null(strstr(resp.set_cookies[0], "Secure"));
-    assert_non_null(strstr(resp.set_cookies[0], "SameSite=Lax"));
-    assert_non_null(strstr(resp.set_cookies[0], "Path=/v1/oauth"));
+    assert_true(strncmp(s->cookie, "__Host-ha_txn_", 14) == 0);
+    assert_non_null(strstr(resp.set_cookies[0], "; Path=/;"));
+    assert_non_null(strstr(resp.set_cookies[0], "; Secure"));
+    assert_non_null(strstr(resp.set_cookies[0], "; HttpOnly"));
+    assert_non_null(strstr(resp.set_cookies[0], "; SameSite=Lax"));
+    assert_null(strstr(resp.set_cookies[0], "Domain"));
     ha_kvlist_cleanup(&q);
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);
@@ -445,7 +446,7 @@ static void test_start_refusals(void **state)
         request(&req, "GET", HA_PATH_START, bad[i], NULL);
         assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
         assert_login_error(&resp, "bad_request");
-        assert_false(has_cookie(&resp, "ha_txn_"));
+        assert_false(has_cookie(&resp, HA_TXN_COOKIE_PREFIX));
         ha_request_cleanup(&req);
         ha_response_cleanup(&resp);
     }
@@ -481,6 +482,225 @@ static void test_start_bounds_cookies(void **state)
     ha_response_cleanup(&resp);
 }
 
+/* "a; b" into out (cap bytes), which must hold it. */
+static void join(char *out, size_t cap, const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    assert_true(na + 2 + nb < cap);
+    memcpy(out, a, na);
+    memcpy(out + na, "; ", 2);
+    memcpy(out + na + 2, b, nb + 1);
+}
+
+/* ---- the jar's budget ---- */
+
+/* The worst Cookie header the sidecar's and Houston's cookies make, from the constants. */
+static void test_jar_budget_arithmetic(void **state)
+{
+    const size_t name = strlen(HA_TXN_COOKIE_PREFIX) + HA_TXN_ID_LEN;
+    const size_t pair_max = name + 1 + HA_TXN_COOKIE_MAX + 2;
+    const size_t by_count = HA_TXN_MAX_COOKIES * pair_max;
+    const size_t jar = by_count < HA_TXN_JAR_MAX ? by_count : HA_TXN_JAR_MAX;
+    /* Houston's cookie: an RS256 JWT {uuid, iat, nbf, exp} signed with RSA-4096. */
+    const char *claims = "{\"uuid\":\"01234567-89ab-cdef-0123-456789abcdef\",\"iat\":"
+                         "1800000000,\"nbf\":1800000000,\"exp\":1800086400}";
+    const size_t jwt = ha_b64url_encoded_len(strlen("{\"alg\":\"RS256\",\"typ\":\"JWT\"}")) + 1 +
+                       ha_b64url_encoded_len(strlen(claims)) + 1 + ha_b64url_encoded_len(512);
+    const size_t houston = strlen(HOUSTON_COOKIE) + 1 + jwt + 2;
+    (void)state;
+    assert_int_equal(pair_max, HA_TXN_PAIR_MAX);
+    assert_int_equal(jwt, 852);
+    assert_true(houston <= HA_HOUSTON_COOKIE_BUDGET);
+    assert_int_equal(jar, 4096);
+    print_message("worst Cookie header: %zu (transaction cookies) + %d (Houston's, budget; this "
+                  "one %zu) = %d bytes; %zu with a concurrent start's cookie; nginx's line %d\n",
+                  jar, HA_HOUSTON_COOKIE_BUDGET, houston, HA_COOKIE_HEADER_BUDGET,
+                  (size_t)HA_COOKIE_HEADER_BUDGET + pair_max, HA_NGINX_HEADER_LINE);
+    assert_int_equal(jar + HA_HOUSTON_COOKIE_BUDGET, HA_COOKIE_HEADER_BUDGET);
+    /* Well under: three quarters of nginx's line at most, and under it even with one cookie
+     * more from a start running at the same moment. */
+    assert_true(HA_COOKIE_HEADER_BUDGET * 4 <= HA_NGINX_HEADER_LINE * 3);
+    assert_true(HA_COOKIE_HEADER_BUDGET + pair_max < HA_NGINX_HEADER_LINE);
+    assert_true(HA_COOKIE_HEADER_BUDGET + pair_max <= HA_MAX_COOKIE_HEADER);
+    /* A new cookie always fits once the others are cleared. */
+    assert_true(pair_max <= HA_TXN_JAR_MAX);
+}
+
+#define JAR_MAX 64
+
+/* A browser's cookie jar for houston.<base>: what Set-Cookie lines leave in it. */
+struct jar {
+    char name[JAR_MAX][64];
+    char value[JAR_MAX][HA_TXN_COOKIE_MAX + 1];
+    size_t n;
+};
+
+static void jar_apply(struct jar *j, const struct ha_response *resp)
+{
+    for (size_t i = 0; i < resp->set_cookie_count; i++) {
+        const char *line = resp->set_cookies[i], *eq = strchr(line, '=');
+        size_t nl = (size_t)(eq - line), vl = strcspn(eq + 1, ";"), k;
+        assert_true(nl < 64 && vl <= HA_TXN_COOKIE_MAX);
+        for (k = 0; k < j->n && !(strlen(j->name[k]) == nl && strncmp(j->name[k], line, nl) == 0);
+             k++)
+            ;
+        if (strstr(line, "Max-Age=0") != NULL) {
+            if (k < j->n) {
+                j->n--;
+                memcpy(j->name[k], j->name[j->n], sizeof(j->name[k]));
+                memcpy(j->value[k], j->value[j->n], sizeof(j->value[k]));
+            }
+            continue;
+        }
+        if (k == j->n) {
+            assert_true(j->n < JAR_MAX);
+            j->n++;
+        }
+        memcpy(j->name[k], line, nl);
+        j->name[k][nl] = '\0';
+        memcpy(j->value[k], eq + 1, vl);
+        j->value[k][vl] = '\0';
+    }
+}
+
+/* The Cookie header the browser sends; its size with "; " after each pair. */
+static size_t jar_header(const struct jar *j, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < j->n; k++) {
+        int w = snprintf(out + o, cap - o, "%s%s=%s", k > 0 ? "; " : "", j->name[k], j->value[k]);
+        assert_true(w > 0 && (size_t)w < cap - o);
+        o += (size_t)w;
+    }
+    return j->n > 0 ? o + 2 : 0;
+}
+
+/* A browser starts login after login, deep links (800-byte redirect and extras) and plain
+ * ones mixed: every start answers 302 to the tenant with its own cookie first, the jar never
+ * holds more than HA_TXN_MAX_COOKIES cookies or HA_TXN_JAR_MAX bytes, and the newest login
+ * completes. Before the budget, the fourth deep-link start left 9.9 KB. */
+static void test_jar_budget_browser(void **state)
+{
+    static struct jar j;
+    static char header[HA_MAX_COOKIE_HEADER * 2];
+    char big[1024], query[4096];
+    struct started s;
+    struct ha_response resp = {0};
+    size_t largest = 0;
+    (void)state;
+    memset(big, 'a', 797);
+    big[797] = '\0';
+    snprintf(query, sizeof(query),
+             "redirect=%%2Fw%%2F%s&extras=%%7B%%22p%%22%%3A%%22%.791s%%22%%7D", big, big);
+    j.n = 0;
+    for (int i = 0; i < 24; i++) {
+        struct ha_request req;
+        size_t size = jar_header(&j, header, sizeof(header));
+        largest = size > largest ? size : largest;
+        assert_true(size <= HA_TXN_JAR_MAX);
+        W.now += 1;
+        request(&req, "GET", HA_PATH_START, i % 3 == 2 ? "" : query, j.n > 0 ? header : NULL);
+        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(resp.status, 302);
+        assert_true(strncmp(resp.location, "https://tenant.example.com/authorize?", 37) == 0);
+        assert_null(strstr(resp.set_cookies[0], "Max-Age=0"));
+        jar_apply(&j, &resp);
+        assert_true(j.n <= HA_TXN_MAX_COOKIES);
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+    }
+    largest = jar_header(&j, header, sizeof(header)) > largest
+                  ? jar_header(&j, header, sizeof(header))
+                  : largest;
+    print_message("24 starts: the largest transaction-cookie share of a Cookie header was %zu "
+                  "bytes (budget %d), %zu cookies held\n",
+                  largest, HA_TXN_JAR_MAX, j.n);
+    assert_true(largest <= HA_TXN_JAR_MAX);
+    /* The newest login (a deep link) completes with the jar as the browser holds it. */
+    start_login(query, header, &s);
+    {
+        static char both[sizeof(s.cookie)];
+        join(both, sizeof(both), s.cookie, header);
+        memcpy(s.cookie, both, strlen(both) + 1);
+    }
+    finish(&s, NULL, &resp);
+    assert_int_equal(resp.status, 302);
+    assert_string_equal(resp.location, W.houston_location);
+    ha_response_cleanup(&resp);
+}
+
+/* Cookies the sidecar cannot use (names that are not HTTP tokens, names of another shape
+ * under the transaction prefix, with or without it) are ignored by every endpoint: start
+ * still answers 302 to the tenant and clears none of them, the login still completes, and
+ * logout still answers 302. Issue 13 item 4: "ha_txn_(1)=x; ha_txn_b=2; ..." made every
+ * start a 500, because eviction copied the names and failed to format them. */
+static void test_unusable_cookies_ignored(void **state)
+{
+    static const char *const names[] = {
+        "(1)", "b", "c", "d", "e", "f", "a b", "x\\y", "AAAAAAAAAAAAAAA!", "AAAAAAAAAAAAAAAAA"};
+    const char *prefixes[] = {"ha_txn_", HA_TXN_COOKIE_PREFIX};
+    (void)state;
+    for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++) {
+        char jar[1024] = "", withtxn[HA_MAX_COOKIE_HEADER];
+        struct started s;
+        struct ha_request req;
+        struct ha_response resp = {0};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            size_t o = strlen(jar);
+            snprintf(jar + o, sizeof(jar) - o, "%s%s%s=%zu", i > 0 ? "; " : "", prefixes[p],
+                     names[i], i);
+        }
+        start_login("", jar, &s);
+        request(&req, "GET", HA_PATH_START, "", jar);
+        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(resp.status, 302);
+        assert_int_equal(resp.set_cookie_count, 1); /* its own cookie, nothing cleared */
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+        join(withtxn, sizeof(withtxn), jar, s.cookie);
+        memcpy(s.cookie, withtxn, strlen(withtxn) + 1);
+        finish(&s, NULL, &resp);
+        assert_int_equal(resp.status, 302);
+        assert_string_equal(resp.location, W.houston_location);
+        ha_response_cleanup(&resp);
+        request(&req, "GET", HA_PATH_LOGOUT, NULL, jar);
+        assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(resp.status, 302);
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+    }
+}
+
+/* Cookie tossing: a sibling under *.<base> can set "ha_txn_<id>" for .<base> but never a
+ * "__Host-" cookie. The sidecar reads only the prefixed name, so a sealed value presented
+ * under the unprefixed name (or any other) opens nothing and reaches neither the tenant nor
+ * Houston. */
+static void test_unprefixed_cookie_ignored(void **state)
+{
+    const size_t plen = strlen(HA_COOKIE_HOST_PREFIX);
+    struct started s;
+    struct ha_response resp = {0};
+    int calls = W.houston_calls;
+    char renamed[sizeof(s.cookie)];
+    (void)state;
+    start_login("", NULL, &s);
+    assert_true(strncmp(s.cookie, HA_COOKIE_HOST_PREFIX, plen) == 0);
+    memcpy(renamed, s.cookie + plen, strlen(s.cookie + plen) + 1); /* "ha_txn_<id>=..." */
+    memcpy(s.cookie, renamed, strlen(renamed) + 1);
+    finish(&s, NULL, &resp);
+    assert_login_error(&resp, "invalid_state");
+    assert_int_equal(W.houston_calls, calls);
+    ha_response_cleanup(&resp);
+    /* The same value under the lower-case prefix, which a browser may hold from a sibling. */
+    memcpy(s.cookie, "__host-", plen);
+    memcpy(s.cookie + plen, renamed, strlen(renamed) + 1);
+    finish(&s, NULL, &resp);
+    assert_login_error(&resp, "invalid_state");
+    assert_int_equal(W.houston_calls, calls);
+    ha_response_cleanup(&resp);
+}
+
 static void test_tenant_error(void **state)
 {
     struct started s;
@@ -494,7 +714,7 @@ static void test_tenant_error(void **state)
     assert_int_equal(ha_handle_redirect(&W.app, &req, &resp), HA_OK);
     assert_login_error(&resp, "access_denied");
     /* The transaction cookie is cleared on the way out. */
-    assert_true(has_cookie(&resp, "ha_txn_"));
+    assert_true(has_cookie(&resp, HA_TXN_COOKIE_PREFIX));
     assert_non_null(strstr(resp.set_cookies[0], "Max-Age=0"));
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);
@@ -514,6 +734,22 @@ static void test_logout(void **state)
     assert_true(has_cookie(&resp, HOUSTON_COOKIE "=;"));
     assert_non_null(strstr(resp.set_cookies[0], "Domain=.astro.example.com"));
     assert_non_null(strstr(resp.set_cookies[0], "Max-Age=0"));
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+
+    /* Transaction cookies come with Path=/ and are cleared after Houston's, once per name;
+     * cookies that are not the sidecar's stay. */
+    request(&req, "GET", HA_PATH_LOGOUT, NULL,
+            "__Host-ha_txn_AAAAAAAAAAAAAAAA=v; __Host-ha_txn_(1)=x; ha_txn_BBBBBBBBBBBBBBBB=y; "
+            "other=1; __Host-ha_txn_AAAAAAAAAAAAAAAA=w; __Host-ha_txn_CCCCCCCCCCCCCCCC=z");
+    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(resp.status, 302);
+    assert_int_equal(resp.set_cookie_count, 3);
+    assert_true(strncmp(resp.set_cookies[0], HOUSTON_COOKIE "=;", strlen(HOUSTON_COOKIE) + 2) == 0);
+    assert_string_equal(resp.set_cookies[1],
+                        "__Host-ha_txn_AAAAAAAAAAAAAAAA=; Path=/; Max-Age=0; Expires=Thu, 01 Jan "
+                        "1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax");
+    assert_true(strncmp(resp.set_cookies[2], "__Host-ha_txn_CCCCCCCCCCCCCCCC=;", 32) == 0);
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);
 
@@ -750,6 +986,10 @@ int main(void)
         cmocka_unit_test(test_houston_location_refused),
         cmocka_unit_test(test_start_refusals),
         cmocka_unit_test(test_start_bounds_cookies),
+        cmocka_unit_test(test_jar_budget_arithmetic),
+        cmocka_unit_test(test_jar_budget_browser),
+        cmocka_unit_test(test_unusable_cookies_ignored),
+        cmocka_unit_test(test_unprefixed_cookie_ignored),
         cmocka_unit_test(test_tenant_error),
         cmocka_unit_test(test_logout),
         cmocka_unit_test(test_reload),
