@@ -2,7 +2,6 @@
  * with exponential backoff (the sidecar serves and reports not-ready until they are), then
  * JWKS is refreshed on schedule. Nothing fixed at start is parsed per request. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,15 +28,14 @@ struct ha_used_state {
 
 static void view_free(struct ha_view *v)
 {
-    while (v != NULL) {
-        struct ha_view *older = v->older;
-        ha_config_free(v->cfg);
-        free(v->redirect_uri);
-        free(v->houston_cookie);
-        free(v->houston_origin);
-        free(v);
-        v = older;
-    }
+    if (v == NULL)
+        return;
+    ha_config_free(v->cfg);
+    free(v->redirect_uri);
+    free(v->houston_cookie);
+    free(v->houston_origin);
+    OPENSSL_cleanse(v->retired, sizeof(v->retired));
+    free(v);
 }
 
 /* A view of cfg, which it owns from then on (also on error). */
@@ -85,6 +83,7 @@ enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
     app->rng = ha_rng_openssl;
     app->not_ready_reason = "discovery not loaded yet";
     pthread_mutex_init(&app->lock, NULL);
+    pthread_mutex_init(&app->view_lock, NULL);
     pthread_mutex_init(&app->used_lock, NULL);
     pthread_cond_init(&app->wake, NULL);
     err = ha_http_client_new(&o, &app->client);
@@ -96,7 +95,7 @@ enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
     err = view_new(cfg, &v);
     if (err != HA_OK)
         return err;
-    atomic_store(&app->view, v);
+    app->view = v;
     err = ha_metrics_new(&app->metrics);
     if (err == HA_OK)
         err = ha_ratelimit_new(HA_RATELIMIT_SLOTS, &app->limits);
@@ -106,9 +105,48 @@ enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
     return err;
 }
 
-const struct ha_view *ha_app_view(const struct ha_app *app)
+const struct ha_view *ha_app_view(struct ha_app *app)
 {
-    return atomic_load_explicit(&app->view, memory_order_acquire);
+    const struct ha_view *v;
+    pthread_mutex_lock(&app->view_lock);
+    v = app->view;
+    pthread_mutex_unlock(&app->view_lock);
+    return v;
+}
+
+const struct ha_view *ha_app_view_acquire(struct ha_app *app)
+{
+    struct ha_view *v;
+    pthread_mutex_lock(&app->view_lock);
+    v = app->view;
+    v->holders++;
+    pthread_mutex_unlock(&app->view_lock);
+    return v;
+}
+
+/* Unlinks v from the stale list; under view_lock. */
+static void unlink_stale(struct ha_app *app, const struct ha_view *v)
+{
+    for (struct ha_view **p = &app->stale; *p != NULL; p = &(*p)->next_stale) {
+        if (*p == v) {
+            *p = v->next_stale;
+            return;
+        }
+    }
+}
+
+void ha_app_view_release(struct ha_app *app, const struct ha_view *cv)
+{
+    struct ha_view *v = (struct ha_view *)cv, *done = NULL;
+    if (v == NULL)
+        return;
+    pthread_mutex_lock(&app->view_lock);
+    if (--v->holders == 0 && v != app->view) {
+        unlink_stale(app, v);
+        done = v;
+    }
+    pthread_mutex_unlock(&app->view_lock);
+    view_free(done);
 }
 
 #define SAME_STR(field)                                                                            \
@@ -142,44 +180,96 @@ static const char *restart_key_changed(const struct ha_config *a, const struct h
     return NULL;
 }
 
+/* Adds key to v's retired keys until until, unless v opens with it already; when full, the
+ * one that expires first goes. */
+static void retire_key(struct ha_view *v, const unsigned char *key, long until, long now)
+{
+    const struct ha_config *c = v->cfg;
+    size_t slot = v->nretired;
+
+    if (until <= now || CRYPTO_memcmp(key, c->cookie_key, HA_COOKIE_KEY_LEN) == 0 ||
+        (c->has_prev_cookie_key && CRYPTO_memcmp(key, c->prev_cookie_key, HA_COOKIE_KEY_LEN) == 0))
+        return;
+    for (size_t i = 0; i < v->nretired; i++) {
+        if (CRYPTO_memcmp(key, v->retired[i].key, HA_COOKIE_KEY_LEN) == 0) {
+            if (v->retired[i].until < until)
+                v->retired[i].until = until;
+            return;
+        }
+    }
+    if (slot == HA_MAX_RETIRED_KEYS) {
+        slot = 0;
+        for (size_t i = 1; i < v->nretired; i++) {
+            if (v->retired[i].until < v->retired[slot].until)
+                slot = i;
+        }
+        if (v->retired[slot].until >= until)
+            return;
+    } else {
+        v->nretired++;
+    }
+    memcpy(v->retired[slot].key, key, HA_COOKIE_KEY_LEN);
+    v->retired[slot].until = until;
+}
+
+/* Every key cur opened with keeps opening in next for one transaction lifetime from now
+ * (a retired key no longer than it already had). */
+static void carry_keys(const struct ha_view *cur, struct ha_view *next, long now)
+{
+    long until = now + next->cfg->txn_ttl_s;
+    retire_key(next, cur->cfg->cookie_key, until, now);
+    if (cur->cfg->has_prev_cookie_key)
+        retire_key(next, cur->cfg->prev_cookie_key, until, now);
+    for (size_t i = 0; i < cur->nretired; i++)
+        retire_key(next, cur->retired[i].key,
+                   cur->retired[i].until < until ? cur->retired[i].until : until, now);
+}
+
 enum ha_err ha_app_reload(struct ha_app *app, struct ha_config *next, const char **reason)
 {
-    struct ha_view *cur = atomic_load(&app->view), *v = NULL;
-    const struct ha_config *old = cur->cfg;
+    struct ha_view *cur, *v = NULL, *done = NULL;
     enum ha_err err;
 
-    *reason = restart_key_changed(old, next);
+    pthread_mutex_lock(&app->view_lock);
+    cur = app->view;
+    *reason = restart_key_changed(cur->cfg, next);
     if (*reason != NULL) {
+        pthread_mutex_unlock(&app->view_lock);
         ha_config_free(next);
         return HA_ERR_CONFIG;
     }
-    if (CRYPTO_memcmp(old->cookie_key, next->cookie_key, HA_COOKIE_KEY_LEN) != 0 &&
-        !next->has_prev_cookie_key) {
-        /* Rotation: cookies sealed a moment ago still open for one transaction lifetime. */
-        memcpy(next->prev_cookie_key, old->cookie_key, HA_COOKIE_KEY_LEN);
-        next->has_prev_cookie_key = true;
-        err = view_new(next, &v);
-        if (err == HA_OK)
-            v->prev_key_until = app->clock.now(app->clock.ctx) + next->txn_ttl_s;
-    } else {
-        err = view_new(next, &v);
-    }
+    err = view_new(next, &v);
     if (err != HA_OK) {
+        pthread_mutex_unlock(&app->view_lock);
         *reason = "out of memory";
         return err;
     }
-    v->older = cur;
-    atomic_store_explicit(&app->view, v, memory_order_release);
+    carry_keys(cur, v, app->clock.now(app->clock.ctx));
+    app->view = v;
+    if (cur->holders == 0) {
+        done = cur;
+    } else {
+        cur->next_stale = app->stale;
+        app->stale = cur;
+    }
+    pthread_mutex_unlock(&app->view_lock);
+    view_free(done);
     return HA_OK;
 }
 
-size_t ha_app_cookie_keys(const struct ha_view *v, long now, unsigned char keys[2][32])
+size_t ha_app_cookie_keys(const struct ha_view *v, long now,
+                          unsigned char keys[HA_MAX_OPEN_KEYS][HA_COOKIE_KEY_LEN])
 {
-    memcpy(keys[0], v->cfg->cookie_key, 32);
-    if (!v->cfg->has_prev_cookie_key || (v->prev_key_until != 0 && now >= v->prev_key_until))
-        return 1;
-    memcpy(keys[1], v->cfg->prev_cookie_key, 32);
-    return 2;
+    size_t n = 0;
+
+    memcpy(keys[n++], v->cfg->cookie_key, HA_COOKIE_KEY_LEN);
+    if (v->cfg->has_prev_cookie_key)
+        memcpy(keys[n++], v->cfg->prev_cookie_key, HA_COOKIE_KEY_LEN);
+    for (size_t i = 0; i < v->nretired; i++) {
+        if (now < v->retired[i].until)
+            memcpy(keys[n++], v->retired[i].key, HA_COOKIE_KEY_LEN);
+    }
+    return n;
 }
 
 static void set_not_ready(struct ha_app *app, const char *reason)
@@ -194,17 +284,18 @@ enum ha_err ha_app_load_provider(struct ha_app *app, const char **reason)
     struct ha_oidc_provider p = {0};
     struct ha_jwks_cache *jwks = NULL;
     struct ha_jwks_cache_opts jo;
+    const struct ha_view *v = ha_app_view_acquire(app);
     enum ha_err err;
     uint64_t t0;
 
-    err = ha_oidc_discover(&app->http, ha_app_view(app)->cfg->issuer, &p, reason);
+    err = ha_oidc_discover(&app->http, v->cfg->issuer, &p, reason);
     if (err != HA_OK)
         goto out;
     jo.jwks_uri = p.jwks_uri;
     jo.http = app->http;
     jo.clock = app->clock;
-    jo.refresh_s = ha_app_view(app)->cfg->jwks_refresh_s;
-    jo.min_refetch_s = ha_app_view(app)->cfg->jwks_min_refetch_s;
+    jo.refresh_s = v->cfg->jwks_refresh_s;
+    jo.min_refetch_s = v->cfg->jwks_min_refetch_s;
     err = ha_jwks_cache_new(&jo, &jwks);
     if (err != HA_OK) {
         *reason = "JWKS cache could not be created";
@@ -226,6 +317,7 @@ enum ha_err ha_app_load_provider(struct ha_app *app, const char **reason)
     memset(&p, 0, sizeof(p));
     jwks = NULL;
 out:
+    ha_app_view_release(app, v);
     ha_oidc_provider_cleanup(&p);
     ha_jwks_cache_free(jwks);
     return err;
@@ -261,13 +353,16 @@ static void *background(void *arg)
 
     while (!ha_app_ready(app, NULL)) {
         enum ha_err err = ha_app_load_provider(app, &reason);
-        if (err == HA_OK) {
-            ha_log(HA_LOG_INFO, "ready", NULL, "issuer", ha_app_view(app)->cfg->issuer, NULL);
+        const struct ha_view *v = ha_app_view_acquire(app);
+        if (err == HA_OK)
+            ha_log(HA_LOG_INFO, "ready", NULL, "issuer", v->cfg->issuer, NULL);
+        else
+            ha_log(HA_LOG_WARN, "not_ready", NULL, "reason", reason, "error", ha_err_str(err),
+                   "issuer", v->cfg->issuer, NULL);
+        ha_app_view_release(app, v);
+        if (err == HA_OK)
             break;
-        }
         set_not_ready(app, reason);
-        ha_log(HA_LOG_WARN, "not_ready", NULL, "reason", reason, "error", ha_err_str(err), "issuer",
-               ha_app_view(app)->cfg->issuer, NULL);
         if (nap(app, backoff))
             return NULL;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -314,9 +409,15 @@ void ha_app_cleanup(struct ha_app *app)
     ha_http_client_free(app->client);
     ha_metrics_free(app->metrics);
     ha_ratelimit_free(app->limits);
-    view_free(atomic_load(&app->view));
+    view_free(app->view);
+    while (app->stale != NULL) { /* held by requests that never finished: none after stop */
+        struct ha_view *v = app->stale;
+        app->stale = v->next_stale;
+        view_free(v);
+    }
     free(app->used);
     pthread_mutex_destroy(&app->lock);
+    pthread_mutex_destroy(&app->view_lock);
     pthread_mutex_destroy(&app->used_lock);
     pthread_cond_destroy(&app->wake);
     memset(app, 0, sizeof(*app));

@@ -12,7 +12,7 @@
 #include "houston_auth/page.h"
 #include "houston_auth/proto.h"
 
-enum ha_err ha_txn_cookie_header(const struct ha_app *app, const char *name, const char *value,
+enum ha_err ha_txn_cookie_header(const struct ha_ctx *cx, const char *name, const char *value,
                                  char **out)
 {
     struct ha_set_cookie c = {
@@ -20,7 +20,7 @@ enum ha_err ha_txn_cookie_header(const struct ha_app *app, const char *name, con
         .value = value != NULL ? value : "",
         .domain = NULL,
         .path = HA_TXN_COOKIE_PATH,
-        .max_age = value != NULL ? ha_app_view(app)->cfg->txn_ttl_s : 0,
+        .max_age = value != NULL ? cx->view->cfg->txn_ttl_s : 0,
         .http_only = true,
         .secure = true,
         .same_site = "Lax",
@@ -28,7 +28,7 @@ enum ha_err ha_txn_cookie_header(const struct ha_app *app, const char *name, con
     return ha_cookie_format(&c, out);
 }
 
-enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_login_fail(const struct ha_ctx *cx, const struct ha_request *req,
                           struct ha_response *resp, const char *code, const char *reason,
                           const char *txn_cookie)
 {
@@ -39,10 +39,10 @@ enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
 
     ha_log(HA_LOG_WARN, "login_failed", req->request_id, "path", req->path, "error", code, "reason",
            reason, NULL);
-    ha_metrics_login(app->metrics, code);
+    ha_metrics_login(cx->app->metrics, code);
     ha_response_cleanup(resp);
     ha_buf_init(&url, HA_MAX_URL);
-    err = ha_buf_appendf(&url, "%s/login?", ha_app_view(app)->cfg->app_url);
+    err = ha_buf_appendf(&url, "%s/login?", cx->view->cfg->app_url);
     if (err == HA_OK)
         err = ha_buf_append_param(&url, "error", code);
     if (err == HA_OK)
@@ -52,7 +52,7 @@ enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
         err = ha_page_render("Sign-in did not complete", ha_page_error_message(code),
                              resp->location, "Back to the login page", detail, &resp->body);
     if (err == HA_OK && txn_cookie != NULL) {
-        err = ha_txn_cookie_header(app, txn_cookie, NULL, &clear);
+        err = ha_txn_cookie_header(cx, txn_cookie, NULL, &clear);
         if (err == HA_OK)
             err = ha_response_add_cookie(resp, clear);
     }

@@ -11,15 +11,15 @@
 
 #define JSON_TYPE "application/json"
 
-enum ha_err ha_handle_healthz(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_healthz(const struct ha_ctx *cx, const struct ha_request *req,
                               struct ha_response *resp)
 {
-    (void)app;
+    (void)cx;
     (void)req;
     return ha_response_text(resp, 200, JSON_TYPE, "{\"status\":\"ok\"}\n");
 }
 
-enum ha_err ha_handle_readyz(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_readyz(const struct ha_ctx *cx, const struct ha_request *req,
                              struct ha_response *resp)
 {
     const char *reason = NULL;
@@ -28,10 +28,10 @@ enum ha_err ha_handle_readyz(struct ha_app *app, const struct ha_request *req,
     enum ha_err err;
     (void)req;
 
-    if (ha_app_ready(app, &reason))
+    if (ha_app_ready(cx->app, &reason))
         return ha_response_text(resp, 200, JSON_TYPE, "{\"status\":\"ready\"}\n");
     obj = json_pack("{s:s,s:s,s:s}", "status", "not_ready", "reason", reason, "issuer",
-                    ha_app_view(app)->cfg->issuer);
+                    cx->view->cfg->issuer);
     text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(obj);
     if (text == NULL)
@@ -41,21 +41,21 @@ enum ha_err ha_handle_readyz(struct ha_app *app, const struct ha_request *req,
     return err;
 }
 
-enum ha_err ha_handle_metrics(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_metrics(const struct ha_ctx *cx, const struct ha_request *req,
                               struct ha_response *resp)
 {
     struct ha_jwks_cache_stats stats;
     const struct ha_jwks_cache_stats *s = NULL;
     char *text = NULL;
-    bool ready = ha_app_ready(app, NULL);
+    bool ready = ha_app_ready(cx->app, NULL);
     enum ha_err err;
     (void)req;
 
     if (ready) {
-        ha_jwks_cache_get_stats(app->jwks, &stats);
+        ha_jwks_cache_get_stats(cx->app->jwks, &stats);
         s = &stats;
     }
-    err = ha_metrics_format(app->metrics, s, ready, &text);
+    err = ha_metrics_format(cx->app->metrics, s, ready, &text);
     if (err != HA_OK)
         return err;
     resp->status = 200;
@@ -65,10 +65,10 @@ enum ha_err ha_handle_metrics(struct ha_app *app, const struct ha_request *req,
     return HA_OK;
 }
 
-enum ha_err ha_handle_index(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_index(const struct ha_ctx *cx, const struct ha_request *req,
                             struct ha_response *resp)
 {
-    const struct ha_config *cfg = ha_app_view(app)->cfg;
+    const struct ha_config *cfg = cx->view->cfg;
     struct ha_buf b;
     char *page = NULL;
     enum ha_err err;

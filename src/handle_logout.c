@@ -21,16 +21,16 @@
 
 #define LOGOUT_DEFAULT_PATH "/logout"
 
-static enum ha_err clear_houston_cookie(struct ha_app *app, struct ha_response *resp)
+static enum ha_err clear_houston_cookie(const struct ha_ctx *cx, struct ha_response *resp)
 {
     struct ha_buf domain;
     char *line = NULL;
     enum ha_err err;
     ha_buf_init(&domain, 512);
-    err = ha_buf_appendf(&domain, ".%s", ha_app_view(app)->cfg->base_domain);
+    err = ha_buf_appendf(&domain, ".%s", cx->view->cfg->base_domain);
     if (err == HA_OK) {
         struct ha_set_cookie c = {
-            ha_app_view(app)->houston_cookie, "", domain.data, "/", 0, false, true, NULL};
+            cx->view->houston_cookie, "", domain.data, "/", 0, false, true, NULL};
         err = ha_cookie_format(&c, &line);
     }
     if (err == HA_OK)
@@ -49,7 +49,7 @@ static bool named_before(const struct ha_kvlist *jar, size_t i)
     return false;
 }
 
-static enum ha_err clear_txn_cookies(struct ha_app *app, const struct ha_request *req,
+static enum ha_err clear_txn_cookies(const struct ha_ctx *cx, const struct ha_request *req,
                                      struct ha_response *resp)
 {
     const struct ha_kvlist *jar = &req->cookies;
@@ -61,7 +61,7 @@ static enum ha_err clear_txn_cookies(struct ha_app *app, const struct ha_request
         char *line = NULL;
         if (!ha_txn_check_cookie_name(name) || named_before(jar, i))
             continue;
-        err = ha_txn_cookie_header(app, name, NULL, &line);
+        err = ha_txn_cookie_header(cx, name, NULL, &line);
         if (err == HA_OK)
             err = ha_response_add_cookie(resp, line);
         cleared++;
@@ -70,9 +70,9 @@ static enum ha_err clear_txn_cookies(struct ha_app *app, const struct ha_request
 }
 
 /* An allowlisted returnTo made absolute (Auth0 needs an absolute URL), or NULL. */
-static enum ha_err return_to(struct ha_app *app, const char *asked, char **out)
+static enum ha_err return_to(const struct ha_ctx *cx, const char *asked, char **out)
 {
-    const struct ha_view *v = ha_app_view(app);
+    const struct ha_view *v = cx->view;
     struct ha_buf b;
     enum ha_err err;
     ha_buf_init(&b, HA_MAX_URL);
@@ -90,7 +90,7 @@ static enum ha_err return_to(struct ha_app *app, const char *asked, char **out)
     return err;
 }
 
-static enum ha_err refuse(struct ha_app *app, const struct ha_request *req,
+static enum ha_err refuse(const struct ha_ctx *cx, const struct ha_request *req,
                           struct ha_response *resp)
 {
     char *page = NULL;
@@ -100,7 +100,7 @@ static enum ha_err refuse(struct ha_app *app, const struct ha_request *req,
     err = ha_page_render("Sign-out link not valid",
                          "This sign-out link points somewhere this platform does not send "
                          "people. Use the sign-out button in the app instead.",
-                         ha_app_view(app)->cfg->app_url, "Go to the app", NULL, &page);
+                         cx->view->cfg->app_url, "Go to the app", NULL, &page);
     if (err != HA_OK)
         return err;
     err = ha_response_text(resp, 400, "text/html; charset=utf-8", page);
@@ -109,7 +109,7 @@ static enum ha_err refuse(struct ha_app *app, const struct ha_request *req,
     return err;
 }
 
-enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_logout(const struct ha_ctx *cx, const struct ha_request *req,
                              struct ha_response *resp)
 {
     const char *asked = ha_kvlist_get(&req->query, "returnTo");
@@ -118,25 +118,24 @@ enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
     enum ha_err err;
 
     if (ha_kvlist_count(&req->query, "returnTo") > 1)
-        return refuse(app, req, resp);
-    err = return_to(app, asked, &target);
+        return refuse(cx, req, resp);
+    err = return_to(cx, asked, &target);
     if (err == HA_ERR_REFUSED)
-        return refuse(app, req, resp);
+        return refuse(cx, req, resp);
     if (err != HA_OK)
         return err;
     ha_buf_init(&url, HA_MAX_URL * 2);
-    err =
-        ha_buf_appendf(&url, "https://%s%s?", ha_app_view(app)->cfg->tenant, HA_AUTH0_LOGOUT_PATH);
+    err = ha_buf_appendf(&url, "https://%s%s?", cx->view->cfg->tenant, HA_AUTH0_LOGOUT_PATH);
     if (err == HA_OK)
-        err = ha_buf_append_param(&url, "client_id", ha_app_view(app)->cfg->client_id);
+        err = ha_buf_append_param(&url, "client_id", cx->view->cfg->client_id);
     if (err == HA_OK)
         err = ha_buf_append_param(&url, "returnTo", target);
     if (err == HA_OK)
         err = ha_buf_steal(&url, &resp->location);
     if (err == HA_OK)
-        err = clear_houston_cookie(app, resp);
+        err = clear_houston_cookie(cx, resp);
     if (err == HA_OK)
-        err = clear_txn_cookies(app, req, resp);
+        err = clear_txn_cookies(cx, req, resp);
     if (err == HA_OK)
         err = ha_response_text(resp, 302, "text/plain; charset=utf-8", "Signing out.\n");
     ha_buf_cleanup(&url);
@@ -144,7 +143,7 @@ enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
     if (err != HA_OK)
         return err;
     resp->no_store = 1;
-    ha_metrics_logout(app->metrics);
+    ha_metrics_logout(cx->app->metrics);
     ha_log(HA_LOG_INFO, "logout", req->request_id, NULL);
     return HA_OK;
 }

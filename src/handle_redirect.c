@@ -23,7 +23,7 @@
 #define MAX_ERROR_TEXT 256
 
 struct login {
-    struct ha_app *app;
+    const struct ha_ctx *cx;
     const struct ha_request *req;
     const struct ha_kvlist *params;
     struct ha_txn txn;
@@ -96,11 +96,11 @@ static int fail(struct login *l, const char *code, const char *reason)
 /* Finds and opens the transaction cookie for the answer's state. */
 static int open_txn(struct login *l)
 {
-    const struct ha_view *v = ha_app_view(l->app);
+    const struct ha_view *v = l->cx->view;
     const char *state = ha_kvlist_get(l->params, "state");
     const char *sealed;
-    unsigned char keys[2][32];
-    long now = l->app->clock.now(l->app->clock.ctx);
+    unsigned char keys[HA_MAX_OPEN_KEYS][HA_COOKIE_KEY_LEN];
+    long now = l->cx->app->clock.now(l->cx->app->clock.ctx);
     size_t nkeys;
     enum ha_err err;
 
@@ -122,7 +122,7 @@ static int open_txn(struct login *l)
     l->have_txn = 1;
     if (!ha_str_ct_equal(state, l->txn.state))
         return fail(l, HA_E_INVALID_STATE, "state does not match the transaction");
-    if (ha_app_redeem_state(l->app, l->txn.state, now, v->cfg->txn_ttl_s) != HA_OK)
+    if (ha_app_redeem_state(l->cx->app, l->txn.state, now, v->cfg->txn_ttl_s) != HA_OK)
         return fail(l, HA_E_INVALID_STATE, "state already used");
     return 1;
 }
@@ -139,10 +139,10 @@ static int within_limits(struct login *l, const struct ha_config *cfg)
     if (ha_client_key(l->req->peer, l->req->forwarded_for, cfg->proxies, cfg->nproxies, client) !=
         HA_OK)
         snprintf(client, sizeof(client), "unknown");
-    r = ha_ratelimit_take(l->app->limits, client, ha_mono_ns(), &lim);
+    r = ha_ratelimit_take(l->cx->app->limits, client, ha_mono_ns(), &lim);
     if (r == HA_RL_OK)
         return 1;
-    ha_metrics_exchange_throttled(l->app->metrics, r == HA_RL_TOTAL);
+    ha_metrics_exchange_throttled(l->cx->app->metrics, r == HA_RL_TOTAL);
     return fail(l, HA_E_RATE_LIMITED,
                 r == HA_RL_TOTAL ? "token exchanges over authSidecar.tokenExchangesPerSecond"
                                  : "this client is over "
@@ -151,13 +151,13 @@ static int within_limits(struct login *l, const struct ha_config *cfg)
 
 static int exchange(struct login *l)
 {
-    const struct ha_config *cfg = ha_app_view(l->app)->cfg;
+    const struct ha_config *cfg = l->cx->view->cfg;
     const char *code = ha_kvlist_get(l->params, "code");
     struct ha_token_request r = {cfg->client_id,
                                  cfg->client_secret,
                                  cfg->token_auth_method,
                                  code,
-                                 ha_app_view(l->app)->redirect_uri,
+                                 l->cx->view->redirect_uri,
                                  l->txn.verifier,
                                  l->req->request_id};
     const char *reason = NULL;
@@ -167,15 +167,16 @@ static int exchange(struct login *l)
     if (code == NULL || code[0] == '\0' || strlen(code) > MAX_CODE ||
         ha_kvlist_count(l->params, "code") != 1)
         return fail(l, HA_E_MISSING_CODE, "code missing or malformed");
-    if (!ha_app_ready(l->app, &reason))
+    if (!ha_app_ready(l->cx->app, &reason))
         return fail(l, HA_E_NOT_READY, reason);
     if (!within_limits(l, cfg))
         return 0;
     t0 = ha_mono_ns();
-    err = ha_oidc_exchange_code(&l->app->http, &l->app->provider, &r, &l->tokens, &reason);
+    err = ha_oidc_exchange_code(&l->cx->app->http, &l->cx->app->provider, &r, &l->tokens,
+                                &reason);
     t0 = ha_mono_ns() - t0;
     l->waited_ns += t0;
-    ha_metrics_observe_ns(l->app->metrics, HA_HIST_TOKEN, t0);
+    ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_TOKEN, t0);
     if (err != HA_OK)
         return fail(l, HA_E_TOKEN_EXCHANGE, reason);
     return 1;
@@ -183,8 +184,8 @@ static int exchange(struct login *l)
 
 static int verify_tokens(struct login *l)
 {
-    const struct ha_config *cfg = ha_app_view(l->app)->cfg;
-    long now = l->app->clock.now(l->app->clock.ctx);
+    const struct ha_config *cfg = l->cx->view->cfg;
+    long now = l->cx->app->clock.now(l->cx->app->clock.ctx);
     struct ha_jwt_expect id = {cfg->issuer,  cfg->client_id, cfg->client_id, true,
                                l->txn.nonce, true,           true,           now,
                                cfg->leeway_s};
@@ -197,11 +198,11 @@ static int verify_tokens(struct login *l)
     bool unverified = false;
     enum ha_err err;
 
-    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->app->jwks, &id, &jwt,
-                      &reason) != HA_OK)
+    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->cx->app->jwks, &id,
+                      &jwt, &reason) != HA_OK)
         return fail(l, HA_E_INVALID_ID_TOKEN, reason);
-    if (ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->app->jwks, &at,
-                      NULL, &reason) != HA_OK) {
+    if (ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->cx->app->jwks,
+                      &at, NULL, &reason) != HA_OK) {
         ha_jwt_free(jwt);
         return fail(l, HA_E_INVALID_ACCESS_TOKEN, reason);
     }
@@ -218,13 +219,13 @@ static int verify_tokens(struct login *l)
 
 static int hand_off(struct login *l)
 {
-    struct ha_app *app = l->app;
+    const struct ha_ctx *cx = l->cx;
     char *state = NULL, *form = NULL;
     uint64_t t0;
     enum ha_err err;
 
-    err = ha_houston_state_json(l->txn.integration, ha_app_view(app)->houston_origin,
-                                l->txn.redirect, l->txn.extras, l->txn.invite_token, &state);
+    err = ha_houston_state_json(l->txn.integration, cx->view->houston_origin, l->txn.redirect,
+                                l->txn.extras, l->txn.invite_token, &state);
     if (err == HA_OK)
         err = ha_houston_form(l->tokens.id_token, l->tokens.access_token, l->tokens.token_type,
                               l->tokens.expires_in, state, &form);
@@ -233,12 +234,11 @@ static int hand_off(struct login *l)
         return fail(l, HA_E_HOUSTON_REJECTED, "Houston's form could not be built");
     }
     t0 = ha_mono_ns();
-    err = ha_houston_callback(&app->http, ha_app_view(app)->cfg->houston_url, form,
-                              &ha_app_view(app)->policy, ha_app_view(app)->houston_cookie,
-                              l->req->request_id, &l->houston);
+    err = ha_houston_callback(&cx->app->http, cx->view->cfg->houston_url, form, &cx->view->policy,
+                              cx->view->houston_cookie, l->req->request_id, &l->houston);
     t0 = ha_mono_ns() - t0;
     l->waited_ns += t0;
-    ha_metrics_observe_ns(app->metrics, HA_HIST_HOUSTON, t0);
+    ha_metrics_observe_ns(cx->app->metrics, HA_HIST_HOUSTON, t0);
     free(state);
     ha_free_secret(form);
     if (err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS)
@@ -253,7 +253,7 @@ static int hand_off(struct login *l)
 static enum ha_err relay(struct login *l, struct ha_response *resp)
 {
     char *clear = NULL, *set = NULL;
-    enum ha_err err = ha_txn_cookie_header(l->app, l->cookie, NULL, &clear);
+    enum ha_err err = ha_txn_cookie_header(l->cx, l->cookie, NULL, &clear);
     if (err == HA_OK)
         err = ha_response_add_cookie(resp, clear);
     if (err == HA_OK && l->houston.set_cookie != NULL) {
@@ -265,13 +265,14 @@ static enum ha_err relay(struct login *l, struct ha_response *resp)
     resp->location = l->houston.location;
     l->houston.location = NULL;
     resp->no_store = 1;
-    ha_metrics_login(l->app->metrics, l->houston.set_cookie != NULL ? NULL : HA_E_HOUSTON_REJECTED);
+    ha_metrics_login(l->cx->app->metrics,
+                     l->houston.set_cookie != NULL ? NULL : HA_E_HOUSTON_REJECTED);
     ha_log(HA_LOG_INFO, "login_succeeded", l->req->request_id, "integration", l->txn.integration,
            "houston_session", l->houston.set_cookie != NULL ? "set" : "signup_error", NULL);
     return ha_response_text(resp, 302, "text/plain; charset=utf-8", "Signed in.\n");
 }
 
-enum ha_err ha_handle_redirect(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_redirect(const struct ha_ctx *cx, const struct ha_request *req,
                                struct ha_response *resp)
 {
     struct login l = {0};
@@ -279,7 +280,7 @@ enum ha_err ha_handle_redirect(struct ha_app *app, const struct ha_request *req,
     enum ha_err err;
     int ok;
 
-    l.app = app;
+    l.cx = cx;
     l.req = req;
     l.params = strcmp(req->method, "POST") == 0 ? &req->form : &req->query;
     ok = !tenant_error(&l);
@@ -290,8 +291,8 @@ enum ha_err ha_handle_redirect(struct ha_app *app, const struct ha_request *req,
     if (ok)
         err = relay(&l, resp);
     else
-        err = ha_login_fail(app, req, resp, l.code, l.reason, l.cookie[0] ? l.cookie : NULL);
-    ha_metrics_observe_ns(app->metrics, HA_HIST_REDIRECT_OWN, ha_mono_ns() - t0 - l.waited_ns);
+        err = ha_login_fail(cx, req, resp, l.code, l.reason, l.cookie[0] ? l.cookie : NULL);
+    ha_metrics_observe_ns(cx->app->metrics, HA_HIST_REDIRECT_OWN, ha_mono_ns() - t0 - l.waited_ns);
     if (l.have_txn)
         ha_txn_cleanup(&l.txn);
     ha_token_response_cleanup(&l.tokens);

@@ -18,10 +18,10 @@
     "Houston's sign-in endpoints answer only inside the platform; nothing was sent on. To sign "   \
     "in, start from the Astronomer UI."
 
-enum ha_err ha_handle_houston_refused(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_houston_refused(const struct ha_ctx *cx, const struct ha_request *req,
                                       struct ha_response *resp)
 {
-    const char *app_url = ha_app_view(app)->cfg->app_url;
+    const char *app_url = cx->view->cfg->app_url;
     char *page = NULL, *home = NULL;
     struct ha_buf b;
     enum ha_err err;

@@ -59,7 +59,7 @@ static int extras_ok(const char *s)
 }
 
 /* NULL when params are acceptable, else the reason. */
-static const char *read_params(struct ha_app *app, const struct ha_request *req,
+static const char *read_params(const struct ha_ctx *cx, const struct ha_request *req,
                                struct start_params *p)
 {
     const char *provider = ha_kvlist_get(&req->query, "provider");
@@ -78,12 +78,12 @@ static const char *read_params(struct ha_app *app, const struct ha_request *req,
      * so nobody can pick one that lets anyone sign up (a database connection, say). */
     if (!ha_config_connection_ok(p->integration, strlen(p->integration)))
         return "integration is not a connection name";
-    if (!ha_config_connection_allowed(ha_app_view(app)->cfg, p->integration))
+    if (!ha_config_connection_allowed(cx->view->cfg, p->integration))
         return "integration is not an allowed connection (authSidecar.allowedConnections)";
     p->redirect = ha_kvlist_get(&req->query, "redirect");
     if (p->redirect == NULL || p->redirect[0] == '\0')
         p->redirect = DEFAULT_REDIRECT;
-    if (ha_redirect_check(&ha_app_view(app)->policy, p->redirect) != HA_OK)
+    if (ha_redirect_check(&cx->view->policy, p->redirect) != HA_OK)
         return "redirect refused by the allowlist";
     p->extras = ha_kvlist_get(&req->query, "extras");
     if (p->extras != NULL && !extras_ok(p->extras))
@@ -117,12 +117,12 @@ static bool listed(const struct old_txn *olds, size_t n, const char *name)
 /* The browser's transaction cookies: only names of the shape the sidecar makes (anything
  * else is not its cookie, and a name that is not a token could not even be formatted to
  * clear it), with their size and, when they open, their creation time. */
-static size_t list_old(struct ha_app *app, const struct ha_request *req,
+static size_t list_old(const struct ha_ctx *cx, const struct ha_request *req,
                        struct old_txn olds[HA_MAX_COOKIE_PAIRS], size_t *total)
 {
-    const struct ha_view *v = ha_app_view(app);
-    unsigned char keys[2][32];
-    long now = app->clock.now(app->clock.ctx);
+    const struct ha_view *v = cx->view;
+    unsigned char keys[HA_MAX_OPEN_KEYS][HA_COOKIE_KEY_LEN];
+    long now = cx->app->clock.now(cx->app->clock.ctx);
     size_t n = 0, nkeys = ha_app_cookie_keys(v, now, keys);
 
     *total = 0;
@@ -151,11 +151,11 @@ static size_t list_old(struct ha_app *app, const struct ha_request *req,
  * new_size bytes, at most HA_TXN_MAX_COOKIES remain within HA_TXN_JAR_MAX bytes; at most
  * HA_TXN_EVICT_MAX a response, because clients drop Set-Cookie lines past a count (curl keeps
  * 50). A planted flood drains over a few starts. */
-static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req, size_t new_size,
+static enum ha_err evict_old(const struct ha_ctx *cx, const struct ha_request *req, size_t new_size,
                              struct ha_response *resp)
 {
     struct old_txn olds[HA_MAX_COOKIE_PAIRS];
-    size_t total = 0, n = list_old(app, req, olds, &total);
+    size_t total = 0, n = list_old(cx, req, olds, &total);
     enum ha_err err = HA_OK;
 
     for (size_t cleared = 0; n > 0 && cleared < HA_TXN_EVICT_MAX && err == HA_OK &&
@@ -167,7 +167,7 @@ static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req, s
             if (olds[i].created < olds[oldest].created)
                 oldest = i;
         }
-        err = ha_txn_cookie_header(app, olds[oldest].name, NULL, &clear);
+        err = ha_txn_cookie_header(cx, olds[oldest].name, NULL, &clear);
         if (err == HA_OK)
             err = ha_response_add_cookie(resp, clear);
         total -= olds[oldest].size;
@@ -176,63 +176,60 @@ static enum ha_err evict_old(struct ha_app *app, const struct ha_request *req, s
     return err;
 }
 
-static enum ha_err begin(struct ha_app *app, const struct ha_request *req,
+static enum ha_err begin(const struct ha_ctx *cx, const struct ha_request *req,
                          const struct start_params *p, struct ha_response *resp)
 {
     struct ha_txn t;
-    struct ha_authorize_params a = {ha_app_view(app)->cfg->client_id,
-                                    ha_app_view(app)->redirect_uri,
-                                    ha_app_view(app)->cfg->audience,
-                                    p->integration,
-                                    p->login_hint,
-                                    NULL};
+    struct ha_authorize_params a = {
+        cx->view->cfg->client_id, cx->view->redirect_uri, cx->view->cfg->audience,
+        p->integration,           p->login_hint,          NULL};
     char name[64], *sealed = NULL, *set = NULL;
     enum ha_err err;
 
-    err = ha_txn_init(&t, &app->rng, app->clock.now(app->clock.ctx), p->integration, p->redirect,
-                      p->extras, p->invite);
+    err = ha_txn_init(&t, &cx->app->rng, cx->app->clock.now(cx->app->clock.ctx), p->integration,
+                      p->redirect, p->extras, p->invite);
     if (err != HA_OK)
         return err;
     ha_txn_cookie_name(t.state, name);
-    err = ha_txn_seal(&t, ha_app_view(app)->cfg->cookie_key, &app->rng, &sealed);
+    err = ha_txn_seal(&t, cx->view->cfg->cookie_key, &cx->app->rng, &sealed);
     /* The new cookie goes first: a client that drops Set-Cookie lines past a count drops a
      * clearing line, never it. */
     if (err == HA_OK)
-        err = ha_txn_cookie_header(app, name, sealed, &set);
+        err = ha_txn_cookie_header(cx, name, sealed, &set);
     if (err == HA_OK) {
         err = ha_response_add_cookie(resp, set);
         set = NULL;
     }
     if (err == HA_OK)
-        err = evict_old(app, req, strlen(name) + 1 + strlen(sealed) + 2, resp);
+        err = evict_old(cx, req, strlen(name) + 1 + strlen(sealed) + 2, resp);
     if (err == HA_OK)
-        err = ha_oidc_authorize_url(&app->provider, &a, &t, &resp->location);
+        err = ha_oidc_authorize_url(&cx->app->provider, &a, &t, &resp->location);
     ha_free_secret(sealed);
     ha_txn_cleanup(&t);
     return err;
 }
 
-enum ha_err ha_handle_start(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_start(const struct ha_ctx *cx, const struct ha_request *req,
                             struct ha_response *resp)
 {
     struct start_params p = {0};
     const char *reason = NULL;
     enum ha_err err;
 
-    if (!ha_app_ready(app, &reason))
-        return ha_login_fail(app, req, resp, HA_E_NOT_READY, reason, NULL);
-    reason = read_params(app, req, &p);
+    if (!ha_app_ready(cx->app, &reason))
+        return ha_login_fail(cx, req, resp, HA_E_NOT_READY, reason, NULL);
+    reason = read_params(cx, req, &p);
     if (reason != NULL)
-        return ha_login_fail(app, req, resp, HA_E_BAD_REQUEST, reason, NULL);
-    err = begin(app, req, &p, resp);
+        return ha_login_fail(cx, req, resp, HA_E_BAD_REQUEST, reason, NULL);
+    err = begin(cx, req, &p, resp);
     if (err == HA_ERR_TOO_LARGE) /* each parameter fits its cap, all of them not the cookie */
-        return ha_login_fail(app, req, resp, HA_E_BAD_REQUEST,
+        return ha_login_fail(cx, req, resp, HA_E_BAD_REQUEST,
                              "parameters too large for a transaction cookie", NULL);
     if (err != HA_OK) {
         ha_log(HA_LOG_ERROR, "start_failed", req->request_id, "reason", ha_err_str(err), NULL);
         return err;
     }
-    ha_metrics_start(app->metrics);
+    ha_metrics_start(cx->app->metrics);
     ha_log(HA_LOG_INFO, "login_started", req->request_id, "integration", p.integration, "redirect",
            p.redirect, NULL);
     resp->status = 302;

@@ -14,17 +14,17 @@
 #include "houston_auth/url.h"
 
 static const struct ha_route routes[] = {
-    {HA_PATH_START, "GET, HEAD", false, false, true, false, ha_handle_start},
-    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, false, ha_handle_redirect},
-    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, ha_handle_logout},
-    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, ha_handle_healthz},
-    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, ha_handle_readyz},
-    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, ha_handle_metrics},
-    {"/", "GET, HEAD", false, false, false, false, ha_handle_index},
+    {HA_PATH_START, "GET, HEAD", false, false, true, false, true, ha_handle_start},
+    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, false, true, ha_handle_redirect},
+    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, ha_handle_logout},
+    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, ha_handle_healthz},
+    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, ha_handle_readyz},
+    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, false, ha_handle_metrics},
+    {"/", "GET, HEAD", false, false, false, false, true, ha_handle_index},
 };
 
 static const struct ha_route houston_refused = {
-    HA_PATH_HOUSTON_REFUSED, NULL, false, false, false, true, ha_handle_houston_refused};
+    HA_PATH_HOUSTON_REFUSED, NULL, false, false, false, true, true, ha_handle_houston_refused};
 
 /* True when raw names HA_HOUSTON_OAUTH_PREFIX or a path below it, however it is spelt. */
 static bool in_houston_oauth(const char *raw)
@@ -64,6 +64,7 @@ void ha_router_error(struct ha_response *resp, int status, const char *message)
 void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
                         const struct ha_request *req, struct ha_response *resp)
 {
+    struct ha_ctx cx;
     enum ha_err err;
     if (route == NULL) {
         ha_router_error(resp, 404, "not found\n");
@@ -74,7 +75,10 @@ void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
         resp->allow = route->allow;
         return;
     }
-    err = route->handle(app, req, resp);
+    cx.app = app;
+    cx.view = route->config ? ha_app_view_acquire(app) : NULL;
+    err = route->handle(&cx, req, resp);
+    ha_app_view_release(app, cx.view);
     if (err == HA_OK)
         return;
     ha_log(HA_LOG_ERROR, "handler_failed", req->request_id, "path", route->path, "error",

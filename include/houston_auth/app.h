@@ -17,21 +17,36 @@ struct ha_ratelimit;
 struct ha_used_state;
 struct ha_http_client;
 
-/* One configuration and what is derived from it. Immutable once published; a reload
- * publishes a new view and keeps the old one alive until exit (reloads are rare, a view is a
- * few hundred bytes), so a request holding a view never sees it freed. */
+/* Cookie keys a reload retired: each keeps opening transaction cookies for one transaction
+ * lifetime after its retirement, so logins in flight survive any number of rotations. */
+#define HA_MAX_RETIRED_KEYS 4
+/* The current key, the configured previous one, and the retired ones. */
+#define HA_MAX_OPEN_KEYS (2 + HA_MAX_RETIRED_KEYS)
+
+struct ha_retired_key {
+    unsigned char key[HA_COOKIE_KEY_LEN];
+    long until; /* opens cookies while now < until */
+};
+
+/* One configuration and what is derived from it, immutable once published. A request takes
+ * one (ha_app_view_acquire) and reads only it, so a reload can never mix two configurations
+ * inside one answer; a view a reload replaced is freed when its last holder lets go. */
 struct ha_view {
     struct ha_config *cfg;
     struct ha_redirect_policy policy;
     char *redirect_uri;   /* <publicUrl>/v1/oauth/redirect */
     char *houston_cookie; /* astronomer_<snake(base)>_auth */
     char *houston_origin; /* <publicUrl>/v1/oauth/callback, the state's origin */
-    long prev_key_until;  /* cfg->prev_cookie_key opens cookies until then; 0: no limit */
-    struct ha_view *older;
+    struct ha_retired_key retired[HA_MAX_RETIRED_KEYS];
+    size_t nretired;
+    int holders;                /* requests holding it; under ha_app.view_lock */
+    struct ha_view *next_stale; /* replaced but still held: ha_app.stale's list */
 };
 
 struct ha_app {
-    _Atomic(struct ha_view *) view;
+    pthread_mutex_t view_lock; /* guards view, stale and every view's holders */
+    struct ha_view *view;
+    struct ha_view *stale; /* views a reload replaced while requests still held them */
     struct ha_http_client *client;
     struct ha_http http; /* to the tenant and Houston; tests may swap it */
     struct ha_clock clock;
@@ -61,16 +76,24 @@ struct ha_app {
 /* Builds app from cfg, which app owns from then on (also on error): the HTTP client,
  * metrics, and the first view. Makes no request. */
 enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg);
-/* The current view (never NULL after init). */
-const struct ha_view *ha_app_view(const struct ha_app *app);
+/* The current view, held until ha_app_view_release: what one request (or one background
+ * step) reads, whatever reloads happen meanwhile. Never NULL after init. */
+const struct ha_view *ha_app_view_acquire(struct ha_app *app);
+void ha_app_view_release(struct ha_app *app, const struct ha_view *v);
+/* The current view, borrowed: valid only until the next reload, so only for the thread that
+ * reloads (main) and for tests. */
+const struct ha_view *ha_app_view(struct ha_app *app);
 /* Publishes next (owned by app from then on, also on error) as the new view. Keys that need
- * a restart (listen, TLS, tenant, client id, base domain, timeouts, pools, CA) must be
- * unchanged, else HA_ERR_CONFIG with *reason naming the key and nothing changes. When the
- * cookie secret changed and next names no previous secret, the old one keeps opening
- * transaction cookies for one transaction lifetime. */
+ * a restart (listen, TLS, tenant, client id, base domain, timeouts, pools, CA, proxy) must be
+ * unchanged, else HA_ERR_CONFIG with *reason naming the key and nothing changes. Every
+ * cookie key the old view opened with and next does not (its current key, its configured
+ * previous one, its retired ones) keeps opening transaction cookies for one transaction
+ * lifetime (at most HA_MAX_RETIRED_KEYS, the longest-lived kept). */
 enum ha_err ha_app_reload(struct ha_app *app, struct ha_config *next, const char **reason);
-/* The keys that open transaction cookies now: 1 or 2 into keys; returns the count. */
-size_t ha_app_cookie_keys(const struct ha_view *v, long now, unsigned char keys[2][32]);
+/* The keys that open transaction cookies at now, current first; returns the count (1 to
+ * HA_MAX_OPEN_KEYS). */
+size_t ha_app_cookie_keys(const struct ha_view *v, long now,
+                          unsigned char keys[HA_MAX_OPEN_KEYS][HA_COOKIE_KEY_LEN]);
 /* Starts the thread that loads discovery and JWKS with backoff, then refreshes JWKS. */
 enum ha_err ha_app_start(struct ha_app *app);
 /* One synchronous attempt at discovery + JWKS (tests, --check-config). */

@@ -5,34 +5,43 @@
 #include "houston_auth/app.h"
 #include "houston_auth/http.h"
 
-enum ha_err ha_handle_start(struct ha_app *app, const struct ha_request *req,
+/* What a handler works with: the application, and the one configuration view the router
+ * took for this request (NULL for routes that read no configuration). A handler reads the
+ * configuration only through view, never ha_app_view, so a SIGHUP in the middle of a request
+ * cannot mix two configurations in one answer (redirect_uri, say, in the token request). */
+struct ha_ctx {
+    struct ha_app *app;
+    const struct ha_view *view;
+};
+
+enum ha_err ha_handle_start(const struct ha_ctx *cx, const struct ha_request *req,
                             struct ha_response *resp);
-enum ha_err ha_handle_redirect(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_redirect(const struct ha_ctx *cx, const struct ha_request *req,
                                struct ha_response *resp);
-enum ha_err ha_handle_logout(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_logout(const struct ha_ctx *cx, const struct ha_request *req,
                              struct ha_response *resp);
-enum ha_err ha_handle_healthz(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_healthz(const struct ha_ctx *cx, const struct ha_request *req,
                               struct ha_response *resp);
-enum ha_err ha_handle_readyz(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_readyz(const struct ha_ctx *cx, const struct ha_request *req,
                              struct ha_response *resp);
-enum ha_err ha_handle_metrics(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_metrics(const struct ha_ctx *cx, const struct ha_request *req,
                               struct ha_response *resp);
 /* Houston's own OAuth endpoints seen from outside: 403 with a short page, logged once. */
-enum ha_err ha_handle_houston_refused(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_houston_refused(const struct ha_ctx *cx, const struct ha_request *req,
                                       struct ha_response *resp);
-enum ha_err ha_handle_index(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_handle_index(const struct ha_ctx *cx, const struct ha_request *req,
                             struct ha_response *resp);
 
 /* A login failure as the browser sees it: 302 to <appUrl>/login?error=<code> with a small
  * HTML body, transaction cookie cleared when txn_cookie is non-NULL; logs one line. */
-enum ha_err ha_login_fail(struct ha_app *app, const struct ha_request *req,
+enum ha_err ha_login_fail(const struct ha_ctx *cx, const struct ha_request *req,
                           struct ha_response *resp, const char *code, const char *reason,
                           const char *txn_cookie);
 
 /* The Set-Cookie line for transaction cookie name (a "__Host-" name): Path=/; Secure;
  * HttpOnly; SameSite=Lax; no Domain; Max-Age the transaction TTL, or clearing it when value
  * is NULL. HA_ERR_INVALID for a name ha_cookie_format refuses. */
-enum ha_err ha_txn_cookie_header(const struct ha_app *app, const char *name, const char *value,
+enum ha_err ha_txn_cookie_header(const struct ha_ctx *cx, const char *name, const char *value,
                                  char **out);
 
 #endif

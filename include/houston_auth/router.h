@@ -6,7 +6,8 @@
 #include "houston_auth/app.h"
 #include "houston_auth/http.h"
 
-typedef enum ha_err (*ha_handler_fn)(struct ha_app *app, const struct ha_request *req,
+struct ha_ctx;
+typedef enum ha_err (*ha_handler_fn)(const struct ha_ctx *cx, const struct ha_request *req,
                                      struct ha_response *resp);
 
 struct ha_route {
@@ -16,6 +17,7 @@ struct ha_route {
     bool outbound;     /* calls the tenant or Houston: runs on a worker, not the I/O thread */
     bool login;        /* part of a person's login or logout: logged at info */
     bool early;        /* answered from the headers for any method; the body is never read */
+    bool config;       /* reads the configuration: the router takes a view for the request */
     ha_handler_fn handle;
 };
 
@@ -25,8 +27,9 @@ struct ha_route {
 const struct ha_route *ha_router_find(const char *path);
 /* True when method is allowed on route (HEAD wherever GET is; any on an early route). */
 bool ha_router_method_ok(const struct ha_route *route, const char *method);
-/* Runs route's handler; fills a 404/405 when route is NULL or the method is refused, and a
- * 500 (or 503 for HA_ERR_BUSY) when the handler fails. Always leaves a response. */
+/* Runs route's handler with one configuration view taken for the request; fills a 404/405 when
+ * route is NULL or the method is refused, and a 500 (or 503 for HA_ERR_BUSY) when the handler
+ * fails. Always leaves a response. */
 void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
                         const struct ha_request *req, struct ha_response *resp);
 /* Fills a plain-text error response for status. */

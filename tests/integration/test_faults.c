@@ -242,10 +242,10 @@ static char *id_claims(const char *nonce, const char *first, const char *exp, co
     long now = (long)time(NULL);
     char expv[32];
     snprintf(expv, sizeof(expv), "%ld", now + 3600);
-    out = it_fmt("{%s\"iss\":\"%s\",\"sub\":\"auth0|crafted\",\"aud\":\"%s\",\"azp\":\"%s\","
-                 "\"exp\":%s,\"iat\":%ld,\"nonce\":\"%s\",\"email\":\"%s\"%s}",
-                 first, iss, IT_CLIENT_ID, IT_CLIENT_ID, exp != NULL ? exp : expv, now, nonce,
-                 EMAIL, last);
+    out = it_fmt(
+        "{%s\"iss\":\"%s\",\"sub\":\"auth0|crafted\",\"aud\":\"%s\",\"azp\":\"%s\","
+        "\"exp\":%s,\"iat\":%ld,\"nonce\":\"%s\",\"email\":\"%s\",\"email_verified\":true%s}",
+        first, iss, IT_CLIENT_ID, IT_CLIENT_ID, exp != NULL ? exp : expv, now, nonce, EMAIL, last);
     free(iss);
     return out;
 }

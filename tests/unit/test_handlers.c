@@ -37,6 +37,8 @@ struct world {
     char last_nonce[64];
     int token_status;
     int token_calls;
+    char *token_form;               /* the last token request's body */
+    const char *reload_in_exchange; /* "KEY=value" to reload with while the tenant answers */
     int houston_calls;
     char *houston_form;
     const char *houston_location;
@@ -44,6 +46,19 @@ struct world {
 };
 
 static struct world W;
+
+static void reload_with(const char *extra);
+
+/* A handler as the router runs it: with one configuration view taken for the request. */
+static enum ha_err call(enum ha_err (*h)(const struct ha_ctx *, const struct ha_request *,
+                                         struct ha_response *),
+                        const struct ha_request *req, struct ha_response *resp)
+{
+    struct ha_ctx cx = {&W.app, ha_app_view_acquire(&W.app)};
+    enum ha_err err = h(&cx, req, resp);
+    ha_app_view_release(&W.app, cx.view);
+    return err;
+}
 
 static long fake_now(void *ctx)
 {
@@ -111,8 +126,14 @@ static enum ha_err token_endpoint(const struct ha_http_request *req, struct ha_h
 {
     json_t *id, *at, *doc;
     char *idt, *att, *text;
-    (void)req;
     W.token_calls++;
+    free(W.token_form);
+    W.token_form = strndup(req->body, req->body_len);
+    if (W.reload_in_exchange != NULL) {
+        const char *extra = W.reload_in_exchange;
+        W.reload_in_exchange = NULL;
+        reload_with(extra);
+    }
     if (W.token_status != 200) {
         respond(resp, W.token_status, "{\"error\":\"server_error\"}");
         return HA_OK;
@@ -221,6 +242,7 @@ static int teardown(void **state)
     EVP_PKEY_free(W.key);
     free(W.jwks);
     free(W.houston_form);
+    free(W.token_form);
     json_decref(W.id_claims);
     json_decref(W.at_claims);
     return 0;
@@ -261,7 +283,7 @@ static void start_login(const char *query, const char *cookies, struct started *
     struct ha_kvlist q = {0};
     const char *qs;
     request(&req, "GET", HA_PATH_START, query, cookies);
-    assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(call(ha_handle_start, &req, &resp), HA_OK);
     assert_int_equal(resp.status, 302);
     assert_non_null(resp.location);
     assert_true(strncmp(resp.location, "https://tenant.example.com/authorize?", 37) == 0);
@@ -294,7 +316,7 @@ static void finish(const struct started *s, const char *state, struct ha_respons
     snprintf(query, sizeof(query), "code=abc&state=%s", state != NULL ? state : s->state);
     snprintf(W.last_nonce, sizeof(W.last_nonce), "%s", s->nonce);
     request(&req, "GET", HA_PATH_REDIRECT, query, s->cookie);
-    assert_int_equal(ha_handle_redirect(&W.app, &req, resp), HA_OK);
+    assert_int_equal(call(ha_handle_redirect, &req, resp), HA_OK);
     ha_request_cleanup(&req);
 }
 
@@ -444,7 +466,7 @@ static void test_start_refusals(void **state)
         struct ha_request req;
         struct ha_response resp = {0};
         request(&req, "GET", HA_PATH_START, bad[i], NULL);
-        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(call(ha_handle_start, &req, &resp), HA_OK);
         assert_login_error(&resp, "bad_request");
         assert_false(has_cookie(&resp, HA_TXN_COOKIE_PREFIX));
         ha_request_cleanup(&req);
@@ -468,7 +490,7 @@ static void test_start_bounds_cookies(void **state)
         strcat(jar, s[i].cookie);
     }
     request(&req, "GET", HA_PATH_START, "", jar);
-    assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(call(ha_handle_start, &req, &resp), HA_OK);
     for (size_t i = 0; i < resp.set_cookie_count; i++) {
         if (strstr(resp.set_cookies[i], "Max-Age=0") != NULL) {
             char oldest[64];
@@ -601,7 +623,7 @@ static void test_jar_budget_browser(void **state)
         assert_true(size <= HA_TXN_JAR_MAX);
         W.now += 1;
         request(&req, "GET", HA_PATH_START, i % 3 == 2 ? "" : query, j.n > 0 ? header : NULL);
-        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(call(ha_handle_start, &req, &resp), HA_OK);
         assert_int_equal(resp.status, 302);
         assert_true(strncmp(resp.location, "https://tenant.example.com/authorize?", 37) == 0);
         assert_null(strstr(resp.set_cookies[0], "Max-Age=0"));
@@ -653,7 +675,7 @@ static void test_unusable_cookies_ignored(void **state)
         }
         start_login("", jar, &s);
         request(&req, "GET", HA_PATH_START, "", jar);
-        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(call(ha_handle_start, &req, &resp), HA_OK);
         assert_int_equal(resp.status, 302);
         assert_int_equal(resp.set_cookie_count, 1); /* its own cookie, nothing cleared */
         ha_request_cleanup(&req);
@@ -665,7 +687,7 @@ static void test_unusable_cookies_ignored(void **state)
         assert_string_equal(resp.location, W.houston_location);
         ha_response_cleanup(&resp);
         request(&req, "GET", HA_PATH_LOGOUT, NULL, jar);
-        assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(call(ha_handle_logout, &req, &resp), HA_OK);
         assert_int_equal(resp.status, 302);
         ha_request_cleanup(&req);
         ha_response_cleanup(&resp);
@@ -711,7 +733,7 @@ static void test_tenant_error(void **state)
     start_login("", NULL, &s);
     snprintf(query, sizeof(query), "error=access_denied&error_description=nope&state=%s", s.state);
     request(&req, "GET", HA_PATH_REDIRECT, query, s.cookie);
-    assert_int_equal(ha_handle_redirect(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(call(ha_handle_redirect, &req, &resp), HA_OK);
     assert_login_error(&resp, "access_denied");
     /* The transaction cookie is cleared on the way out. */
     assert_true(has_cookie(&resp, HA_TXN_COOKIE_PREFIX));
@@ -726,7 +748,7 @@ static void test_logout(void **state)
     struct ha_response resp = {0};
     (void)state;
     request(&req, "GET", HA_PATH_LOGOUT, NULL, NULL);
-    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(call(ha_handle_logout, &req, &resp), HA_OK);
     assert_int_equal(resp.status, 302);
     assert_string_equal(resp.location,
                         "https://tenant.example.com/v2/logout?client_id=client-1&returnTo="
@@ -742,7 +764,7 @@ static void test_logout(void **state)
     request(&req, "GET", HA_PATH_LOGOUT, NULL,
             "__Host-ha_txn_AAAAAAAAAAAAAAAA=v; __Host-ha_txn_(1)=x; ha_txn_BBBBBBBBBBBBBBBB=y; "
             "other=1; __Host-ha_txn_AAAAAAAAAAAAAAAA=w; __Host-ha_txn_CCCCCCCCCCCCCCCC=z");
-    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(call(ha_handle_logout, &req, &resp), HA_OK);
     assert_int_equal(resp.status, 302);
     assert_int_equal(resp.set_cookie_count, 3);
     assert_true(strncmp(resp.set_cookies[0], HOUSTON_COOKIE "=;", strlen(HOUSTON_COOKIE) + 2) == 0);
@@ -754,14 +776,14 @@ static void test_logout(void **state)
     ha_response_cleanup(&resp);
 
     request(&req, "GET", HA_PATH_LOGOUT, "returnTo=%2Fsigned-out", NULL);
-    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(call(ha_handle_logout, &req, &resp), HA_OK);
     assert_non_null(
         strstr(resp.location, "returnTo=https%3A%2F%2Fapp.astro.example.com%2Fsigned-out"));
     ha_request_cleanup(&req);
     ha_response_cleanup(&resp);
 
     request(&req, "GET", HA_PATH_LOGOUT, "returnTo=https%3A%2F%2Fevil.com%2F", NULL);
-    assert_int_equal(ha_handle_logout(&W.app, &req, &resp), HA_OK);
+    assert_int_equal(call(ha_handle_logout, &req, &resp), HA_OK);
     assert_int_equal(resp.status, 400);
     assert_null(resp.location);
     ha_request_cleanup(&req);
@@ -796,7 +818,7 @@ static void test_reload(void **state)
     struct ha_response resp = {0};
     const struct ha_view *before;
     const char *reason = NULL;
-    unsigned char keys[2][32];
+    unsigned char keys[HA_MAX_OPEN_KEYS][HA_COOKIE_KEY_LEN];
     (void)state;
     start_login("", NULL, &s); /* sealed with the first secret */
     assert_int_equal(ha_app_reload(&W.app,
@@ -916,7 +938,7 @@ static void test_start_connections(void **state)
         struct ha_request req;
         struct ha_response resp = {0};
         request(&req, "GET", HA_PATH_START, "integration=github", NULL);
-        assert_int_equal(ha_handle_start(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(call(ha_handle_start, &req, &resp), HA_OK);
         assert_login_error(&resp, "bad_request");
         assert_int_equal(resp.set_cookie_count, 0);
         ha_request_cleanup(&req);
@@ -941,7 +963,7 @@ static int exchanges_from(const char *peer, const char *xff, int n)
         request(&req, "GET", HA_PATH_REDIRECT, query, s.cookie);
         snprintf(req.peer, sizeof(req.peer), "%s", peer);
         req.forwarded_for = xff != NULL ? strdup(xff) : NULL;
-        assert_int_equal(ha_handle_redirect(&W.app, &req, &resp), HA_OK);
+        assert_int_equal(call(ha_handle_redirect, &req, &resp), HA_OK);
         ha_request_cleanup(&req);
         if (resp.location != NULL && strstr(resp.location, "error=rate_limited") != NULL) {
             assert_false(has_cookie(&resp, HOUSTON_COOKIE "="));
@@ -976,6 +998,90 @@ static void test_exchange_rate_limits(void **state)
     reload_with(NULL);
 }
 
+/* Two rotations within one transaction lifetime: a login started under the first secret
+ * still completes (the second reload used to drop the key the first had kept). A view a
+ * reload replaced lives while a request holds it, and is freed when it lets go. */
+static void test_reload_twice_and_view_lifetime(void **state)
+{
+    struct started s;
+    struct ha_response resp = {0};
+    const struct ha_view *held;
+    const char *reason = NULL;
+    unsigned char keys[HA_MAX_OPEN_KEYS][HA_COOKIE_KEY_LEN];
+    (void)state;
+    W.now += 1000; /* keys earlier tests retired have expired */
+    reload_with(NULL);
+    assert_int_equal(ha_app_cookie_keys(ha_app_view(&W.app), W.now, keys), 1);
+    start_login("", NULL, &s); /* sealed with secret 1 */
+    W.now += 100;
+    assert_int_equal(ha_app_reload(&W.app,
+                                   load_with("second-cookie-secret-for-rotation-000000002",
+                                             "tenant.example.com"),
+                                   &reason),
+                     HA_OK);
+    held = ha_app_view_acquire(&W.app); /* a request in flight across the next reload */
+    W.now += 100;
+    assert_int_equal(ha_app_reload(&W.app,
+                                   load_with("third-cookie-secret-for-rotation-0000000003",
+                                             "tenant.example.com"),
+                                   &reason),
+                     HA_OK);
+    assert_int_equal(ha_app_cookie_keys(ha_app_view(&W.app), W.now, keys), 3);
+    finish(&s, NULL, &resp);
+    assert_int_equal(resp.status, 302);
+    assert_string_equal(resp.location, W.houston_location);
+    ha_response_cleanup(&resp);
+    /* The replaced view is still whole for its holder, then goes. */
+    assert_non_null(held->cfg->client_id);
+    assert_ptr_equal(W.app.stale, held);
+    ha_app_view_release(&W.app, held);
+    assert_null(W.app.stale);
+    /* Secret 1 retired at the first reload: it opens for one lifetime from then. */
+    assert_int_equal(ha_app_cookie_keys(ha_app_view(&W.app), W.now + 499, keys), 3);
+    assert_int_equal(ha_app_cookie_keys(ha_app_view(&W.app), W.now + 500, keys), 2);
+    assert_int_equal(ha_app_cookie_keys(ha_app_view(&W.app), W.now + 600, keys), 1);
+    W.now -= 1200;
+    reload_with(NULL);
+}
+
+/* A SIGHUP while a login waits on the tenant: the whole request keeps the configuration it
+ * started with (redirect_uri in the token request, the state's origin for Houston); the next
+ * request sees the new one. */
+static void test_reload_mid_request(void **state)
+{
+    struct started s;
+    struct ha_response resp = {0};
+    struct ha_kvlist form = {0};
+    json_t *st;
+    (void)state;
+    reload_with(NULL);
+    start_login("", NULL, &s);
+    W.reload_in_exchange = "AUTH_SIDECAR_PUBLIC_URL=https://login.astro.example.com";
+    finish(&s, NULL, &resp);
+    assert_null(W.reload_in_exchange); /* the reload happened inside the exchange */
+    assert_int_equal(resp.status, 302);
+    assert_string_equal(resp.location, W.houston_location);
+    assert_int_equal(ha_url_parse_query(W.houston_form, strlen(W.houston_form), &form), HA_OK);
+    st = json_loads(ha_kvlist_get(&form, "state"), 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(st, "origin")),
+                        "https://houston.astro.example.com/v1/oauth/callback");
+    json_decref(st);
+    ha_kvlist_cleanup(&form);
+    ha_response_cleanup(&resp);
+    assert_non_null(strstr(W.token_form, "redirect_uri=https%3A%2F%2Fhouston.astro.example.com"));
+    /* The next request runs on the new configuration. */
+    {
+        struct ha_request req;
+        request(&req, "GET", HA_PATH_START, "", NULL);
+        assert_int_equal(call(ha_handle_start, &req, &resp), HA_OK);
+        assert_non_null(
+            strstr(resp.location, "redirect_uri=https%3A%2F%2Flogin.astro.example.com%2Fv1"));
+        ha_request_cleanup(&req);
+        ha_response_cleanup(&resp);
+    }
+    reload_with(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -993,6 +1099,8 @@ int main(void)
         cmocka_unit_test(test_tenant_error),
         cmocka_unit_test(test_logout),
         cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_reload_twice_and_view_lifetime),
+        cmocka_unit_test(test_reload_mid_request),
         cmocka_unit_test(test_email_must_be_verified),
         cmocka_unit_test(test_start_connections),
         cmocka_unit_test(test_exchange_rate_limits),
