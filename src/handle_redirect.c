@@ -172,8 +172,7 @@ static int exchange(struct login *l)
     if (!within_limits(l, cfg))
         return 0;
     t0 = ha_mono_ns();
-    err = ha_oidc_exchange_code(&l->cx->app->http, &l->cx->app->provider, &r, &l->tokens,
-                                &reason);
+    err = ha_oidc_exchange_code(&l->cx->app->http, &l->cx->app->provider, &r, &l->tokens, &reason);
     t0 = ha_mono_ns() - t0;
     l->waited_ns += t0;
     ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_TOKEN, t0);
@@ -198,11 +197,11 @@ static int verify_tokens(struct login *l)
     bool unverified = false;
     enum ha_err err;
 
-    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->cx->app->jwks, &id,
-                      &jwt, &reason) != HA_OK)
+    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->cx->app->jwks, &id, &jwt,
+                      &reason) != HA_OK)
         return fail(l, HA_E_INVALID_ID_TOKEN, reason);
-    if (ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->cx->app->jwks,
-                      &at, NULL, &reason) != HA_OK) {
+    if (ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->cx->app->jwks, &at,
+                      NULL, &reason) != HA_OK) {
         ha_jwt_free(jwt);
         return fail(l, HA_E_INVALID_ACCESS_TOKEN, reason);
     }
