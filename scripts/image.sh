@@ -278,7 +278,7 @@ check_serve() {
   hdrs=$(curl -sS -o /dev/null -D - "http://127.0.0.1:$SIDE_PORT/v1/oauth/start?provider=auth0&integration=self&redirect=/oauth")
   grep -qi "^location: https://$TENANT_HOST/authorize?" <<<"$hdrs" ||
     fail "/v1/oauth/start did not redirect to the tenant: $hdrs"
-  grep -qi '^set-cookie: ha_txn_' <<<"$hdrs" || fail "/v1/oauth/start set no transaction cookie"
+  grep -qi '^set-cookie: __Host-ha_txn_' <<<"$hdrs" || fail "/v1/oauth/start set no transaction cookie"
   metrics=$(curl -sS "http://127.0.0.1:$SIDE_PORT/metrics")
   grep -q '^houston_auth_build_info' <<<"$metrics" || fail "/metrics has no houston_auth_build_info"
   stop_sidecar "$log"
