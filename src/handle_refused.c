@@ -11,6 +11,7 @@
 #include "houston_auth/buf.h"
 #include "houston_auth/handlers.h"
 #include "houston_auth/log.h"
+#include "houston_auth/metrics.h"
 #include "houston_auth/page.h"
 
 #define REFUSED_TITLE "Not available from outside"
@@ -29,6 +30,7 @@ enum ha_err ha_handle_houston_refused(const struct ha_ctx *cx, const struct ha_r
     /* One line, without the path or query: either may carry a token. */
     ha_log(HA_LOG_WARN, "houston_path_refused", req->request_id, "method", req->method, "reason",
            "a Houston OAuth endpoint asked for from outside the pod", NULL);
+    ha_metrics_houston_refused(cx->app->metrics);
     ha_buf_init(&b, 4096);
     err = ha_buf_appendf(&b, "%s/", app_url);
     if (err == HA_OK)

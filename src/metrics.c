@@ -43,6 +43,7 @@ struct ha_metrics {
     atomic_ullong logouts;
     atomic_ullong slow_clients;
     atomic_ullong throttled[2]; /* token exchanges refused: [0] per client, [1] total */
+    atomic_ullong houston_refused;
     atomic_llong inflight;
     struct hist hist[HA_HIST__COUNT];
 };
@@ -93,6 +94,12 @@ void ha_metrics_slow_client(struct ha_metrics *m)
 {
     if (m != NULL)
         atomic_fetch_add(&m->slow_clients, 1);
+}
+
+void ha_metrics_houston_refused(struct ha_metrics *m)
+{
+    if (m != NULL)
+        atomic_fetch_add(&m->houston_refused, 1);
 }
 
 void ha_metrics_exchange_throttled(struct ha_metrics *m, bool total)
@@ -187,12 +194,17 @@ static enum ha_err format_logins(struct ha_buf *b, struct ha_metrics *m)
             "reaching the tenant, by the limit that refused them.\n"
             "# TYPE houston_auth_token_exchanges_throttled_total counter\n"
             "houston_auth_token_exchanges_throttled_total{limit=\"client\"} %llu\n"
-            "houston_auth_token_exchanges_throttled_total{limit=\"total\"} %llu\n",
+            "houston_auth_token_exchanges_throttled_total{limit=\"total\"} %llu\n"
+            "# HELP houston_auth_houston_paths_refused_total Requests for Houston's own OAuth "
+            "endpoints (its callback) that reached the sidecar from outside, refused.\n"
+            "# TYPE houston_auth_houston_paths_refused_total counter\n"
+            "houston_auth_houston_paths_refused_total %llu\n",
             (unsigned long long)atomic_load(&m->starts),
             (unsigned long long)atomic_load(&m->logouts), (long long)atomic_load(&m->inflight),
             (unsigned long long)atomic_load(&m->slow_clients),
             (unsigned long long)atomic_load(&m->throttled[0]),
-            (unsigned long long)atomic_load(&m->throttled[1]));
+            (unsigned long long)atomic_load(&m->throttled[1]),
+            (unsigned long long)atomic_load(&m->houston_refused));
     return err;
 }
 

@@ -25,6 +25,8 @@ void ha_metrics_start(struct ha_metrics *m);
 void ha_metrics_logout(struct ha_metrics *m);
 void ha_metrics_observe_ns(struct ha_metrics *m, enum ha_hist h, uint64_t ns);
 void ha_metrics_inflight(struct ha_metrics *m, int delta);
+/* A request for one of Houston's own OAuth endpoints, refused (someone probing the callback). */
+void ha_metrics_houston_refused(struct ha_metrics *m);
 /* A token exchange refused by the per-client limit, or by the total one when total. */
 void ha_metrics_exchange_throttled(struct ha_metrics *m, bool total);
 /* A connection closed for not sending a whole request in time (slow-loris). */

@@ -463,6 +463,15 @@ int it_sidecar_start(struct it_env *e, struct it_proc *p, int port, const char *
     return rc;
 }
 
+void it_spare_start(int slot, const char *logname, const char *const *extra, char *base, size_t len)
+{
+    struct it_env *e = it_env();
+    it_proc_stop(&e->spare[slot]); /* left running by a test that failed half-way */
+    assert_int_equal(
+        it_sidecar_start(e, &e->spare[slot], e->spare_ports[slot], logname, extra, true), 0);
+    it_sidecar_base(e->spare_ports[slot], base, len);
+}
+
 /* Waits for pid with a deadline; the exit status, or -1 (killed) on timeout. */
 static int wait_exit(pid_t pid)
 {

@@ -71,6 +71,10 @@ int it_houston_start(struct it_env *e);
  * later entries win); waits for /readyz 200 when wait_ready, else for /healthz 200. */
 int it_sidecar_start(struct it_env *e, struct it_proc *p, int port, const char *logname,
                      const char *const *extra, bool wait_ready);
+/* (Re)starts spare sidecar slot with the standard environment plus extra, waits for /readyz,
+ * and writes its origin into base. Asserts on failure. */
+void it_spare_start(int slot, const char *logname, const char *const *extra, char *base,
+                    size_t len);
 /* Runs the sidecar binary with args and the standard environment plus extra, waits for it
  * (deadline), returns its exit status (-1 on a timeout or a signal, -2 on a sanitizer
  * report) and its stdout+stderr in *out. */

@@ -89,16 +89,6 @@ static double metric(const char *base, const char *name)
     return v;
 }
 
-/* Starts spare sidecar slot with extra env; *base gets its origin. */
-static void spare_start(int slot, const char *log, const char *const *extra, char *base, size_t len)
-{
-    struct it_env *e = it_env();
-    it_proc_stop(&e->spare[slot]); /* left running by a test that failed half-way */
-    assert_int_equal(it_sidecar_start(e, &e->spare[slot], e->spare_ports[slot], log, extra, true),
-                     0);
-    it_sidecar_base(e->spare_ports[slot], base, len);
-}
-
 static bool is_login_error(const struct it_resp *r, const char *code)
 {
     char want[256];
@@ -654,7 +644,7 @@ static void test_jwks_keys_and_crafted_tokens(void **state)
     struct pollfd p = {lfd, POLLIN, 0};
     (void)state;
     publish_keys();
-    spare_start(0, "sidecar-keys.log", extra, base, sizeof(base));
+    it_spare_start(0, "sidecar-keys.log", extra, base, sizeof(base));
     check_copies(base);
     check_crafted(base);
     /* Nobody fetched the jku or x5u URL. */
@@ -959,7 +949,7 @@ static void test_token_endpoint_floods(void **state)
     (void)state;
     fake_start(&f, false);
     snprintf(tenant, sizeof(tenant), "AUTH0_BASE_DOMAIN=localhost:%d", f.port);
-    spare_start(1, "sidecar-fake-tenant.log", extra, base, sizeof(base));
+    it_spare_start(1, "sidecar-fake-tenant.log", extra, base, sizeof(base));
     pid = it_env()->spare[1].pid;
     hwm0 = it_proc_status_kb(pid, "VmHWM");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1006,7 +996,7 @@ static void test_houston_answers(void **state)
     (void)state;
     fake_start(&f, true);
     snprintf(houston, sizeof(houston), "AUTH_SIDECAR_HOUSTON_URL=http://127.0.0.1:%d", f.port);
-    spare_start(2, "sidecar-fake-houston.log", extra, base, sizeof(base));
+    it_spare_start(2, "sidecar-fake-houston.log", extra, base, sizeof(base));
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct it_client *c = it_client_new(it_env());
         struct it_login l;
@@ -1158,7 +1148,7 @@ static void test_jwks_failing_warm_cache(void **state)
     char base[128], ready[160];
     long f0;
     (void)state;
-    spare_start(0, "sidecar-jwks.log", extra, base, sizeof(base));
+    it_spare_start(0, "sidecar-jwks.log", extra, base, sizeof(base));
     snprintf(ready, sizeof(ready), "%s/readyz", base);
     login_expect(base, NULL, "before the fault");
     assert_int_equal(it_tenant_fault(e, "{\"jwks_status\":500}"), 200);
@@ -1218,7 +1208,7 @@ static void test_unknown_kid_flood(void **state)
     long f0;
     int refused = 0;
     (void)state;
-    spare_start(0, "sidecar-flood.log", NULL, base, sizeof(base));
+    it_spare_start(0, "sidecar-flood.log", NULL, base, sizeof(base));
     f0 = tenant_stat("jwks_fetches");
     for (int i = 0; i < 20; i++) {
         snprintf(fault, sizeof(fault), "{\"id_token_header\":{\"kid\":\"unknown-%d\"}}", i);
@@ -1232,7 +1222,7 @@ static void test_unknown_kid_flood(void **state)
     assert_true(metric(base, "houston_auth_jwks_throttled_misses_total") >= 19);
     it_proc_stop(&e->spare[0]);
 
-    spare_start(1, "sidecar-flood-concurrent.log", NULL, base, sizeof(base));
+    it_spare_start(1, "sidecar-flood-concurrent.log", NULL, base, sizeof(base));
     assert_int_equal(
         it_tenant_fault(e, "{\"jwks_delay_ms\":800,\"id_token_header\":{\"kid\":\"unknown-c\"}}"),
         200);

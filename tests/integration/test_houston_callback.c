@@ -157,6 +157,19 @@ static void test_forged_callback_refused(void **state)
     assert_null(strstr(log, "id_token"));
     free(log);
     free(path);
+    /* ... and counted, for alerting on someone probing Houston's callback. */
+    {
+        static const char get[] = "GET /metrics HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+        static char metrics[65536];
+        char want[96];
+        snprintf(want, sizeof(want), "houston_auth_houston_paths_refused_total %zu\n",
+                 refusals + sizeof(spellings) / sizeof(spellings[0]) + 1);
+        assert_int_equal(it_raw_exchange(e->spare_ports[0], get, strlen(get), metrics,
+                                         sizeof(metrics), ANSWER_MS),
+                         200);
+        if (strstr(metrics, want) == NULL)
+            fail_msg("/metrics lacks \"%s\"", want);
+    }
 }
 
 /* The control: Houston's stand-in itself takes the forged token (Houston 0.9 does). */

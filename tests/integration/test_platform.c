@@ -169,15 +169,6 @@ static long tenant_stat(const struct it_env *e, const char *name)
     return n;
 }
 
-static void spare_start(int slot, const char *log, const char *const *extra, char *base, size_t len)
-{
-    struct it_env *e = it_env();
-    it_proc_stop(&e->spare[slot]);
-    assert_int_equal(it_sidecar_start(e, &e->spare[slot], e->spare_ports[slot], log, extra, true),
-                     0);
-    it_sidecar_base(e->spare_ports[slot], base, len);
-}
-
 static bool log_has(const char *logname, const char *needle)
 {
     char *path = it_fmt("%s/%s", it_env()->dir, logname);
@@ -245,7 +236,7 @@ static void test_unverified_email_takeover(void **state)
     free(url);
 
     /* 2. Allowed by the administrator: the tenant says email_verified false; refused. */
-    spare_start(0, "platform-db.log", allow_db, base, sizeof(base));
+    it_spare_start(0, "platform-db.log", allow_db, base, sizeof(base));
     assert_int_equal(it_login_at(c, base, "integration=" DB_CONNECTION, EMAIL, &l), 0);
     it_expect_login_error(c, &l.redirect, "email_not_verified", before);
     it_login_cleanup(&l);
@@ -257,7 +248,7 @@ static void test_unverified_email_takeover(void **state)
     assert_int_equal(it_houston_received_count(e), before + 1);
 
     /* 3. The opt-out, loud at start: the unverified email goes through. */
-    spare_start(1, "platform-optout.log", opt_out, base, sizeof(base));
+    it_spare_start(1, "platform-optout.log", opt_out, base, sizeof(base));
     assert_true(log_has("platform-optout.log", "authSidecar.insecureAllowUnverifiedEmail"));
     assert_false(log_has("platform-db.log", "insecure_setting"));
     assert_int_equal(it_login_at(c, base, "integration=" DB_CONNECTION, EMAIL, &l), 0);
@@ -286,7 +277,7 @@ static void test_exchange_rate_limits(void **state)
     struct it_client *c;
     struct it_resp m;
     (void)state;
-    spare_start(0, "platform-rate.log", extra, base, sizeof(base));
+    it_spare_start(0, "platform-rate.log", extra, base, sizeof(base));
     tokens = tenant_stat(e, "token_requests");
     for (int i = 0; i < 3; i++)
         assert_string_equal(junk_exchange(base, from_a, code, sizeof(code)),
@@ -325,7 +316,7 @@ static void test_exchange_total_limit(void **state)
     long tokens, t0, reached, allowed;
     int limited = 0;
     (void)state;
-    spare_start(0, "platform-total.log", extra, base, sizeof(base));
+    it_spare_start(0, "platform-total.log", extra, base, sizeof(base));
     tokens = tenant_stat(e, "token_requests");
     t0 = it_now_ms();
     for (int i = 0; i < 10; i++) {
@@ -361,7 +352,7 @@ static void test_proxies(void **state)
     tp = it_fmt("AUTH_SIDECAR_TENANT_PROXY=http://127.0.0.1:%d", P.port);
     {
         const char *env_proxies[] = {p1, p2, p3, p4, p5, NULL};
-        spare_start(0, "platform-envproxy.log", env_proxies, base, sizeof(base));
+        it_spare_start(0, "platform-envproxy.log", env_proxies, base, sizeof(base));
         assert_int_equal(it_login_at(c, base, "integration=self", EMAIL, &l), 0);
         assert_non_null(it_resp_set_cookie(&l.redirect, IT_AUTH_COOKIE, 0));
         it_login_cleanup(&l);
@@ -370,7 +361,7 @@ static void test_proxies(void **state)
     }
     {
         const char *tenant_proxy[] = {tp, p1, NULL};
-        spare_start(1, "platform-tenantproxy.log", tenant_proxy, base, sizeof(base));
+        it_spare_start(1, "platform-tenantproxy.log", tenant_proxy, base, sizeof(base));
         assert_int_equal(it_login_at(c, base, "integration=self", EMAIL, &l), 0);
         assert_non_null(it_resp_set_cookie(&l.redirect, IT_AUTH_COOKIE, 0));
         it_login_cleanup(&l);
@@ -400,7 +391,7 @@ static void test_tenant_error_text_not_logged(void **state)
     char base[128], *url;
     struct it_resp r;
     (void)state;
-    spare_start(0, "platform-info.log", extra, base, sizeof(base));
+    it_spare_start(0, "platform-info.log", extra, base, sizeof(base));
     url = it_fmt("%s/v1/oauth/redirect?error=made-up-error-7f3a&error_description="
                  "Injected%%20text%%20b91c&state=x",
                  base);
