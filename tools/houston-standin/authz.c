@@ -48,10 +48,8 @@
 
 enum target_kind { T_NONE, T_MONITORING, T_DEPLOYMENT };
 
-/* What one call asks, read before it waits for the pool. */
+/* Where one call asks to go, read before it waits for the pool. */
 struct call {
-    char *credential;              /* the token Houston reads, or NULL */
-    char digest[65];               /* its SHA-256 in hex, for the counters */
     char host[MAX_HOST + 1];       /* X-Original-URL's host, lower-cased; "" when unusable */
     char release[MAX_RELEASE + 1]; /* the deployment it names; "" when none */
     enum target_kind kind;
@@ -107,6 +105,15 @@ static char *read_credential(struct standin *s, const struct peer_request *req)
     memcpy(out, auth, pre);
     memcpy(out + pre, b + blen, n - pre - blen + 1);
     return out;
+}
+
+/* ASCII lower case in place (Node lower-cases a URL's host; Houston an email). */
+static void lower(char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+    }
 }
 
 static void hex_digest(const char *text, char out[65])
@@ -196,9 +203,9 @@ static void parse_original_url(const char *url, struct call *c)
     }
     if (len == 0 || len > MAX_HOST || strspn(host, HOST_CHARS) < len)
         return;
-    for (size_t i = 0; i < len; i++)
-        c->host[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] - 'A' + 'a') : host[i];
+    memcpy(c->host, host, len);
     c->host[len] = '\0';
+    lower(c->host);
     classify(c, end);
 }
 
@@ -252,10 +259,8 @@ static const char *airflow_role(json_t *user, const char *release)
 static char *lower_dup(const char *s)
 {
     char *out = strdup(s);
-    for (char *p = out; p != NULL && *p != '\0'; p++) {
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    }
+    if (out != NULL)
+        lower(out);
     return out;
 }
 
@@ -307,14 +312,15 @@ static int grant(struct standin *s, const struct call *c, json_t *user, const ch
     return err == HA_OK ? 200 : 500;
 }
 
-static int decide(struct standin *s, const struct call *c, struct peer_response *resp)
+static int decide(struct standin *s, const char *credential, const struct call *c,
+                  struct peer_response *resp)
 {
     char uuid[STANDIN_UUID_LEN + 1];
     json_t *user = NULL;
     const char *role;
     int status = 401;
 
-    if (c->credential != NULL && standin_session_check(s, c->credential, uuid))
+    if (credential != NULL && standin_session_check(s, credential, uuid))
         user = standin_users_get(s, uuid);
     if (user != NULL && c->kind == T_MONITORING &&
         has_string(json_object_get(user, "system"), PERM_MONITORING)) {
@@ -352,20 +358,27 @@ static void answer(int status, bool injected, struct peer_response *resp)
         peer_resp_text(resp, 500, STANDIN_TEXT, "Internal Server Error");
 }
 
+static const char *result_name(int status)
+{
+    if (status == 200)
+        return "allowed";
+    return status == 401 ? "denied" : "failed";
+}
+
 void standin_handle_authorization(struct standin *s, const struct peer_request *req,
                                   struct peer_response *resp)
 {
     struct call c;
+    char *credential = read_credential(s, req), digest[65];
     long delay_ms = 0;
     int status = 0, injected = 0;
     bool held;
 
     memset(&c, 0, sizeof(c));
-    c.credential = read_credential(s, req);
-    if (c.credential != NULL)
-        hex_digest(c.credential, c.digest);
+    if (credential != NULL)
+        hex_digest(credential, digest);
     parse_original_url(peer_req_header(req, ORIGINAL_URL_HEADER), &c);
-    standin_pool_count(s, c.credential != NULL ? c.digest : NULL, c.host[0] != '\0' ? c.host : NULL,
+    standin_pool_count(s, credential != NULL ? digest : NULL, c.host[0] != '\0' ? c.host : NULL,
                        c.release[0] != '\0' ? c.release : NULL);
     read_faults(s, &delay_ms, &injected);
     peer_sleep_ms(delay_ms, &s->stopping);
@@ -375,13 +388,10 @@ void standin_handle_authorization(struct standin *s, const struct peer_request *
     else if (injected != 0)
         status = injected;
     else
-        status = decide(s, &c, resp);
+        status = decide(s, credential, &c, resp);
     standin_pool_leave(s, held, status);
     answer(status, held && injected != 0, resp);
     ha_log(HA_LOG_DEBUG, "authorization", NULL, "host", c.host, "release", c.release, "result",
-           status == 200   ? "allowed"
-           : status == 401 ? "denied"
-                           : "failed",
-           NULL);
-    free(c.credential);
+           result_name(status), NULL);
+    free(credential);
 }
