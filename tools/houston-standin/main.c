@@ -36,6 +36,7 @@ enum opt_id {
     O_CA = 'C',
     O_LATENCY = 'D',
     O_POOL = 'N',
+    O_STATE = 'S',
     O_HELP = 'h'
 };
 
@@ -55,6 +56,7 @@ static const struct option options[] = {
     {"tenant-ca", required_argument, NULL, O_CA},
     {"authz-latency-ms", required_argument, NULL, O_LATENCY},
     {"authz-pool", required_argument, NULL, O_POOL},
+    {"state-dir", required_argument, NULL, O_STATE},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -88,6 +90,8 @@ static void usage(FILE *f)
           "  --authz-latency-ms D    each /v1/authorization decision takes D ms (default 0)\n"
           "  --authz-pool N          at most N decisions at a time, the rest queue (default 10,\n"
           "                          Houston's database pool)\n"
+          "  --state-dir DIR         keep the signing key and the users there across restarts,\n"
+          "                          as Houston's Secret and database do (created 0700)\n"
           "  --log-level LEVEL       debug, info, warn or error (default info)\n"
           "  --help                  this text\n\n"
           "Prints \"houston-standin: ready http://HOST:PORT\" when serving (after\n"
@@ -151,6 +155,8 @@ static bool apply_flag(struct standin_config *c, int id, const char *v, char **l
         return set_str(&c->client_id, v);
     case O_CA:
         return set_str(&c->tenant_ca_file, v);
+    case O_STATE:
+        return v[0] != '\0' && set_str(&c->state_dir, v);
     case O_TEST:
         c->test_controls = true;
         return true;
@@ -336,8 +342,10 @@ static int serve(struct standin *s)
     struct peer_server *houston = NULL, *app = NULL;
     int port = 0, app_port = 0, sig = 0;
     sigset_t set;
-    enum ha_err err = standin_session_init(s);
+    enum ha_err err = standin_state_init(s);
 
+    if (err == HA_OK)
+        err = standin_session_init(s);
     if (err == HA_OK)
         err = standin_token09_init(s);
     standin_pool_reset(s); /* the flags' latency and pool size */
@@ -386,6 +394,7 @@ static void standin_cleanup(struct standin *s)
     free(c->auth0_base_domain);
     free(c->client_id);
     free(c->tenant_ca_file);
+    free(c->state_dir);
     standin_token09_cleanup(s);
     EVP_PKEY_free(s->session_key);
     json_decref(s->received);

@@ -20,7 +20,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <openssl/rsa.h>
 #include "houston_auth/b64url.h"
 #include "houston_auth/buf.h"
@@ -155,15 +155,27 @@ enum ha_err standin_cookie_name(const char *base, char **out)
     return err;
 }
 
+/* The key made at start, or kept in --state-dir (state.c); its kid is the first 8 bytes of
+ * the SHA-256 of its public key, so it is as stable as the key. */
 enum ha_err standin_session_init(struct standin *s)
 {
-    unsigned char rnd[8];
-    s->session_key = EVP_RSA_gen(2048);
-    if (s->session_key == NULL || RAND_bytes(rnd, sizeof(rnd)) != 1)
+    bool fresh = s->session_key == NULL;
+    unsigned char *der = NULL, md[32];
+    int len;
+
+    if (fresh)
+        s->session_key = EVP_RSA_gen(2048);
+    if (s->session_key == NULL)
         return HA_ERR_CRYPTO;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(s->kid + 2 * i, 3, "%02x", rnd[i]);
-    return HA_OK;
+    len = i2d_PUBKEY(s->session_key, &der);
+    if (len <= 0 || EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL) != 1) {
+        OPENSSL_free(der);
+        return HA_ERR_CRYPTO;
+    }
+    OPENSSL_free(der);
+    for (size_t i = 0; i < 8; i++)
+        snprintf(s->kid + 2 * i, 3, "%02x", md[i]);
+    return fresh ? standin_state_save_key(s) : HA_OK;
 }
 
 /* A name-based UUID (version 5 layout) from SHA-256 of the email. */

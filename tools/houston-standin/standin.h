@@ -45,6 +45,7 @@ struct standin_config {
     char *auth0_base_domain; /* host[:port]: iss https://<it>/, JWKS under it */
     char *client_id;         /* the ID token's aud */
     char *tenant_ca_file;    /* extra CA bundle for the JWKS fetch */
+    char *state_dir;         /* NULL: nothing kept across restarts (state.c) */
     long authz_latency_ms;   /* each authorization decision's time in the pool */
     long authz_pool;         /* decisions at a time; the rest queue */
 };
@@ -82,6 +83,7 @@ struct standin {
 /* session.c: the cookie name, session JWTs and reading a JWT's payload. */
 /* "astronomer_" + lodash snakeCase(base) + "_auth". *out caller frees. */
 enum ha_err standin_cookie_name(const char *base, char **out);
+/* Makes the signing key unless state.c loaded one (then saves it there) and sets the kid. */
 enum ha_err standin_session_init(struct standin *s);
 /* A session JWT {uuid, email, iat, exp} signed RS256 with the stand-in's key, valid for
  * STANDIN_SESSION_TTL (_ttl: ttl seconds, which may be <= 0 for an expired one). */
@@ -117,6 +119,15 @@ bool standin_express_routes(const char *target, const char *const *mounts, size_
 
 /* callback.c: POST /v1/oauth/callback and the Houston-side test controls. */
 void standin_handle_houston(void *ctx, const struct peer_request *req, struct peer_response *resp);
+
+/* state.c: --state-dir keeps the session key and the users across restarts. */
+/* Creates the directory (0700) and loads what is there: s->session_key (left NULL when none)
+ * and s->users. HA_ERR_IO/CRYPTO/INVALID when the directory or a file is unusable. A no-op
+ * without --state-dir. */
+enum ha_err standin_state_init(struct standin *s);
+enum ha_err standin_state_save_key(struct standin *s);
+/* Rewrites users.json; the caller holds s->lock. Failures are logged. */
+void standin_state_save_users(struct standin *s);
 
 /* users.c: Houston's user table and each user's grants (the database GET
  * /v1/authorization reads on every call). */

@@ -5,7 +5,8 @@
  * The callback creates one on a first login (Houston's find-or-create by email); the tests set
  * grants through the controls below. Houston derives grants from role bindings (system,
  * workspace and deployment roles mapped to permissions by its config); here a user's system
- * permissions are listed as they are, and deployment roles per release name directly.
+ * permissions are listed as they are, and deployment roles per release name directly. With
+ * --state-dir the table is kept in users.json (state.c) across restarts.
  *
  * Test controls (--test-controls):
  *   GET  /__test/permissions  every user: [{uuid, email, full_name, system, deployments}].
@@ -44,10 +45,12 @@ void standin_users_touch(struct standin *s, const char *email, const char *full_
     standin_user_uuid(email, uuid);
     pthread_mutex_lock(&s->lock);
     if (json_object_get(s->users, uuid) == NULL) {
-        if (json_object_size(s->users) < STANDIN_MAX_USERS)
+        if (json_object_size(s->users) < STANDIN_MAX_USERS) {
             json_object_set_new(s->users, uuid, new_user(email, full_name));
-        else
+            standin_state_save_users(s);
+        } else {
             full = true;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     if (full)
@@ -67,6 +70,7 @@ void standin_users_reset(struct standin *s)
 {
     pthread_mutex_lock(&s->lock);
     json_object_clear(s->users);
+    standin_state_save_users(s);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -168,9 +172,11 @@ static json_t *apply_grants(struct standin *s, json_t *body)
         if (v != NULL)
             json_object_set_new(u, fields[i], json_deep_copy(v));
     }
-    out = json_deep_copy(u);
+    out = u != NULL ? json_deep_copy(u) : NULL;
     json_object_set_new(out, "uuid", json_string(uuid));
 out:
+    if (out != NULL)
+        standin_state_save_users(s);
     pthread_mutex_unlock(&s->lock);
     return out;
 }
