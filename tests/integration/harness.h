@@ -249,5 +249,8 @@ long it_raise_nofile(long want);
 /* POSTs json to the stand-in's path; the answer's JSON when it is 200 (caller decrefs), else
  * NULL. */
 json_t *it_houston_post_json(const struct it_env *e, const char *path, const char *json);
+/* it_houston_start with more arguments after the standard ones (NULL-ended), e.g.
+ * {"--state-dir", dir, NULL} so that a stop and a start keep the key and the users. */
+int it_houston_start_args(struct it_env *e, const char *const *extra);
 
 #endif

@@ -3,7 +3,8 @@
  * cached gate and the bench stand in front of. Sessions come from a real login's cookie, from
  * a bearer token, or are forged, truncated, expired or for nobody; grants are set and removed
  * through /__test/permissions; the minted Airflow JWT is verified with the stand-in's public
- * key; the call counters and the pool's latency are measured. */
+ * key; the call counters and the pool's latency are measured; a stop and a start with a state
+ * directory keep the key and the users, as Houston's restart does. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -700,6 +702,72 @@ static void test_faults_500_and_stall(void **state)
     free(tok);
 }
 
+/* ---- down and up ---- */
+
+static char state_dir[320];
+
+static int setup(void **state)
+{
+    struct it_env *e = it_env();
+    const char *const extra[] = {"--state-dir", state_dir, NULL};
+    if (it_group_setup_bare(state) != 0)
+        return -1;
+    snprintf(state_dir, sizeof(state_dir), "%s/houston-state", e->dir);
+    if (it_tenant_start(e) != 0 || it_houston_start_args(e, extra) != 0)
+        return -1;
+    return it_sidecar_start(e, &e->sidecar, e->sidecar_port, "sidecar.log", NULL, true);
+}
+
+/* Stopped, Houston answers nothing; started again on the same state it knows the same
+ * sessions and grants, and counts from zero. */
+static void test_down_and_up_keeps_sessions_and_grants(void **state)
+{
+    struct it_env *e = it_env();
+    const char *const extra[] = {"--state-dir", state_dir, NULL};
+    char *tok = session_for("durable@example.com", 3600), *kid = NULL, *kid2 = NULL;
+    char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
+    char *key_file = it_fmt("%s/session-key.pem", state_dir);
+    const char *h[] = {ck, "X-Original-URL: " GRAFANA_URL, NULL};
+    struct it_client *c = it_client_new(e);
+    char *url = it_fmt("%s/v1/authorization", e->houston_url);
+    EVP_PKEY *k1 = standin_key(&kid), *k2;
+    struct stat st;
+    struct it_resp r;
+    (void)state;
+
+    grant("durable@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(stat(key_file, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0); /* the signing key is the owner's only */
+
+    it_proc_stop(&e->houston);
+    assert_int_equal(e->houston.exit_code, 0);
+    assert_int_not_equal(it_request_headers(c, "GET", url, NULL, NULL, h, &r), 0);
+    assert_int_not_equal(r.curl_code, CURLE_OK);
+    it_resp_cleanup(&r);
+
+    assert_int_equal(it_houston_start_args(e, extra), 0);
+    k2 = standin_key(&kid2);
+    assert_string_equal(kid2, kid);
+    assert_int_equal(EVP_PKEY_eq(k1, k2), 1);
+    assert_int_equal(stat_int("calls"), 0);
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(stat_int("calls"), 1);
+    /* The grants survived too: removing one still applies at once. */
+    grant("durable@example.com", "\"system\":[]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
+
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+    it_client_free(c);
+    free(url);
+    free(key_file);
+    free(kid);
+    free(kid2);
+    free(ck);
+    free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,7 +783,8 @@ int main(void)
         cmocka_unit_test_setup(test_counters, it_test_setup),
         cmocka_unit_test_setup(test_pool_latency, it_test_setup),
         cmocka_unit_test_setup(test_faults_500_and_stall, it_test_setup),
+        cmocka_unit_test_setup(test_down_and_up_keeps_sessions_and_grants, it_test_setup),
         cmocka_unit_test(it_test_processes_exit_clean),
     };
-    return cmocka_run_group_tests(tests, it_group_setup, it_group_teardown);
+    return cmocka_run_group_tests(tests, setup, it_group_teardown);
 }
