@@ -1500,3 +1500,52 @@ long it_raise_nofile(long want)
     }
     return (long)rl.rlim_cur;
 }
+
+/* ---- The Houston stand-in's authorization controls (appended; see harness.h) ---- */
+
+json_t *it_houston_post_json(const struct it_env *e, const char *path, const char *json)
+{
+    char *url = it_fmt("%s%s", e->houston_url, path), *body = NULL;
+    json_t *j = NULL;
+    if (url != NULL && peer_request(e, url, json != NULL ? json : "{}", &body) == 200 &&
+        body != NULL)
+        j = json_loads(body, 0, NULL);
+    free(url);
+    free(body);
+    return j;
+}
+
+/* The same command line as it_houston_start, plus extra. */
+int it_houston_start_args(struct it_env *e, const char *const *extra)
+{
+    struct strv argv, env;
+    char *log = it_fmt("%s/houston.log", e->dir), *url;
+    int rc;
+    base_env(&env);
+    argv.n = 0;
+    strv_push(&argv, it_fmt("%s/tools/houston-standin", HA_BIN_DIR));
+    strv_push(&argv, it_fmt("--listen"));
+    strv_push(&argv, it_fmt("127.0.0.1:%d", e->houston_port));
+    strv_push(&argv, it_fmt("--base-domain"));
+    strv_push(&argv, it_fmt("%s", IT_BASE_DOMAIN));
+    strv_push(&argv, it_fmt("--app-url"));
+    strv_push(&argv, it_fmt("%s", IT_APP_URL));
+    strv_push(&argv, it_fmt("--auth0-base-domain"));
+    strv_push(&argv, it_fmt("localhost:%d", e->tenant_port));
+    strv_push(&argv, it_fmt("--client-id"));
+    strv_push(&argv, it_fmt("%s", IT_CLIENT_ID));
+    strv_push(&argv, it_fmt("--tenant-ca"));
+    strv_push(&argv, it_fmt("%s/ca.pem", e->tenant_dir));
+    strv_push(&argv, it_fmt("--test-controls"));
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+        strv_push(&argv, strdup(extra[i]));
+    rc = spawn(&e->houston, "houston-standin", argv.v, env.v, log);
+    url = it_fmt("%s/v1/healthz", e->houston_url);
+    if (rc == 0)
+        rc = wait_proc(e, &e->houston, url, 200);
+    free(url);
+    free(log);
+    strv_free(&argv);
+    strv_free(&env);
+    return rc;
+}

@@ -248,4 +248,13 @@ long it_proc_status_kb(pid_t pid, const char *field);
  * limit now in force. Children started afterwards inherit it. */
 long it_raise_nofile(long want);
 
+/* ---- The Houston stand-in's authorization controls (appended for test_standin_authz.c). ---- */
+
+/* POSTs json to the stand-in's path; the answer's JSON when it is 200 (caller decrefs), else
+ * NULL. */
+json_t *it_houston_post_json(const struct it_env *e, const char *path, const char *json);
+/* it_houston_start with more arguments after the standard ones (NULL-ended), e.g.
+ * {"--state-dir", dir, NULL} so that a stop and a start keep the key and the users. */
+int it_houston_start_args(struct it_env *e, const char *const *extra);
+
 #endif

@@ -94,6 +94,8 @@ static void add_headers(struct MHD_Response *r, const struct peer_response *rs)
         MHD_add_response_header(r, "Cache-Control", "no-store");
         MHD_add_response_header(r, "Pragma", "no-cache");
     }
+    for (size_t i = 0; i < rs->extra_count; i++)
+        MHD_add_response_header(r, rs->extra_name[i], rs->extra_value[i]);
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *mhd, struct conn *c)
@@ -164,6 +166,7 @@ static void dispatch(struct peer_server *s, struct MHD_Connection *mhd, struct c
     req.cookie = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Cookie");
     req.body = c->body.len > 0 ? c->body.data : "";
     req.body_len = c->body.len;
+    req.conn = mhd;
     s->handler(s->ctx, &req, &c->resp);
     free(target);
 }
@@ -348,6 +351,35 @@ void peer_sleep_ms(long ms, const atomic_bool *stop)
     }
 }
 
+const char *peer_req_header(const struct peer_request *req, const char *name)
+{
+    const char *v;
+    if (req->conn == NULL)
+        return NULL;
+    v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    return v != NULL && strlen(v) <= PEER_MAX_HEADER ? v : NULL;
+}
+
+enum ha_err peer_resp_add_header(struct peer_response *r, const char *name, const char *value)
+{
+    char *n, *v;
+    if (name[0] == '\0' || strpbrk(name, "\r\n") != NULL || strpbrk(value, "\r\n") != NULL)
+        return HA_ERR_INVALID;
+    if (r->extra_count >= PEER_MAX_EXTRA_HEADERS)
+        return HA_ERR_TOO_LARGE;
+    n = strdup(name);
+    v = strdup(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return HA_ERR_NOMEM;
+    }
+    r->extra_name[r->extra_count] = n;
+    r->extra_value[r->extra_count] = v;
+    r->extra_count++;
+    return HA_OK;
+}
+
 static enum ha_err set_body(struct peer_response *r, const char *body, size_t len)
 {
     char *copy = malloc(len + 1);
@@ -465,6 +497,10 @@ void peer_response_cleanup(struct peer_response *r)
     free(r->location);
     free(r->set_cookie);
     free(r->www_authenticate);
+    for (size_t i = 0; i < r->extra_count; i++) {
+        free(r->extra_name[i]);
+        free(r->extra_value[i]);
+    }
     memset(r, 0, sizeof(*r));
 }
 

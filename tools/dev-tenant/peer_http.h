@@ -13,6 +13,7 @@
 #define PEER_MAX_URL 8192
 #define PEER_MAX_BODY 16384
 #define PEER_MAX_HEADER 8192
+#define PEER_MAX_EXTRA_HEADERS 8
 
 struct peer_request {
     const char *method;        /* "GET", "HEAD", "POST", ... */
@@ -24,6 +25,7 @@ struct peer_request {
     const char *cookie;        /* header or NULL */
     const char *body;          /* NUL-terminated; "" when none */
     size_t body_len;
+    void *conn; /* the server's connection, for peer_req_header(); NULL when built by hand */
 };
 
 struct peer_response {
@@ -38,6 +40,10 @@ struct peer_response {
     const char *allow; /* static */
     const char *csp;   /* static; NULL: a strict default */
     bool no_store;
+    /* More headers, added with peer_resp_add_header (owned; freed with the response). */
+    char *extra_name[PEER_MAX_EXTRA_HEADERS];
+    char *extra_value[PEER_MAX_EXTRA_HEADERS];
+    size_t extra_count;
 };
 
 typedef void (*peer_handler_fn)(void *ctx, const struct peer_request *req,
@@ -68,6 +74,15 @@ enum ha_err peer_parse_listen(const char *s, char **host, int *port);
 
 /* Sleeps ms milliseconds in short slices, returning early once *stop is set. */
 void peer_sleep_ms(long ms, const atomic_bool *stop);
+
+/* The first request header named name (case-insensitive), borrowed for the request's
+ * lifetime; NULL when absent or when req was not built by the server. Values past
+ * PEER_MAX_HEADER bytes read as absent. */
+const char *peer_req_header(const struct peer_request *req, const char *name);
+
+/* Adds a response header (both copied). HA_ERR_TOO_LARGE past PEER_MAX_EXTRA_HEADERS,
+ * HA_ERR_INVALID when either holds a CR or LF, or the name is empty: nothing is added. */
+enum ha_err peer_resp_add_header(struct peer_response *r, const char *name, const char *value);
 
 /* Response helpers: each replaces any earlier body; the body is copied. */
 enum ha_err peer_resp_text(struct peer_response *r, int status, const char *type, const char *body);

@@ -12,10 +12,16 @@
  *                             Path=/; Secure. Anything missing, malformed or refused: 302 to
  *                             <app-url>/login?error=invalid_callback without a cookie.
  *
+ *   GET|POST /v1/authorization the ingress's auth-url decision (authz.c).
+ *
+ * A callback that gets a session also creates its user (Houston's find-or-create by email,
+ * users.c), whose grants /v1/authorization reads.
+ *
  * With --test-controls every callback is recorded (raw target, fields, parsed state, email,
  * cookie, status, Location; the last STANDIN_MAX_RECORDS) for GET /__test/received, and
  * POST /__test/reset and POST /__test/fault {status, delay_ms, no_cookie, location,
- * signup_error} are served; without it nothing is kept and those paths are 404. */
+ * signup_error, authz_status, authz_delay_ms} are served, with the users' (users.c) and the
+ * authorization pool's (pool.c) controls; without it nothing is kept and those paths are 404. */
 #include <stdlib.h>
 #include <string.h>
 #include "houston_auth/buf.h"
@@ -72,9 +78,10 @@ static json_t *parse_state(const char *text)
     return st;
 }
 
-/* Checks the form; on success *state and *email (caller frees) are set. */
+/* Checks the form; on success *state, *email and *name (the ID token's name or NULL; caller
+ * frees both) are set. */
 static const char *check_form(struct standin *s, const struct ha_kvlist *form, json_t **state,
-                              char **email)
+                              char **email, char **name)
 {
     json_t *claims = NULL;
     json_t *e;
@@ -101,6 +108,8 @@ static const char *check_form(struct standin *s, const struct ha_kvlist *form, j
         return "state is not Houston's state JSON";
     }
     *email = strdup(json_string_value(e));
+    if (json_is_string(json_object_get(claims, "name")))
+        *name = strdup(json_string_value(json_object_get(claims, "name")));
     json_decref(claims);
     return *email != NULL ? NULL : "out of memory";
 }
@@ -158,9 +167,10 @@ static enum ha_err success(struct standin *s, json_t *state, const char *email, 
 }
 
 /* Decides the answer: an injected status, an invalid callback, an injected signup error, or
- * Houston's success (whose Location and cookie the faults may change). */
+ * Houston's success (whose Location and cookie the faults may change; the user is found or
+ * created first). */
 static enum ha_err decide(struct standin *s, json_t *fault, const char *why, json_t *state,
-                          const char *email, struct outcome *o)
+                          const char *email, const char *name, struct outcome *o)
 {
     json_t *status = json_object_get(fault, "status");
     json_t *signup = json_object_get(fault, "signup_error");
@@ -180,6 +190,7 @@ static enum ha_err decide(struct standin *s, json_t *fault, const char *why, jso
         o->error = json_string_value(signup);
         return login_error(s, json_string_value(signup), o);
     }
+    standin_users_touch(s, email, name);
     err = success(s, state, email, fault, o);
     if (err == HA_OK && json_is_string(location)) {
         free(o->location);
@@ -261,7 +272,7 @@ static void callback(struct standin *s, const struct peer_request *req, struct p
     struct ha_kvlist form = {0};
     struct outcome o = {0, NULL, NULL, NULL};
     json_t *fault = fault_copy(s), *state = NULL;
-    char *email = NULL;
+    char *email = NULL, *name = NULL;
     const char *why = NULL;
 
     peer_sleep_ms((long)json_integer_value(json_object_get(fault, "delay_ms")), &s->stopping);
@@ -270,8 +281,8 @@ static void callback(struct standin *s, const struct peer_request *req, struct p
     else if (ha_url_parse_query(req->body, req->body_len, &form) != HA_OK)
         why = "the form body is malformed";
     else
-        why = check_form(s, &form, &state, &email);
-    if (decide(s, fault, why, state, email, &o) != HA_OK) {
+        why = check_form(s, &form, &state, &email, &name);
+    if (decide(s, fault, why, state, email, name, &o) != HA_OK) {
         o.status = 500;
         o.error = "standin_failure";
     }
@@ -283,6 +294,7 @@ static void callback(struct standin *s, const struct peer_request *req, struct p
     free(o.location);
     free(o.set_cookie);
     free(email);
+    free(name);
     json_decref(state);
     json_decref(fault);
     ha_kvlist_cleanup(&form);
@@ -293,9 +305,9 @@ static bool fault_value_ok(const char *key, json_t *v)
     json_int_t i = json_integer_value(v);
     if (json_is_null(v))
         return true;
-    if (strcmp(key, "status") == 0)
+    if (strcmp(key, "status") == 0 || strcmp(key, "authz_status") == 0)
         return json_is_integer(v) && i >= 100 && i <= 599;
-    if (strcmp(key, "delay_ms") == 0)
+    if (strcmp(key, "delay_ms") == 0 || strcmp(key, "authz_delay_ms") == 0)
         return json_is_integer(v) && i >= 0 && i <= MAX_DELAY_MS;
     if (strcmp(key, "no_cookie") == 0)
         return json_is_boolean(v);
@@ -320,7 +332,8 @@ static void set_fault(struct standin *s, const struct peer_request *req, struct 
         peer_resp_json(resp, 400,
                        json_pack("{s:s}", "error",
                                  "expected a JSON object of status, delay_ms, "
-                                 "no_cookie, location, signup_error"));
+                                 "no_cookie, location, signup_error, authz_status, "
+                                 "authz_delay_ms"));
         return;
     }
     pthread_mutex_lock(&s->lock);
@@ -346,6 +359,8 @@ static void controls(struct standin *s, const struct peer_request *req, struct p
     resp->no_store = true;
     if (!s->cfg.test_controls) {
         peer_resp_text(resp, 404, STANDIN_TEXT, "not found\n");
+    } else if (standin_users_control(s, req, resp) || standin_pool_control(s, req, resp)) {
+        return;
     } else if (strcmp(req->path, "/__test/received") == 0 && get) {
         pthread_mutex_lock(&s->lock);
         copy = json_deep_copy(s->received);
@@ -356,6 +371,8 @@ static void controls(struct standin *s, const struct peer_request *req, struct p
         json_array_clear(s->received);
         json_object_clear(s->fault);
         pthread_mutex_unlock(&s->lock);
+        standin_users_reset(s);
+        standin_pool_reset(s);
         peer_resp_json(resp, 200, json_object());
     } else if (strcmp(req->path, "/__test/fault") == 0 && post) {
         set_fault(s, req, resp);
@@ -372,6 +389,8 @@ static void controls(struct standin *s, const struct peer_request *req, struct p
  * callback by GET included, is Express's 404. */
 static const char *const callback_mounts[] = {"/v1", "/oauth", "/callback"};
 static const char *const healthz_mounts[] = {"/v1", "/healthz"};
+/* v1.use("/authorization"), authorization.get("/") and .post("/"). */
+static const char *const authorization_mounts[] = {"/v1", "/authorization"};
 
 void standin_handle_houston(void *ctx, const struct peer_request *req, struct peer_response *resp)
 {
@@ -390,6 +409,9 @@ void standin_handle_houston(void *ctx, const struct peer_request *req, struct pe
     } else if (strcmp(req->method, "POST") == 0 &&
                standin_express_routes(req->target, callback_mounts, 3)) {
         callback(s, req, resp);
+    } else if ((get || strcmp(req->method, "POST") == 0) &&
+               standin_express_routes(req->target, authorization_mounts, 2)) {
+        standin_handle_authorization(s, req, resp);
     } else {
         peer_resp_text(resp, 404, STANDIN_TEXT, "not found\n");
     }

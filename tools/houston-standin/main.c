@@ -34,6 +34,9 @@ enum opt_id {
     O_AUTH0 = 'd',
     O_CLIENT = 'i',
     O_CA = 'C',
+    O_LATENCY = 'D',
+    O_POOL = 'N',
+    O_STATE = 'S',
     O_HELP = 'h'
 };
 
@@ -51,6 +54,9 @@ static const struct option options[] = {
     {"auth0-base-domain", required_argument, NULL, O_AUTH0},
     {"client-id", required_argument, NULL, O_CLIENT},
     {"tenant-ca", required_argument, NULL, O_CA},
+    {"authz-latency-ms", required_argument, NULL, O_LATENCY},
+    {"authz-pool", required_argument, NULL, O_POOL},
+    {"state-dir", required_argument, NULL, O_STATE},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -71,7 +77,9 @@ static void usage(FILE *f)
           "  --cookie-name NAME      the auth cookie (default astronomer_<snake_case(base)>_auth)\n"
           "  --sidecar-url URL       the sidecar the app's pages link to (default\n"
           "                          https://houston.<base>:8872)\n"
-          "  --test-controls         serve /__test/received, /__test/reset, /__test/fault\n"
+          "  --test-controls         serve /__test/received, /__test/reset, /__test/fault,\n"
+          "                          /__test/permissions, /__test/session, /__test/keys,\n"
+          "                          /__test/authz\n"
           "  --auth0-base-domain H   Houston's auth.auth0.baseDomain (host[:port]): check ID\n"
           "                          tokens as Houston 0.9 does (alg RS256, kid in\n"
           "                          https://H/.well-known/jwks.json, exp, iss https://H/,\n"
@@ -79,6 +87,11 @@ static void usage(FILE *f)
           "                          token's payload is only read\n"
           "  --client-id ID          Houston's auth.auth0.clientId (with --auth0-base-domain)\n"
           "  --tenant-ca FILE        extra PEM CA bundle for fetching the JWKS\n"
+          "  --authz-latency-ms D    each /v1/authorization decision takes D ms (default 0)\n"
+          "  --authz-pool N          at most N decisions at a time, the rest queue (default 10,\n"
+          "                          Houston's database pool)\n"
+          "  --state-dir DIR         keep the signing key and the users there across restarts,\n"
+          "                          as Houston's Secret and database do (created 0700)\n"
           "  --log-level LEVEL       debug, info, warn or error (default info)\n"
           "  --help                  this text\n\n"
           "Prints \"houston-standin: ready http://HOST:PORT\" when serving (after\n"
@@ -96,11 +109,30 @@ static bool set_str(char **slot, const char *v)
     return true;
 }
 
+/* A decimal integer in [lo, hi]. */
+static bool set_long(long *slot, const char *v, long lo, long hi)
+{
+    char *end = NULL;
+    long n;
+    if (v[0] < '0' || v[0] > '9' || strlen(v) > 9)
+        return false;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < lo || n > hi)
+        return false;
+    *slot = n;
+    return true;
+}
+
 static bool apply_flag(struct standin_config *c, int id, const char *v, char **listen,
                        char **app_listen)
 {
     enum ha_log_level level;
     switch (id) {
+    case O_LATENCY:
+        return set_long(&c->authz_latency_ms, v, 0, STANDIN_MAX_LATENCY_MS);
+    case O_POOL:
+        return set_long(&c->authz_pool, v, 1, STANDIN_MAX_POOL);
     case O_LISTEN:
         return set_str(listen, v);
     case O_APP_LISTEN:
@@ -123,6 +155,8 @@ static bool apply_flag(struct standin_config *c, int id, const char *v, char **l
         return set_str(&c->client_id, v);
     case O_CA:
         return set_str(&c->tenant_ca_file, v);
+    case O_STATE:
+        return v[0] != '\0' && set_str(&c->state_dir, v);
     case O_TEST:
         c->test_controls = true;
         return true;
@@ -218,6 +252,7 @@ static int load_config(struct standin_config *c, int argc, char **argv)
     const char *bad = NULL;
     int id;
 
+    c->authz_pool = STANDIN_DEFAULT_POOL;
     if (listen == NULL || !set_str(&c->base_domain, DEFAULT_BASE))
         bad = "memory";
     while (bad == NULL && (id = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -307,10 +342,13 @@ static int serve(struct standin *s)
     struct peer_server *houston = NULL, *app = NULL;
     int port = 0, app_port = 0, sig = 0;
     sigset_t set;
-    enum ha_err err = standin_session_init(s);
+    enum ha_err err = standin_state_init(s);
 
     if (err == HA_OK)
+        err = standin_session_init(s);
+    if (err == HA_OK)
         err = standin_token09_init(s);
+    standin_pool_reset(s); /* the flags' latency and pool size */
 
     if (err == HA_OK)
         err = start_one(s->cfg.listen_host, s->cfg.listen_port, NULL, NULL, standin_handle_houston,
@@ -356,10 +394,13 @@ static void standin_cleanup(struct standin *s)
     free(c->auth0_base_domain);
     free(c->client_id);
     free(c->tenant_ca_file);
+    free(c->state_dir);
     standin_token09_cleanup(s);
     EVP_PKEY_free(s->session_key);
     json_decref(s->received);
     json_decref(s->fault);
+    json_decref(s->users);
+    standin_pool_cleanup(s);
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -383,7 +424,8 @@ int main(int argc, char **argv)
     atomic_init(&s.stopping, false);
     s.received = json_array();
     s.fault = json_object();
-    if (s.received != NULL && s.fault != NULL)
+    s.users = json_object();
+    if (standin_pool_init(&s) == HA_OK && s.received != NULL && s.fault != NULL && s.users != NULL)
         rc = load_config(&s.cfg, argc, argv);
     if (rc == 0)
         rc = serve(&s);

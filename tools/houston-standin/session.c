@@ -10,11 +10,17 @@
  * dropped first. Words are lower-cased and joined with '_'.
  *
  * Session JWTs are {uuid, email, iat, exp} signed RS256 with a key generated at start; the
- * uuid is derived from the email, so one email is always one user, as Houston finds users. */
+ * uuid is derived from the email, so one email is always one user, as Houston finds users.
+ * The same key signs the JWTs GET /v1/authorization mints for Airflow (authz.c), as Houston
+ * signs both with its jwt.certPath key; its public half is served to tests. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <openssl/rand.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/rsa.h>
 #include "houston_auth/b64url.h"
 #include "houston_auth/buf.h"
@@ -149,19 +155,31 @@ enum ha_err standin_cookie_name(const char *base, char **out)
     return err;
 }
 
+/* The key made at start, or kept in --state-dir (state.c); its kid is the first 8 bytes of
+ * the SHA-256 of its public key, so it is as stable as the key. */
 enum ha_err standin_session_init(struct standin *s)
 {
-    unsigned char rnd[8];
-    s->session_key = EVP_RSA_gen(2048);
-    if (s->session_key == NULL || RAND_bytes(rnd, sizeof(rnd)) != 1)
+    bool fresh = s->session_key == NULL;
+    unsigned char *der = NULL, md[32];
+    int len;
+
+    if (fresh)
+        s->session_key = EVP_RSA_gen(2048);
+    if (s->session_key == NULL)
         return HA_ERR_CRYPTO;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(s->kid + 2 * i, 3, "%02x", rnd[i]);
-    return HA_OK;
+    len = i2d_PUBKEY(s->session_key, &der);
+    if (len <= 0 || EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL) != 1) {
+        OPENSSL_free(der);
+        return HA_ERR_CRYPTO;
+    }
+    OPENSSL_free(der);
+    for (size_t i = 0; i < 8; i++)
+        snprintf(s->kid + 2 * i, 3, "%02x", md[i]);
+    return fresh ? standin_state_save_key(s) : HA_OK;
 }
 
 /* A name-based UUID (version 5 layout) from SHA-256 of the email. */
-static void user_uuid(const char *email, char out[37])
+void standin_user_uuid(const char *email, char out[STANDIN_UUID_LEN + 1])
 {
     unsigned char md[32];
     EVP_Digest(email, strlen(email), md, NULL, EVP_sha256(), NULL);
@@ -198,21 +216,15 @@ static enum ha_err rs256(EVP_PKEY *key, const char *input, unsigned char *sig, s
     return err;
 }
 
-enum ha_err standin_session_mint(struct standin *s, const char *email, char **out)
+enum ha_err standin_jwt_sign(struct standin *s, json_t *claims, char **out)
 {
-    char uuid[37];
-    long now = (long)time(NULL);
     json_t *header = json_pack("{s:s, s:s, s:s}", "alg", HA_OIDC_ALG, "typ", "JWT", "kid", s->kid);
-    json_t *claims;
     unsigned char sig[MAX_SIG];
     size_t siglen = 0;
     char *enc = NULL;
     struct ha_buf b;
     enum ha_err err;
 
-    user_uuid(email, uuid);
-    claims = json_pack("{s:s, s:s, s:I, s:I}", "uuid", uuid, "email", email, "iat", (json_int_t)now,
-                       "exp", (json_int_t)now + STANDIN_SESSION_TTL);
     ha_buf_init(&b, 2 * HA_MAX_JWT);
     err = append_b64_json(&b, header);
     if (err == HA_OK)
@@ -229,9 +241,28 @@ enum ha_err standin_session_mint(struct standin *s, const char *email, char **ou
         err = ha_buf_steal(&b, out);
     ha_buf_cleanup(&b);
     json_decref(header);
-    json_decref(claims);
     free(enc);
     return err;
+}
+
+enum ha_err standin_session_mint_ttl(struct standin *s, const char *email, long ttl, char **out)
+{
+    char uuid[STANDIN_UUID_LEN + 1];
+    long now = (long)time(NULL);
+    json_t *claims;
+    enum ha_err err;
+
+    standin_user_uuid(email, uuid);
+    claims = json_pack("{s:s, s:s, s:I, s:I}", "uuid", uuid, "email", email, "iat", (json_int_t)now,
+                       "exp", (json_int_t)now + ttl);
+    err = claims != NULL ? standin_jwt_sign(s, claims, out) : HA_ERR_NOMEM;
+    json_decref(claims);
+    return err;
+}
+
+enum ha_err standin_session_mint(struct standin *s, const char *email, char **out)
+{
+    return standin_session_mint_ttl(s, email, STANDIN_SESSION_TTL, out);
 }
 
 static json_t *decode_object(const char *s, size_t len)
@@ -292,4 +323,74 @@ json_t *standin_jwt_header(const char *token)
     size_t len = token != NULL ? strlen(token) : 0;
     const char *d1 = len > 0 && len <= HA_MAX_JWT ? memchr(token, '.', len) : NULL;
     return d1 != NULL ? decode_object(token, (size_t)(d1 - token)) : NULL;
+}
+
+/* jsonwebtoken 8's verify(token, cert, {algorithms: ["RS256"]}) as Houston's decodeJWT calls
+ * it: the stand-in's own signature, an exp that is a number and not reached, an nbf (when
+ * present) that is a number and reached; then the claim uuid. */
+bool standin_session_check(struct standin *s, const char *token, char uuid[STANDIN_UUID_LEN + 1])
+{
+    bool verified = false, ok;
+    json_t *claims = standin_jwt_payload(s, token, &verified);
+    json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
+    const char *id = json_string_value(json_object_get(claims, "uuid"));
+    double now = (double)time(NULL);
+
+    ok = claims != NULL && verified &&
+         (exp == NULL || (json_is_number(exp) && now < json_number_value(exp))) &&
+         (nbf == NULL || (json_is_number(nbf) && json_number_value(nbf) <= now)) && id != NULL &&
+         strlen(id) == STANDIN_UUID_LEN;
+    if (ok)
+        memcpy(uuid, id, STANDIN_UUID_LEN + 1);
+    json_decref(claims);
+    return ok;
+}
+
+static json_t *b64_param(EVP_PKEY *key, const char *name)
+{
+    BIGNUM *bn = NULL;
+    unsigned char raw[MAX_SIG];
+    char *enc = NULL;
+    json_t *j = NULL;
+    int n;
+    if (EVP_PKEY_get_bn_param(key, name, &bn) != 1)
+        return NULL;
+    n = BN_num_bytes(bn);
+    if (n > 0 && n <= (int)sizeof(raw) && BN_bn2bin(bn, raw) == n &&
+        ha_b64url_encode(raw, (size_t)n, &enc) == HA_OK)
+        j = json_string(enc);
+    BN_free(bn);
+    free(enc);
+    return j;
+}
+
+static json_t *public_pem(EVP_PKEY *key)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len;
+    json_t *j = NULL;
+    if (bio != NULL && PEM_write_bio_PUBKEY(bio, key) == 1) {
+        len = BIO_get_mem_data(bio, &data);
+        if (len > 0)
+            j = json_stringn(data, (size_t)len);
+    }
+    BIO_free(bio);
+    return j;
+}
+
+json_t *standin_public_keys(struct standin *s)
+{
+    json_t *n = b64_param(s->session_key, OSSL_PKEY_PARAM_RSA_N);
+    json_t *e = b64_param(s->session_key, OSSL_PKEY_PARAM_RSA_E);
+    json_t *pem = public_pem(s->session_key);
+    if (n == NULL || e == NULL || pem == NULL) {
+        json_decref(n);
+        json_decref(e);
+        json_decref(pem);
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:o, s:{s:[{s:s, s:s, s:s, s:s, s:o, s:o}]}}", "kid", s->kid,
+                     "alg", HA_OIDC_ALG, "public_key_pem", pem, "jwks", "keys", "kty", "RSA", "use",
+                     "sig", "alg", HA_OIDC_ALG, "kid", s->kid, "n", n, "e", e);
 }

@@ -13,6 +13,15 @@
 #include "../dev-tenant/peer_http.h"
 
 #define STANDIN_SESSION_TTL 86400
+#define STANDIN_UUID_LEN 36
+/* Houston's jwt.authDuration (86400000 ms): the lifetime of every JWT it mints, the ones
+ * GET /v1/authorization hands Airflow included. */
+#define STANDIN_AIRFLOW_JWT_TTL 86400
+#define STANDIN_DEFAULT_POOL 10 /* Houston's database pool: 10 connections */
+#define STANDIN_MAX_POOL 1000
+#define STANDIN_MAX_LATENCY_MS 60000
+#define STANDIN_MAX_USERS 100000
+#define STANDIN_MAX_CALL_KEYS 100000
 #define STANDIN_MAX_RECORDS 10000
 #define STANDIN_MAX_BASE 253
 #define STANDIN_FORM_TYPE "application/x-www-form-urlencoded"
@@ -36,6 +45,21 @@ struct standin_config {
     char *auth0_base_domain; /* host[:port]: iss https://<it>/, JWKS under it */
     char *client_id;         /* the ID token's aud */
     char *tenant_ca_file;    /* extra CA bundle for the JWKS fetch */
+    char *state_dir;         /* NULL: nothing kept across restarts (state.c) */
+    long authz_latency_ms;   /* each authorization decision's time in the pool */
+    long authz_pool;         /* decisions at a time; the rest queue */
+};
+
+/* GET /v1/authorization's latency model and counters (pool.c), under its own lock. */
+struct standin_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    long latency_ms, size; /* now in force (the flags' values after a reset) */
+    long in_flight, queued, max_in_flight, max_queued;
+    json_int_t calls;        /* every request to the route, counted on arrival */
+    json_t *by_status;       /* {"200": n, ...}, counted on answer */
+    json_t *by_key;          /* "<credential>|<host>|<release>" -> call record */
+    json_int_t keys_dropped; /* calls whose key did not fit under STANDIN_MAX_CALL_KEYS */
 };
 
 struct standin {
@@ -47,6 +71,9 @@ struct standin {
     pthread_mutex_t lock;
     json_t *received; /* array of callback records, oldest first */
     json_t *fault;    /* object of fault switches */
+    json_t *users;    /* Houston's users: uuid -> {email, full_name, system, deployments} */
+
+    struct standin_pool pool;
 
     struct ha_http_client *client; /* for the tenant's JWKS; NULL when unchecked */
     pthread_mutex_t jwks_lock;
@@ -56,9 +83,22 @@ struct standin {
 /* session.c: the cookie name, session JWTs and reading a JWT's payload. */
 /* "astronomer_" + lodash snakeCase(base) + "_auth". *out caller frees. */
 enum ha_err standin_cookie_name(const char *base, char **out);
+/* Makes the signing key unless state.c loaded one (then saves it there) and sets the kid. */
 enum ha_err standin_session_init(struct standin *s);
-/* A session JWT {uuid, email, iat, exp} signed RS256 with the stand-in's key. */
+/* A session JWT {uuid, email, iat, exp} signed RS256 with the stand-in's key, valid for
+ * STANDIN_SESSION_TTL (_ttl: ttl seconds, which may be <= 0 for an expired one). */
 enum ha_err standin_session_mint(struct standin *s, const char *email, char **out);
+enum ha_err standin_session_mint_ttl(struct standin *s, const char *email, long ttl, char **out);
+/* Signs claims (borrowed) as a compact JWS {alg RS256, typ JWT, kid} with the stand-in's key.
+ * *out caller frees. */
+enum ha_err standin_jwt_sign(struct standin *s, json_t *claims, char **out);
+/* The user id Houston would give email: a name-based UUID from its SHA-256. */
+void standin_user_uuid(const char *email, char out[STANDIN_UUID_LEN + 1]);
+/* Whether token is a session Houston's decodeJWT accepts (the stand-in's RS256 signature,
+ * exp not reached, nbf reached) carrying a uuid; then *uuid is set. */
+bool standin_session_check(struct standin *s, const char *token, char uuid[STANDIN_UUID_LEN + 1]);
+/* {kid, alg, public_key_pem, jwks: {keys: [JWK]}} of the signing key (caller decrefs), or NULL. */
+json_t *standin_public_keys(struct standin *s);
 /* The payload of a compact JWS, not verified; *verified tells whether the stand-in's own
  * key signed it with RS256. NULL when it is not a JWS with a JSON object payload. */
 json_t *standin_jwt_payload(struct standin *s, const char *token, bool *verified);
@@ -79,6 +119,48 @@ bool standin_express_routes(const char *target, const char *const *mounts, size_
 
 /* callback.c: POST /v1/oauth/callback and the Houston-side test controls. */
 void standin_handle_houston(void *ctx, const struct peer_request *req, struct peer_response *resp);
+
+/* state.c: --state-dir keeps the session key and the users across restarts. */
+/* Creates the directory (0700) and loads what is there: s->session_key (left NULL when none)
+ * and s->users. HA_ERR_IO/CRYPTO/INVALID when the directory or a file is unusable. A no-op
+ * without --state-dir. */
+enum ha_err standin_state_init(struct standin *s);
+enum ha_err standin_state_save_key(struct standin *s);
+/* Rewrites users.json; the caller holds s->lock. Failures are logged. */
+void standin_state_save_users(struct standin *s);
+
+/* users.c: Houston's user table and each user's grants (the database GET
+ * /v1/authorization reads on every call). */
+/* Houston's find-or-create at the callback: adds a user for email unless there is one. */
+void standin_users_touch(struct standin *s, const char *email, const char *full_name);
+/* A copy of the user record for uuid (caller decrefs), or NULL when there is no such user. */
+json_t *standin_users_get(struct standin *s, const char *uuid);
+/* Forgets every user. */
+void standin_users_reset(struct standin *s);
+/* /__test/permissions (GET, POST) and /__test/session (POST); false when path is not theirs. */
+bool standin_users_control(struct standin *s, const struct peer_request *req,
+                           struct peer_response *resp);
+
+/* pool.c: at most `size` decisions at a time, each held latency_ms; and the call counters. */
+enum ha_err standin_pool_init(struct standin *s);
+void standin_pool_cleanup(struct standin *s);
+/* Counts a call on arrival: credential is the SHA-256 hex of what Houston read (NULL: none),
+ * release NULL unless the host or path names a deployment. */
+void standin_pool_count(struct standin *s, const char *credential, const char *host,
+                        const char *release);
+/* Waits for a free slot (false when the stand-in stops first), then holds it for the latency
+ * in force. standin_pool_leave frees the slot (when held) and counts the answer's status. */
+bool standin_pool_enter(struct standin *s);
+void standin_pool_leave(struct standin *s, bool held, int status);
+/* Back to the flags' latency and size, counters cleared. */
+void standin_pool_reset(struct standin *s);
+/* /__test/authz (GET, POST) and /__test/authz/calls (GET); false when path is not theirs. */
+bool standin_pool_control(struct standin *s, const struct peer_request *req,
+                          struct peer_response *resp);
+
+/* authz.c: GET (and POST) /v1/authorization, Houston's decision for the ingress's auth-url. */
+void standin_handle_authorization(struct standin *s, const struct peer_request *req,
+                                  struct peer_response *resp);
 
 /* app.c: the app stand-in's pages. */
 void standin_handle_app(void *ctx, const struct peer_request *req, struct peer_response *resp);

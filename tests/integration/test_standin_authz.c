@@ -1,0 +1,790 @@
+/* The Houston stand-in's GET /v1/authorization, through real HTTP on loopback: Houston's
+ * decision for the ingress's auth-url (the design's "Houston's contract"), which the sidecar's
+ * cached gate and the bench stand in front of. Sessions come from a real login's cookie, from
+ * a bearer token, or are forged, truncated, expired or for nobody; grants are set and removed
+ * through /__test/permissions; the minted Airflow JWT is verified with the stand-in's public
+ * key; the call counters and the pool's latency are measured; a stop and a start with a state
+ * directory keep the key and the users, as Houston's restart does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include "harness.h"
+#include "houston_auth/b64url.h"
+
+#define QUERY "provider=auth0&integration=self&redirect=%2Foauth"
+#define RELEASE "quasaric-sun-9051"
+#define OTHER_RELEASE "geodetic-star-1234"
+#define GRAFANA_URL "https://grafana." IT_BASE_DOMAIN "/d/home"
+#define KIBANA_URL "https://kibana." IT_BASE_DOMAIN "/app/"
+#define AIRFLOW_HOST RELEASE "-airflow." IT_BASE_DOMAIN
+#define AIRFLOW_URL "https://" AIRFLOW_HOST "/admin/?x=1"
+#define FLOWER_HOST RELEASE "-flower." IT_BASE_DOMAIN
+#define PATH_HOST "deployments." IT_BASE_DOMAIN
+#define MONITORING "system.monitoring.get"
+#define AIRFLOW_JWT_TTL 86400 /* Houston's jwt.authDuration */
+#define CONCURRENT 20
+#define MULTI_DEADLINE_MS 20000
+
+/* ---- helpers ---- */
+
+/* GET /v1/authorization on the stand-in with these extra headers (NULL-ended). */
+static long authz(const char *const *headers, struct it_resp *r)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    char *url = it_fmt("%s/v1/authorization", e->houston_url);
+    assert_non_null(c);
+    assert_int_equal(it_request_headers(c, "GET", url, NULL, NULL, headers, r), 0);
+    free(url);
+    it_client_free(c);
+    return r->status;
+}
+
+/* The status for a cookie session (token NULL: none) and X-Original-URL (NULL: none). */
+static long by_cookie(const char *token, const char *original)
+{
+    char *ck = token != NULL ? it_fmt("Cookie: other=1; %s=%s", IT_AUTH_COOKIE, token) : NULL;
+    char *xo = original != NULL ? it_fmt("X-Original-URL: %s", original) : NULL;
+    const char *h[3] = {NULL, NULL, NULL};
+    struct it_resp r;
+    long st;
+    size_t n = 0;
+    if (ck != NULL)
+        h[n++] = ck;
+    if (xo != NULL)
+        h[n++] = xo;
+    st = authz(h, &r);
+    it_resp_cleanup(&r);
+    free(ck);
+    free(xo);
+    return st;
+}
+
+/* As by_cookie with Authorization: <authorization> (used as it is). */
+static long by_header(const char *authorization, const char *original, struct it_resp *r)
+{
+    char *a = it_fmt("Authorization: %s", authorization);
+    char *xo = it_fmt("X-Original-URL: %s", original);
+    const char *h[] = {a, xo, NULL};
+    long st = authz(h, r);
+    free(a);
+    free(xo);
+    return st;
+}
+
+static long by_bearer(const char *token, const char *original)
+{
+    char *a = it_fmt("Bearer %s", token);
+    struct it_resp r;
+    long st = by_header(a, original, &r);
+    it_resp_cleanup(&r);
+    free(a);
+    return st;
+}
+
+/* Sets a user's grants: the JSON members after email (e.g. "\"system\":[]"). */
+static void grant(const char *email, const char *members)
+{
+    char *body = it_fmt("{\"email\":\"%s\"%s%s}", email, members[0] != '\0' ? "," : "", members);
+    json_t *j = it_houston_post_json(it_env(), "/__test/permissions", body);
+    if (j == NULL)
+        fail_msg("POST /__test/permissions %s refused", body);
+    json_decref(j);
+    free(body);
+}
+
+/* A session JWT for email, as the callback mints it (expires_in seconds). Caller frees. */
+static char *session_for(const char *email, long expires_in)
+{
+    char *body = it_fmt("{\"email\":\"%s\",\"expires_in\":%ld}", email, expires_in);
+    json_t *j = it_houston_post_json(it_env(), "/__test/session", body);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    char *out = tok != NULL ? strdup(tok) : NULL;
+    assert_non_null(out);
+    assert_string_equal(json_string_value(json_object_get(j, "cookie_name")), IT_AUTH_COOKIE);
+    json_decref(j);
+    free(body);
+    return out;
+}
+
+static json_t *authz_stats(void)
+{
+    json_t *j = it_houston_get_json(it_env(), "/__test/authz");
+    assert_non_null(j);
+    return j;
+}
+
+static long stat_int(const char *key)
+{
+    json_t *j = authz_stats();
+    long v = (long)json_integer_value(json_object_get(j, key));
+    json_decref(j);
+    return v;
+}
+
+static void set_pool(long latency_ms, long pool)
+{
+    char *body =
+        it_fmt("{\"latency_ms\":%ld,\"pool\":%ld,\"clear_counters\":true}", latency_ms, pool);
+    assert_int_equal(it_houston_post(it_env(), "/__test/authz", body), 200);
+    free(body);
+}
+
+static unsigned char *b64d(const char *s, size_t n, size_t *len)
+{
+    unsigned char *out = NULL;
+    assert_int_equal(ha_b64url_decode(s, n, &out, len), HA_OK);
+    return out;
+}
+
+static char *b64e(const void *p, size_t n)
+{
+    char *out = NULL;
+    assert_int_equal(ha_b64url_encode((const unsigned char *)p, n, &out), HA_OK);
+    return out;
+}
+
+/* The stand-in's public key, from /__test/keys. */
+static EVP_PKEY *standin_key(char **kid)
+{
+    json_t *j = it_houston_get_json(it_env(), "/__test/keys");
+    const char *pem = json_string_value(json_object_get(j, "public_key_pem"));
+    BIO *bio = pem != NULL ? BIO_new_mem_buf(pem, -1) : NULL;
+    EVP_PKEY *k = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    assert_non_null(k);
+    assert_string_equal(json_string_value(json_object_get(j, "alg")), "RS256");
+    if (kid != NULL)
+        *kid = strdup(json_string_value(json_object_get(j, "kid")));
+    BIO_free(bio);
+    json_decref(j);
+    return k;
+}
+
+/* The claims of a compact JWS whose RS256 signature key verifies (fails the test otherwise). */
+static json_t *verified_claims(const char *jwt, EVP_PKEY *key)
+{
+    const char *d1 = strchr(jwt, '.'), *d2 = d1 != NULL ? strchr(d1 + 1, '.') : NULL;
+    unsigned char *hdr, *body, *sig;
+    size_t hl, bl, sl;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    json_t *h, *claims;
+
+    assert_non_null(d2);
+    hdr = b64d(jwt, (size_t)(d1 - jwt), &hl);
+    body = b64d(d1 + 1, (size_t)(d2 - d1 - 1), &bl);
+    sig = b64d(d2 + 1, strlen(d2 + 1), &sl);
+    h = json_loadb((const char *)hdr, hl, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(h, "alg")), "RS256");
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_equal(EVP_DigestVerify(md, sig, sl, (const unsigned char *)jwt, (size_t)(d2 - jwt)),
+                     1);
+    claims = json_loadb((const char *)body, bl, 0, NULL);
+    assert_non_null(claims);
+    EVP_MD_CTX_free(md);
+    json_decref(h);
+    free(hdr);
+    free(body);
+    free(sig);
+    return claims;
+}
+
+/* header.claims signed RS256 with key, or with HMAC-SHA256 over secret when key is NULL, or
+ * unsigned when both are NULL. Caller frees. */
+static char *make_jwt(const char *header, const char *claims, EVP_PKEY *key, const char *secret)
+{
+    char *h = b64e(header, strlen(header)), *c = b64e(claims, strlen(claims));
+    char *input = it_fmt("%s.%s", h, c), *sig = strdup(""), *out;
+    unsigned char raw[512];
+    size_t len = sizeof(raw);
+    unsigned int hlen = 0;
+
+    if (key != NULL) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+        assert_int_equal(EVP_DigestSign(md, raw, &len, (const unsigned char *)input, strlen(input)),
+                         1);
+        EVP_MD_CTX_free(md);
+        free(sig);
+        sig = b64e(raw, len);
+    } else if (secret != NULL) {
+        assert_non_null(HMAC(EVP_sha256(), secret, (int)strlen(secret),
+                             (const unsigned char *)input, strlen(input), raw, &hlen));
+        free(sig);
+        sig = b64e(raw, hlen);
+    }
+    out = it_fmt("%s.%s", input, sig);
+    free(h);
+    free(c);
+    free(input);
+    free(sig);
+    return out;
+}
+
+static char *sha256_hex(const char *s)
+{
+    unsigned char md[32];
+    char *out = calloc(1, 65);
+    assert_non_null(out);
+    EVP_Digest(s, strlen(s), md, NULL, EVP_sha256(), NULL);
+    for (size_t i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return out;
+}
+
+/* ---- the session ---- */
+
+/* No credential, whatever the grants and the host: 401. */
+static void test_no_session_is_401(void **state)
+{
+    (void)state;
+    grant("nobody-logged-in@example.com",
+          "\"system\":[\"" MONITORING "\"],\"deployments\":{\"" RELEASE
+          "\":[\"DEPLOYMENT_ADMIN\"]}");
+    assert_int_equal(by_cookie(NULL, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(NULL, AIRFLOW_URL), 401);
+    assert_int_equal(by_cookie(NULL, NULL), 401);
+    assert_int_equal(by_cookie("", GRAFANA_URL), 401); /* an empty auth cookie */
+}
+
+/* A real login through the sidecar creates Houston's user and its cookie; that cookie, and the
+ * same token as a bearer, are sessions once the user holds a grant. */
+static void test_cookie_session_from_a_real_login(void **state)
+{
+    struct it_env *e = it_env();
+    struct it_client *c = it_client_new(e);
+    struct it_login l;
+    struct it_cookie ck;
+    struct it_resp r;
+    json_t *users;
+    char *a;
+    (void)state;
+
+    assert_int_equal(it_login(c, QUERY, "Carol.Login@example.com", &l), 0);
+    assert_true(it_cookie_get(c, IT_AUTH_COOKIE, false, &ck));
+    /* Houston found or created the user at its callback, with no grant yet. */
+    users = it_houston_get_json(e, "/__test/permissions");
+    assert_int_equal(json_array_size(users), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(users, 0), "email")),
+                        "Carol.Login@example.com");
+    json_decref(users);
+    assert_int_equal(by_cookie(ck.value, GRAFANA_URL), 401);
+
+    grant("Carol.Login@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(by_cookie(ck.value, GRAFANA_URL), 200);
+    assert_int_equal(by_cookie(ck.value, KIBANA_URL), 200);
+    a = it_fmt("Bearer %s", ck.value);
+    assert_int_equal(by_header(a, GRAFANA_URL, &r), 200);
+    /* The chart relays username and email; monitoring gets no Airflow JWT. */
+    assert_string_equal(it_resp_header(&r, "username"), "Carol.Login@example.com");
+    assert_string_equal(it_resp_header(&r, "email"), "carol.login@example.com");
+    assert_null(it_resp_header(&r, "Authorization"));
+    it_resp_cleanup(&r);
+    free(a);
+    it_cookie_cleanup(&ck);
+    it_login_cleanup(&l);
+    it_client_free(c);
+}
+
+/* Houston reads the Authorization header with "Bearer " removed and falls back to the cookie
+ * only when that leaves nothing: a bad header hides a good cookie. */
+static void test_bearer_session_and_header_precedence(void **state)
+{
+    char *tok = session_for("bea@example.com", 3600);
+    char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
+    const char *bad[] = {"Authorization: Bearer not-a-jwt", ck, "X-Original-URL: " GRAFANA_URL,
+                         NULL};
+    const char *empty[] = {"Authorization: Bearer ", ck, "X-Original-URL: " GRAFANA_URL, NULL};
+    struct it_resp r;
+    (void)state;
+
+    grant("bea@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(by_bearer(tok, GRAFANA_URL), 200);
+    assert_int_equal(by_header(tok, GRAFANA_URL, &r), 200); /* without the "Bearer " */
+    it_resp_cleanup(&r);
+    assert_int_equal(authz(bad, &r), 401);
+    it_resp_cleanup(&r);
+    assert_int_equal(authz(empty, &r), 200);
+    it_resp_cleanup(&r);
+    free(ck);
+    free(tok);
+}
+
+/* Forged, truncated, re-signed, expired, unknown-user and alg-confused sessions: 401. */
+static void test_bad_sessions_are_401(void **state)
+{
+    char *tok = session_for("victim@example.com", 3600), *kid = NULL;
+    char *expired = session_for("victim@example.com", -5);
+    char *nobody = session_for("never-granted@example.com", 3600);
+    EVP_PKEY *pub = standin_key(&kid), *other = EVP_RSA_gen(2048);
+    char *pem = NULL, *hdr, *claims, *forged, *hs256, *none, *truncated, *half;
+    json_t *payload = verified_claims(tok, pub);
+    BIO *bio = BIO_new(BIO_s_mem());
+    long now = (long)time(NULL);
+    (void)state;
+
+    grant("victim@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    hdr = it_fmt("{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
+    claims = it_fmt("{\"uuid\":\"%s\",\"email\":\"victim@example.com\",\"iat\":%ld,\"exp\":%ld}",
+                    json_string_value(json_object_get(payload, "uuid")), now, now + 3600);
+    forged = make_jwt(hdr, claims, other, NULL);
+    PEM_write_bio_PUBKEY(bio, pub);
+    BIO_write(bio, "", 1);
+    BIO_get_mem_data(bio, &pem);
+    hs256 = make_jwt("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claims, NULL, pem);
+    none = make_jwt("{\"alg\":\"none\",\"typ\":\"JWT\"}", claims, NULL, NULL);
+    truncated = strndup(tok, strlen(tok) - 2);
+    half = strndup(tok, strlen(tok) / 2);
+
+    assert_int_equal(by_cookie(forged, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(hs256, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(none, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(truncated, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(half, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie("garbage", GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(expired, GRAFANA_URL), 401);
+    assert_int_equal(by_bearer(forged, GRAFANA_URL), 401);
+    assert_int_equal(by_bearer(expired, GRAFANA_URL), 401);
+    /* A valid signature for a user Houston does not have. */
+    assert_int_equal(by_cookie(nobody, GRAFANA_URL), 401);
+    /* The genuine one still works: the refusals were about the tokens. */
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+
+    BIO_free(bio);
+    EVP_PKEY_free(pub);
+    EVP_PKEY_free(other);
+    json_decref(payload);
+    free(kid);
+    free(hdr);
+    free(claims);
+    free(forged);
+    free(hs256);
+    free(none);
+    free(truncated);
+    free(half);
+    free(tok);
+    free(expired);
+    free(nobody);
+}
+
+/* ---- the decision ---- */
+
+static void test_monitoring_needs_the_permission(void **state)
+{
+    char *tok = session_for("mona@example.com", 3600);
+    (void)state;
+    grant("mona@example.com", "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(tok, KIBANA_URL), 401);
+    grant("mona@example.com", "\"system\":[\"system.iam.update\"]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
+    grant("mona@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(by_cookie(tok, "http://KIBANA.astro.example.com:8080/x"), 200);
+    /* The first label decides, and only grafana/kibana: not a label merely containing it. */
+    assert_int_equal(by_cookie(tok, "https://grafana2." IT_BASE_DOMAIN "/"), 401);
+    assert_int_equal(by_cookie(tok, "https://my-grafana." IT_BASE_DOMAIN "/"), 401);
+    free(tok);
+}
+
+/* Other hosts, and a missing or unusable X-Original-URL: 401 even with every grant. */
+static void test_other_hosts_and_bad_original_url_are_401(void **state)
+{
+    static const char *const urls[] = {
+        "https://app." IT_BASE_DOMAIN "/",
+        "https://houston." IT_BASE_DOMAIN "/v1",
+        "https://airflow." IT_BASE_DOMAIN "/",
+        "https://-airflow." IT_BASE_DOMAIN "/",
+        "https://" RELEASE "-airflowx." IT_BASE_DOMAIN "/",
+        "https://" PATH_HOST "/" RELEASE "/",
+        "https://" PATH_HOST "/" RELEASE "/grafana",
+        "https://" PATH_HOST "/",
+        "grafana." IT_BASE_DOMAIN "/d",
+        "/d/home",
+        "https:///d",
+        "https://gra fana." IT_BASE_DOMAIN "/",
+        "https://[::1]/",
+        "https://grafana." IT_BASE_DOMAIN ":x/",
+        "",
+    };
+    char *tok = session_for("all@example.com", 3600);
+    (void)state;
+    grant("all@example.com", "\"system\":[\"" MONITORING "\",\"system.airflow.admin\"],"
+                             "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    assert_int_equal(by_cookie(tok, NULL), 401);
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        long st = by_cookie(tok, urls[i]);
+        if (st != 401)
+            fail_msg("X-Original-URL \"%s\" answered %ld, want 401", urls[i], st);
+    }
+    /* The control: the same session passes where it should. */
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(by_cookie(tok, "https://user:pw@grafana." IT_BASE_DOMAIN ":443/x"), 200);
+    free(tok);
+}
+
+/* The Airflow JWT in the Authorization response header, checked with the stand-in's key. */
+static void expect_airflow_jwt(const struct it_resp *r, EVP_PKEY *key, const char *host,
+                               const char *role, const char *uuid)
+{
+    const char *h = it_resp_header(r, "Authorization");
+    json_t *claims, *roles;
+    long iat, exp, now = (long)time(NULL);
+
+    assert_int_equal(r->status, 200);
+    it_expect_prefix(h, "Bearer ");
+    claims = verified_claims(h + 7, key);
+    assert_string_equal(json_string_value(json_object_get(claims, "aud")), host);
+    assert_string_equal(json_string_value(json_object_get(claims, "sub")), uuid);
+    assert_string_equal(json_string_value(json_object_get(claims, "email")), "ada@example.com");
+    assert_string_equal(json_string_value(json_object_get(claims, "full_name")), "Ada Lovelace");
+    roles = json_object_get(claims, "roles");
+    assert_int_equal(json_array_size(roles), 1);
+    assert_string_equal(json_string_value(json_array_get(roles, 0)), role);
+    iat = (long)json_integer_value(json_object_get(claims, "iat"));
+    exp = (long)json_integer_value(json_object_get(claims, "exp"));
+    assert_true(iat >= now - 60 && iat <= now + 5);
+    assert_int_equal(exp - iat, AIRFLOW_JWT_TTL);
+    assert_string_equal(it_resp_header(r, "username"), "Ada@Example.com");
+    assert_string_equal(it_resp_header(r, "email"), "ada@example.com");
+    json_decref(claims);
+}
+
+static void test_deployment_role_mints_a_jwt(void **state)
+{
+    char *tok = session_for("Ada@Example.com", 3600), *a = it_fmt("Bearer %s", tok);
+    EVP_PKEY *key = standin_key(NULL);
+    json_t *session = verified_claims(tok, key);
+    const char *uuid = json_string_value(json_object_get(session, "uuid"));
+    struct it_resp r;
+    (void)state;
+
+    grant("Ada@Example.com", "\"full_name\":\"Ada Lovelace\",\"deployments\":{\"" RELEASE
+                             "\":[\"DEPLOYMENT_ADMIN\"]}");
+    by_header(a, AIRFLOW_URL, &r);
+    expect_airflow_jwt(&r, key, AIRFLOW_HOST, "Admin", uuid);
+    it_resp_cleanup(&r);
+    by_header(a, "https://" FLOWER_HOST "/", &r);
+    expect_airflow_jwt(&r, key, FLOWER_HOST, "Admin", uuid);
+    it_resp_cleanup(&r);
+    /* Path-routed deployments: the release comes from the path. */
+    by_header(a, "https://" PATH_HOST "/" RELEASE "/airflow/home", &r);
+    expect_airflow_jwt(&r, key, PATH_HOST, "Admin", uuid);
+    it_resp_cleanup(&r);
+    by_header(a, "https://" PATH_HOST "/" RELEASE "/flower", &r);
+    expect_airflow_jwt(&r, key, PATH_HOST, "Admin", uuid);
+    it_resp_cleanup(&r);
+    /* Lesser roles map to lesser Airflow roles. */
+    grant("Ada@Example.com", "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_VIEWER\"]}");
+    by_header(a, AIRFLOW_URL, &r);
+    expect_airflow_jwt(&r, key, AIRFLOW_HOST, "Viewer", uuid);
+    it_resp_cleanup(&r);
+    grant("Ada@Example.com",
+          "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_VIEWER\",\"DEPLOYMENT_EDITOR\"]}");
+    by_header(a, AIRFLOW_URL, &r);
+    expect_airflow_jwt(&r, key, AIRFLOW_HOST, "User", uuid);
+    it_resp_cleanup(&r);
+    /* A system Airflow permission reaches every deployment. */
+    grant("Ada@Example.com", "\"deployments\":{},\"system\":[\"system.airflow.op\"]");
+    by_header(a, "https://" OTHER_RELEASE "-airflow." IT_BASE_DOMAIN "/", &r);
+    expect_airflow_jwt(&r, key, OTHER_RELEASE "-airflow." IT_BASE_DOMAIN, "Op", uuid);
+    it_resp_cleanup(&r);
+    EVP_PKEY_free(key);
+    json_decref(session);
+    free(a);
+    free(tok);
+}
+
+/* A role on one deployment opens that one only. */
+static void test_other_users_deployment_is_401(void **state)
+{
+    char *ann = session_for("ann@example.com", 3600), *bob = session_for("bob@example.com", 3600);
+    (void)state;
+    grant("ann@example.com", "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    grant("bob@example.com", "\"deployments\":{\"" OTHER_RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    assert_int_equal(by_cookie(ann, AIRFLOW_URL), 200);
+    assert_int_equal(by_cookie(bob, AIRFLOW_URL), 401);
+    assert_int_equal(by_cookie(bob, "https://" FLOWER_HOST "/"), 401);
+    assert_int_equal(by_cookie(bob, "https://" PATH_HOST "/" RELEASE "/airflow"), 401);
+    assert_int_equal(by_cookie(ann, "https://" OTHER_RELEASE "-airflow." IT_BASE_DOMAIN "/"), 401);
+    assert_int_equal(by_cookie(bob, "https://" OTHER_RELEASE "-airflow." IT_BASE_DOMAIN "/"), 200);
+    assert_int_equal(by_cookie(ann, GRAFANA_URL), 401); /* a deployment role is not monitoring */
+    free(ann);
+    free(bob);
+}
+
+/* Houston reads its database on every call: a grant removed applies to the next one. */
+static void test_removed_permission_applies_next_call(void **state)
+{
+    char *tok = session_for("rem@example.com", 3600);
+    (void)state;
+    grant("rem@example.com", "\"system\":[\"" MONITORING "\"],\"deployments\":{\"" RELEASE
+                             "\":[\"DEPLOYMENT_EDITOR\"]}");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(by_cookie(tok, AIRFLOW_URL), 200);
+    grant("rem@example.com", "\"system\":[]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
+    assert_int_equal(by_cookie(tok, AIRFLOW_URL), 200);
+    grant("rem@example.com", "\"deployments\":{}");
+    assert_int_equal(by_cookie(tok, AIRFLOW_URL), 401);
+    grant("rem@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    grant("rem@example.com", "\"delete\":true"); /* the user is gone: the session is nobody's */
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
+    free(tok);
+}
+
+/* ---- counters, latency, faults ---- */
+
+static long key_count(const char *digest, const char *host)
+{
+    json_t *calls = it_houston_get_json(it_env(), "/__test/authz/calls"), *rec;
+    json_t *want = digest != NULL ? json_string(digest) : json_null();
+    long n = 0;
+    size_t i;
+    assert_true(json_is_array(calls));
+    json_array_foreach(calls, i, rec)
+    {
+        if (json_equal(json_object_get(rec, "credential"), want) &&
+            strcmp(json_string_value(json_object_get(rec, "host")), host) == 0)
+            n += (long)json_integer_value(json_object_get(rec, "count"));
+    }
+    json_decref(want);
+    json_decref(calls);
+    return n;
+}
+
+static void test_counters(void **state)
+{
+    char *tok = session_for("count@example.com", 3600), *digest = sha256_hex(tok);
+    json_t *stats;
+    (void)state;
+    grant("count@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(stat_int("calls"), 0); /* the per-test reset cleared them */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(by_bearer(tok, KIBANA_URL), 200);
+    assert_int_equal(by_cookie(NULL, GRAFANA_URL), 401);
+    stats = authz_stats();
+    assert_int_equal(json_integer_value(json_object_get(stats, "calls")), 5);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(stats, "by_status"), "200")), 4);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(stats, "by_status"), "401")), 1);
+    assert_int_equal(json_integer_value(json_object_get(stats, "keys")), 3);
+    json_decref(stats);
+    /* Per (credential, host): the cookie and the bearer are one credential. */
+    assert_int_equal(key_count(digest, "grafana." IT_BASE_DOMAIN), 3);
+    assert_int_equal(key_count(digest, "kibana." IT_BASE_DOMAIN), 1);
+    assert_int_equal(key_count(NULL, "grafana." IT_BASE_DOMAIN), 1);
+    free(digest);
+    free(tok);
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return sz * n;
+}
+
+/* n concurrent GETs with headers (one connection each); every status in st; wall ms. */
+static long concurrent(int n, const char *const *headers, long *st)
+{
+    CURLM *m = curl_multi_init();
+    CURL *h[CONCURRENT];
+    struct curl_slist *hdrs = NULL;
+    char *url = it_fmt("%s/v1/authorization", it_env()->houston_url);
+    long t0 = it_now_ms(), deadline = t0 + MULTI_DEADLINE_MS, wall;
+    int running = n;
+
+    assert_true(n <= CONCURRENT);
+    for (size_t i = 0; headers[i] != NULL; i++)
+        hdrs = curl_slist_append(hdrs, headers[i]);
+    for (int i = 0; i < n; i++) {
+        h[i] = curl_easy_init();
+        curl_easy_setopt(h[i], CURLOPT_URL, url);
+        curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h[i], CURLOPT_TIMEOUT_MS, (long)MULTI_DEADLINE_MS);
+        curl_easy_setopt(h[i], CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
+        curl_multi_add_handle(m, h[i]);
+    }
+    while (running > 0 && it_now_ms() < deadline) {
+        curl_multi_perform(m, &running);
+        if (running > 0)
+            curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    wall = it_now_ms() - t0;
+    for (int i = 0; i < n; i++) {
+        st[i] = 0;
+        curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st[i]);
+        curl_multi_remove_handle(m, h[i]);
+        curl_easy_cleanup(h[i]);
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(hdrs);
+    free(url);
+    assert_int_equal(running, 0);
+    return wall;
+}
+
+static void test_pool_latency(void **state)
+{
+    char *tok = session_for("load@example.com", 3600);
+    char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
+    const char *h[] = {ck, "X-Original-URL: " GRAFANA_URL, NULL};
+    long st[CONCURRENT], wall;
+    json_t *stats;
+    (void)state;
+
+    grant("load@example.com", "\"system\":[\"" MONITORING "\"]");
+    /* 20 at once into 10 slots of 50 ms: two rounds. */
+    set_pool(50, 10);
+    wall = concurrent(CONCURRENT, h, st);
+    for (int i = 0; i < CONCURRENT; i++)
+        assert_int_equal(st[i], 200);
+    if (wall < 100)
+        fail_msg("20 calls through 10 slots of 50 ms took %ld ms, want >= 100", wall);
+    stats = authz_stats();
+    assert_int_equal(json_integer_value(json_object_get(stats, "calls")), CONCURRENT);
+    assert_true(json_integer_value(json_object_get(stats, "max_in_flight")) <= 10);
+    assert_int_equal(json_integer_value(json_object_get(stats, "in_flight")), 0);
+    assert_int_equal(json_integer_value(json_object_get(stats, "latency_ms")), 50);
+    json_decref(stats);
+    /* One slot: strictly one after another. */
+    set_pool(50, 1);
+    wall = concurrent(4, h, st);
+    if (wall < 200)
+        fail_msg("4 calls through 1 slot of 50 ms took %ld ms, want >= 200", wall);
+    assert_int_equal(stat_int("max_in_flight"), 1);
+    /* The reset restores the flags' model: no latency, 10 slots. */
+    assert_int_equal(it_peers_reset(it_env()), 0);
+    assert_int_equal(stat_int("latency_ms"), 0);
+    assert_int_equal(stat_int("pool"), 10);
+    free(ck);
+    free(tok);
+}
+
+static void test_faults_500_and_stall(void **state)
+{
+    char *tok = session_for("fault@example.com", 3600);
+    struct it_resp r;
+    char *a = it_fmt("Bearer %s", tok);
+    long t0;
+    (void)state;
+    grant("fault@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(it_houston_fault(it_env(), "{\"authz_status\":500}"), 200);
+    assert_int_equal(by_header(a, GRAFANA_URL, &r), 500);
+    assert_null(it_resp_header(&r, "username"));
+    it_resp_cleanup(&r);
+    assert_int_equal(it_houston_fault(it_env(), "{\"authz_status\":null,\"authz_delay_ms\":400}"),
+                     200);
+    t0 = it_now_ms();
+    assert_int_equal(by_bearer(tok, GRAFANA_URL), 200);
+    assert_true(it_now_ms() - t0 >= 400);
+    assert_int_equal(it_houston_fault(it_env(), "{\"authz_delay_ms\":-1}"), 400);
+    assert_int_equal(it_houston_fault(it_env(), "{\"authz_delay_ms\":null}"), 200);
+    assert_int_equal(stat_int("calls"), 2);
+    free(a);
+    free(tok);
+}
+
+/* ---- down and up ---- */
+
+static char state_dir[320];
+
+static int setup(void **state)
+{
+    struct it_env *e = it_env();
+    const char *const extra[] = {"--state-dir", state_dir, NULL};
+    if (it_group_setup_bare(state) != 0)
+        return -1;
+    snprintf(state_dir, sizeof(state_dir), "%s/houston-state", e->dir);
+    if (it_tenant_start(e) != 0 || it_houston_start_args(e, extra) != 0)
+        return -1;
+    return it_sidecar_start(e, &e->sidecar, e->sidecar_port, "sidecar.log", NULL, true);
+}
+
+/* Stopped, Houston answers nothing; started again on the same state it knows the same
+ * sessions and grants, and counts from zero. */
+static void test_down_and_up_keeps_sessions_and_grants(void **state)
+{
+    struct it_env *e = it_env();
+    const char *const extra[] = {"--state-dir", state_dir, NULL};
+    char *tok = session_for("durable@example.com", 3600), *kid = NULL, *kid2 = NULL;
+    char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
+    char *key_file = it_fmt("%s/session-key.pem", state_dir);
+    const char *h[] = {ck, "X-Original-URL: " GRAFANA_URL, NULL};
+    struct it_client *c = it_client_new(e);
+    char *url = it_fmt("%s/v1/authorization", e->houston_url);
+    EVP_PKEY *k1 = standin_key(&kid), *k2;
+    struct stat st;
+    struct it_resp r;
+    (void)state;
+
+    grant("durable@example.com", "\"system\":[\"" MONITORING "\"]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(stat(key_file, &st), 0);
+    assert_int_equal(st.st_mode & 077, 0); /* the signing key is the owner's only */
+
+    it_proc_stop(&e->houston);
+    assert_int_equal(e->houston.exit_code, 0);
+    assert_int_not_equal(it_request_headers(c, "GET", url, NULL, NULL, h, &r), 0);
+    assert_int_not_equal(r.curl_code, CURLE_OK);
+    it_resp_cleanup(&r);
+
+    assert_int_equal(it_houston_start_args(e, extra), 0);
+    k2 = standin_key(&kid2);
+    assert_string_equal(kid2, kid);
+    assert_int_equal(EVP_PKEY_eq(k1, k2), 1);
+    assert_int_equal(stat_int("calls"), 0);
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
+    assert_int_equal(stat_int("calls"), 1);
+    /* The grants survived too: removing one still applies at once. */
+    grant("durable@example.com", "\"system\":[]");
+    assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
+
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+    it_client_free(c);
+    free(url);
+    free(key_file);
+    free(kid);
+    free(kid2);
+    free(ck);
+    free(tok);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_no_session_is_401, it_test_setup),
+        cmocka_unit_test_setup(test_cookie_session_from_a_real_login, it_test_setup),
+        cmocka_unit_test_setup(test_bearer_session_and_header_precedence, it_test_setup),
+        cmocka_unit_test_setup(test_bad_sessions_are_401, it_test_setup),
+        cmocka_unit_test_setup(test_monitoring_needs_the_permission, it_test_setup),
+        cmocka_unit_test_setup(test_other_hosts_and_bad_original_url_are_401, it_test_setup),
+        cmocka_unit_test_setup(test_deployment_role_mints_a_jwt, it_test_setup),
+        cmocka_unit_test_setup(test_other_users_deployment_is_401, it_test_setup),
+        cmocka_unit_test_setup(test_removed_permission_applies_next_call, it_test_setup),
+        cmocka_unit_test_setup(test_counters, it_test_setup),
+        cmocka_unit_test_setup(test_pool_latency, it_test_setup),
+        cmocka_unit_test_setup(test_faults_500_and_stall, it_test_setup),
+        cmocka_unit_test_setup(test_down_and_up_keeps_sessions_and_grants, it_test_setup),
+        cmocka_unit_test(it_test_processes_exit_clean),
+    };
+    return cmocka_run_group_tests(tests, setup, it_group_teardown);
+}
