@@ -108,18 +108,21 @@ mount_in bind /dev "$root/dev"
 mount_in sysfs sys "$root/sys"
 mount_in tmpfs tmpfs "$root/run"
 
+# The machine's environment goes in as it is (a new machine of this kind has it: its trust
+# settings such as NODE_EXTRA_CA_CERTS and SSL_CERT_FILE name /etc/ssl/certs, which the
+# update-ca-certificates above filled), with HOME and PATH of the root's own.
 cmd=$(printf '%q ' "$@")
 say "running '$*' in a fresh Debian 12 root (log $log)"
 t0=$(date +%s)
 if [ -z "$until_re" ]; then
   rc=0
-  timeout -k 10 "$timeout_s" chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb CI=true \
+  timeout -k 10 "$timeout_s" chroot "$root" /usr/bin/env HOME=/root CI=true \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash -c "cd /root/project && $cmd" </dev/null 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
   say "'$*' exited $rc after $(($(date +%s) - t0)) s"
   exit "$rc"
 fi
-chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb \
+chroot "$root" /usr/bin/env HOME=/root \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   /bin/bash -c "cd /root/project && exec $cmd" </dev/null >"$log" 2>&1 &
 pid=$!
