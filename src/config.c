@@ -14,7 +14,6 @@
  * a reference to the anchored node, and the walk is at most six mappings deep. Secrets never
  * come from the file (it lives in Git and Helm values) nor from flags (visible in ps): only
  * from the environment or files mounted from a Kubernetes Secret. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -22,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -30,10 +28,12 @@
 #include "houston_auth/buf.h"
 #include "houston_auth/config.h"
 #include "houston_auth/config_dev.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/log.h"
 #include "houston_auth/netaddr.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/transaction.h"
+#include "houston_auth/url.h"
 #include "houston_auth/util.h"
 
 #define CFG_FILE_MAX (1024 * 1024)
@@ -288,59 +288,6 @@ static enum ha_err fail_plain(struct loader *L, const char *fmt, ...)
 
 /* ---- small parsers ---- */
 
-static int is_lower_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-}
-
-/* A DNS name: lowercase letters (any case in URLs), digits, '-', '.'; no empty label; at
- * most 253 chars. */
-static enum ha_err check_hostname(struct loader *L, const char *h, size_t len, int any_case)
-{
-    size_t i, label = 0;
-
-    if (len == 0 || len > 253)
-        return refuse(L, "host name must be 1 to 253 characters");
-    for (i = 0; i < len; i++) {
-        int upper = h[i] >= 'A' && h[i] <= 'Z';
-        if (upper && !any_case)
-            return refuse(L, "host name must be lowercase");
-        if (!upper && !is_lower_host_char(h[i]))
-            return refuse(L, "host name may hold only letters, digits, '-' and '.'");
-        label = h[i] == '.' ? 0 : label + 1;
-        if (label > 63)
-            return refuse(L, "host name label longer than 63 characters");
-        if (h[i] == '.' && (i == 0 || h[i - 1] == '.'))
-            return refuse(L, "host name has an empty label");
-    }
-    if (h[len - 1] == '.' || h[0] == '-')
-        return refuse(L, "host name must not end with '.' or start with '-'");
-    return HA_OK;
-}
-
-/* A TCP port: 1 to 65535 in plain decimal; "0" too when zero_ok (listen: any free port). */
-static enum ha_err check_port(struct loader *L, const char *p, size_t len, int zero_ok, int *out)
-{
-    long v = 0;
-    size_t i;
-
-    if (zero_ok && len == 1 && p[0] == '0') {
-        *out = 0;
-        return HA_OK;
-    }
-    if (len == 0 || len > 5 || p[0] == '0')
-        return refuse(L, "port must be a number from 1 to 65535");
-    for (i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return refuse(L, "port must be a number from 1 to 65535");
-        v = v * 10 + (p[i] - '0');
-    }
-    if (v < 1 || v > 65535)
-        return refuse(L, "port must be a number from 1 to 65535");
-    *out = (int)v;
-    return HA_OK;
-}
-
 static enum ha_err parse_number(struct loader *L, const struct key *k, const char *v, long *out)
 {
     long n = 0;
@@ -349,7 +296,7 @@ static enum ha_err parse_number(struct loader *L, const struct key *k, const cha
     if (len == 0 || len > 9)
         goto bad;
     for (i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
+        if (!ha_isdigit(v[i]))
             goto bad;
         n = n * 10 + (v[i] - '0');
     }
@@ -383,14 +330,6 @@ static enum ha_err parse_bool(struct loader *L, const char *v, int *out)
     return refuse(L, "must be true or false, got \"%.40s\"", v);
 }
 
-static void lowercase(char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s - 'A' + 'a');
-    }
-}
-
 static int has_bad_char(const char *v)
 {
     for (; *v != '\0'; v++) {
@@ -400,117 +339,29 @@ static int has_bad_char(const char *v)
     return 0;
 }
 
-#define HP_NEED_PORT 1
-#define HP_ZERO_OK 2
-#define HP_ANY_CASE 4
-
-/* Splits "host[:port]" or "[v6][:port]"; host is returned without brackets. */
-struct hostport {
-    const char *host;
-    size_t hostlen;
-    int bracketed;
-    int port; /* 0 when absent */
-};
-
-static enum ha_err check_v6(struct loader *L, const char *h, size_t len)
+/* Refuses what url.c's grammar refuses, with its reason. */
+static enum ha_err grammar(struct loader *L, enum ha_err err, const char *reason)
 {
-    char tmp[INET6_ADDRSTRLEN];
-    unsigned char addr[16];
-
-    if (len == 0 || len >= sizeof(tmp))
-        return refuse(L, "bad IPv6 address in brackets");
-    memcpy(tmp, h, len);
-    tmp[len] = '\0';
-    if (inet_pton(AF_INET6, tmp, addr) != 1)
-        return refuse(L, "bad IPv6 address in brackets");
-    return HA_OK;
+    if (err == HA_OK)
+        return HA_OK;
+    return refuse(L, "%s", reason != NULL ? reason : "malformed");
 }
-
-static enum ha_err parse_hostport(struct loader *L, const char *s, size_t len, int flags,
-                                  struct hostport *hp)
-{
-    const char *colon = NULL, *end = s + len, *p;
-    enum ha_err err;
-
-    memset(hp, 0, sizeof(*hp));
-    if (len > 0 && s[0] == '[') {
-        p = memchr(s, ']', len);
-        if (p == NULL)
-            return refuse(L, "missing ']' after the IPv6 address");
-        hp->host = s + 1;
-        hp->hostlen = (size_t)(p - s - 1);
-        hp->bracketed = 1;
-        err = check_v6(L, hp->host, hp->hostlen);
-        if (err != HA_OK)
-            return err;
-        if (p + 1 < end && p[1] != ':')
-            return refuse(L, "expected ':' and a port after ']'");
-        colon = p + 1 < end ? p + 1 : NULL;
-    } else {
-        colon = memchr(s, ':', len);
-        hp->host = s;
-        hp->hostlen = colon != NULL ? (size_t)(colon - s) : len;
-        if (colon != NULL && memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
-            return refuse(L, "IPv6 addresses go in brackets, like [::1]:8872");
-        err = check_hostname(L, hp->host, hp->hostlen, flags & HP_ANY_CASE);
-        if (err != HA_OK)
-            return err;
-    }
-    if (colon == NULL)
-        return flags & HP_NEED_PORT ? refuse(L, "needs a port, like 0.0.0.0:8872") : HA_OK;
-    return check_port(L, colon + 1, (size_t)(end - colon - 1), flags & HP_ZERO_OK, &hp->port);
-}
-
-static int is_loopback(const struct hostport *hp)
-{
-    static const char suffix[] = ".localhost";
-    size_t sl = sizeof(suffix) - 1;
-    char tmp[INET6_ADDRSTRLEN];
-    unsigned char addr[16];
-
-    if (hp->host == NULL || hp->hostlen >= sizeof(tmp))
-        return 0;
-    memcpy(tmp, hp->host, hp->hostlen);
-    tmp[hp->hostlen] = '\0';
-    lowercase(tmp);
-    if (strcmp(tmp, "localhost") == 0 || strcmp(tmp, "::1") == 0)
-        return 1;
-    if (hp->hostlen > sl && strcmp(tmp + hp->hostlen - sl, suffix) == 0)
-        return 1;
-    return inet_pton(AF_INET, tmp, addr) == 1 && addr[0] == 127;
-}
-
-struct url {
-    int https;
-    struct hostport hp;
-    size_t auth_end; /* offset just past the authority */
-};
 
 /* http(s)://host[:port][/path]: no user info, query, fragment, spaces or backslashes. */
-static enum ha_err parse_url(struct loader *L, const char *v, struct url *u)
+static enum ha_err parse_url(struct loader *L, const char *v, struct ha_url *u)
 {
-    size_t start, alen;
-    enum ha_err err;
+    const char *reason = "must not contain spaces, control characters or '\\'";
+    enum ha_err err = has_bad_char(v) ? HA_ERR_INVALID : ha_url_parse(v, u, &reason);
 
-    memset(u, 0, sizeof(*u));
-    if (strncasecmp(v, "https://", 8) == 0) {
-        u->https = 1;
-        start = 8;
-    } else if (strncasecmp(v, "http://", 7) == 0) {
-        start = 7;
-    } else {
-        return refuse(L, "must start with https:// (or http://), got \"%.80s\"", v);
+    if (err != HA_OK) {
+        refuse(L, "%s", reason);
+        return HA_ERR_CONFIG;
     }
-    if (has_bad_char(v))
-        return refuse(L, "must not contain spaces, control characters or '\\'");
-    alen = strcspn(v + start, "/?#");
-    if (memchr(v + start, '@', alen) != NULL)
-        return refuse(L, "must not hold a user name or password");
-    if (strpbrk(v, "?#") != NULL)
-        return refuse(L, "must not hold a query or a fragment");
-    err = parse_hostport(L, v + start, alen, HP_ANY_CASE, &u->hp);
-    u->auth_end = start + alen;
-    return err;
+    if (u->rest[strcspn(u->rest, "?#")] != '\0') {
+        refuse(L, "must not hold a query or a fragment");
+        return HA_ERR_CONFIG;
+    }
+    return HA_OK;
 }
 
 /* Drops trailing '/' after the authority: "https://h/" becomes "https://h". */
@@ -523,17 +374,17 @@ static void strip_slashes(char *v, size_t auth_end)
 
 static enum ha_err check_url(struct loader *L, char *v, int https_rule)
 {
-    struct url u;
+    struct ha_url u;
     enum ha_err err = parse_url(L, v, &u);
 
     if (err != HA_OK)
         return err;
-    if (https_rule && !u.https && !is_loopback(&u.hp))
+    if (https_rule && !u.https && !ha_url_is_loopback(&u.hp))
         return refuse(L,
                       "must be https:// (plain http is allowed only for loopback and "
                       "*.localhost hosts), got \"%.80s\"",
                       v);
-    strip_slashes(v, u.auth_end);
+    strip_slashes(v, (size_t)(u.rest - v));
     return HA_OK;
 }
 
@@ -549,12 +400,14 @@ static enum ha_err check_public_url(struct loader *L, char *v)
 
 static enum ha_err check_base_domain(struct loader *L, char *v)
 {
+    const char *reason = NULL;
+
     if (strchr(v, ':') != NULL || strchr(v, '/') != NULL)
         return refuse(L,
                       "must be a bare domain like astro.example.com (no scheme, port or "
                       "path), got \"%.80s\"",
                       v);
-    return check_hostname(L, v, strlen(v), 0);
+    return grammar(L, ha_url_check_hostname(v, strlen(v), HA_URL_LOWER, &reason), reason);
 }
 
 static enum ha_err check_client_id(struct loader *L, char *v)
@@ -571,8 +424,8 @@ static enum ha_err check_audience(struct loader *L, char *v)
 
 static enum ha_err check_tenant(struct loader *L, char *v)
 {
-    struct hostport hp;
-    const char *scheme = strstr(v, "://");
+    struct ha_hostport hp;
+    const char *scheme = strstr(v, "://"), *reason = NULL;
 
     if (scheme != NULL) {
         const char *rest = scheme + 3;
@@ -581,7 +434,7 @@ static enum ha_err check_tenant(struct loader *L, char *v)
     }
     if (strchr(v, '/') != NULL)
         return refuse(L, "is host[:port] without a path, like tenant-name.auth0.com");
-    return parse_hostport(L, v, strlen(v), 0, &hp);
+    return grammar(L, ha_url_parse_hostport(v, strlen(v), HA_URL_LOWER, &hp, &reason), reason);
 }
 
 static enum ha_err check_token_method(struct loader *L, char *v)
@@ -650,12 +503,12 @@ static enum ha_err check_proxies(struct loader *L, char *v)
 /* http(s)://host:port of a forward proxy for the tenant's connection (CONNECT). */
 static enum ha_err check_proxy_url(struct loader *L, char *v)
 {
-    struct url u;
+    struct ha_url u;
     enum ha_err err = parse_url(L, v, &u);
 
-    if (err == HA_OK && v[u.auth_end] != '\0' && strcmp(v + u.auth_end, "/") != 0)
+    if (err == HA_OK && u.rest[0] != '\0' && strcmp(u.rest, "/") != 0)
         err = refuse(L, "must be a proxy's origin, like http://proxy.corp:3128, with no path");
-    if (err == HA_OK && u.hp.port == 0)
+    if (err == HA_OK && !u.hp.has_port)
         err = refuse(L, "needs a port, like http://proxy.corp:3128");
     return err;
 }
@@ -703,12 +556,14 @@ static enum ha_err store_list(struct loader *L, enum key_id id, char *v)
 
 static enum ha_err store_listen(struct loader *L, const char *v)
 {
-    struct hostport hp;
-    enum ha_err err = parse_hostport(L, v, strlen(v), HP_NEED_PORT | HP_ZERO_OK, &hp);
+    struct ha_hostport hp;
+    const char *reason = NULL;
+    enum ha_err err = ha_url_parse_hostport(
+        v, strlen(v), HA_URL_LOWER | HA_URL_NEED_PORT | HA_URL_PORT_ZERO, &hp, &reason);
 
-    if (err != HA_OK || hp.host == NULL)
-        return err != HA_OK ? err : refuse(L, "needs a host");
-    L->cfg->listen_host = strndup(hp.host, hp.hostlen);
+    if (err != HA_OK)
+        return grammar(L, err, reason);
+    L->cfg->listen_host = strndup(hp.host, hp.host_len);
     if (L->cfg->listen_host == NULL)
         return HA_ERR_NOMEM;
     L->cfg->listen_port = hp.port;
@@ -952,7 +807,7 @@ static const char *secret_env_for(const char *key)
     size_t i;
 
     for (i = 0; i < sizeof(low) - 1 && key[i] != '\0'; i++)
-        low[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] - 'A' + 'a' : key[i]);
+        low[i] = ha_tolower(key[i]);
     low[i] = '\0';
     if (strstr(low, "secret") == NULL)
         return NULL;
@@ -1437,28 +1292,16 @@ static enum ha_err check_tls_pair(struct loader *L)
     return fail_key(L, K_TLS_CERT_FILE);
 }
 
-/* RFC 6454 §6.2: scheme://host[:port], lowercase, the scheme's default port left out. */
+/* The app's origin, by url.c's one serialiser: what the redirect guard and houston.c compare
+ * targets with. */
 static enum ha_err derive_origin(struct loader *L)
 {
-    struct ha_config *cfg = L->cfg;
-    struct url u;
-    struct ha_buf b;
-    enum ha_err err;
+    struct ha_url u;
+    const char *reason = NULL;
 
-    err = parse_url(L, cfg->app_url, &u);
-    if (err != HA_OK)
+    if (grammar(L, ha_url_parse(L->cfg->app_url, &u, &reason), reason) != HA_OK)
         return fail_key(L, K_APP_URL);
-    ha_buf_init(&b, CFG_VALUE_MAX);
-    err = ha_buf_appendf(&b, "%s://%s%.*s%s", u.https ? "https" : "http", u.hp.bracketed ? "[" : "",
-                         (int)u.hp.hostlen, u.hp.host, u.hp.bracketed ? "]" : "");
-    if (err == HA_OK && u.hp.port != 0 && u.hp.port != (u.https ? 443 : 80))
-        err = ha_buf_appendf(&b, ":%d", u.hp.port);
-    if (err == HA_OK)
-        err = ha_buf_steal(&b, &cfg->app_origin);
-    ha_buf_cleanup(&b);
-    if (err == HA_OK)
-        lowercase(cfg->app_origin);
-    return err;
+    return ha_url_format_origin(&u, &L->cfg->app_origin);
 }
 
 static enum ha_err derive(struct loader *L)
@@ -1600,8 +1443,7 @@ bool ha_config_connection_ok(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
+        if (!ha_isalnum(c) && c != '-' && c != '_' && c != '.')
             return false;
     }
     return true;

@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/cookie.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/log.h"
 #include "houston_auth/metrics.h"
 #include "houston_auth/netaddr.h"
@@ -284,8 +285,7 @@ static void set_request_id(struct conn *c)
     bool ok = n > 0 && n < sizeof(c->req.request_id);
     for (size_t i = 0; ok && i < n; i++) {
         char ch = rid[i];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             ch == '-' || ch == '_' || ch == '.';
+        ok = ha_isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
     }
     if (ok) {
         memcpy(c->req.request_id, rid, n + 1);

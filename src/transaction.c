@@ -34,6 +34,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include "houston_auth/b64url.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/transaction.h"
 
 #define TXN_VERSION 2
@@ -110,12 +111,6 @@ void ha_txn_cookie_name(const char *state, char out[64])
     out[plen + HA_TXN_ID_LEN] = '\0';
 }
 
-static bool is_b64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
-}
-
 bool ha_txn_check_cookie_name(const char *name)
 {
     size_t plen = strlen(HA_TXN_COOKIE_PREFIX), i;
@@ -123,7 +118,7 @@ bool ha_txn_check_cookie_name(const char *name)
     if (name == NULL || strncmp(name, HA_TXN_COOKIE_PREFIX, plen) != 0)
         return false;
     for (i = 0; i < HA_TXN_ID_LEN; i++) {
-        if (!is_b64url_char(name[plen + i]))
+        if (!ha_isb64url(name[plen + i]))
             return false; /* also stops at the terminating NUL */
     }
     return name[plen + HA_TXN_ID_LEN] == '\0';
