@@ -339,10 +339,13 @@ static void *background(void *arg)
     while (!nap(app, TICK_MS)) {
         uint64_t t0 = ha_mono_ns();
         struct ha_jwks_cache_stats before, after;
+        enum ha_err err;
         ha_jwks_cache_get_stats(app->jwks, &before);
-        if (ha_jwks_cache_tick(app->jwks) != HA_OK)
+        err = ha_jwks_cache_tick(app->jwks);
+        if (err != HA_OK)
             ha_log(HA_LOG_WARN, "jwks_refresh_failed", NULL, "reason",
-                   "scheduled JWKS refresh failed; cached keys keep serving", NULL);
+                   "scheduled JWKS refresh failed; cached keys keep serving", "error",
+                   ha_err_str(err), NULL);
         ha_jwks_cache_get_stats(app->jwks, &after);
         if (after.fetches != before.fetches)
             ha_metrics_observe_ns(app->metrics, HA_HIST_JWKS, ha_mono_ns() - t0);

@@ -411,8 +411,9 @@ static bool is_login_error(const struct ha_redirect_policy *p, const char *loc)
     return ok;
 }
 
-/* Judges Houston's answer; fills out only on HA_OK. Never logs the Location or the cookie:
- * both hold Houston's session JWT. */
+/* Judges Houston's answer; fills out only on HA_OK. The caller logs the failed login once;
+ * which check refused the answer, and Houston's status, go to a debug line only. Never logs
+ * the Location or the cookie: both hold Houston's session JWT. */
 static enum ha_err check_answer(const struct ha_http_response *r,
                                 const struct ha_redirect_policy *p, const char *cookie_name,
                                 const char *rid, struct ha_houston_result *out)
@@ -431,7 +432,7 @@ static enum ha_err check_answer(const struct ha_http_response *r,
     else if (cookie != NULL && !cookie_scope_ok(cookie, p->base_domain))
         why = "auth cookie not scoped Domain=.<base>; Path=/; Secure";
     if (why != NULL) {
-        ha_log(HA_LOG_WARN, "houston_answer_refused", rid, "status", status, "reason", why, NULL);
+        ha_log(HA_LOG_DEBUG, "houston_answer_refused", rid, "status", status, "reason", why, NULL);
         return r->status != 302 && r->status != 303 ? HA_ERR_HTTP : HA_ERR_REFUSED;
     }
     loc = strdup(r->location);
@@ -491,7 +492,6 @@ enum ha_err ha_houston_callback(const struct ha_http *http, const char *houston_
     req.request_id = request_id;
     err = ha_http_do(http, &req, &resp);
     if (err != HA_OK) {
-        ha_log(HA_LOG_WARN, "houston_unreachable", request_id, "error", ha_err_str(err), NULL);
         if (err != HA_ERR_IO && err != HA_ERR_TIMEOUT && err != HA_ERR_TLS && err != HA_ERR_NOMEM)
             err = HA_ERR_HTTP;
         goto out;
