@@ -149,37 +149,6 @@ void ha_app_view_release(struct ha_app *app, const struct ha_view *cv)
     view_free(done);
 }
 
-#define SAME_STR(field)                                                                            \
-    (((a)->field == NULL && (b)->field == NULL) ||                                                 \
-     ((a)->field != NULL && (b)->field != NULL && strcmp((a)->field, (b)->field) == 0))
-
-/* The first key that needs a restart and differs, or NULL. */
-static const char *restart_key_changed(const struct ha_config *a, const struct ha_config *b)
-{
-    if (!SAME_STR(base_domain))
-        return "global.baseDomain";
-    if (!SAME_STR(client_id))
-        return "auth0.clientId";
-    if (!SAME_STR(tenant))
-        return "auth0.baseDomain";
-    if (!SAME_STR(listen_host) || a->listen_port != b->listen_port)
-        return "authSidecar.listen";
-    if (!SAME_STR(tls_cert_file) || !SAME_STR(tls_key_file))
-        return "authSidecar.tlsCertFile/tlsKeyFile";
-    if (!SAME_STR(tenant_ca_file))
-        return "authSidecar.tenantCaFile";
-    if (!SAME_STR(tenant_proxy))
-        return "authSidecar.tenantProxy";
-    if (a->connect_timeout_ms != b->connect_timeout_ms ||
-        a->request_timeout_ms != b->request_timeout_ms)
-        return "authSidecar.connectTimeoutMs/requestTimeoutMs";
-    if (a->workers != b->workers || a->max_connections != b->max_connections)
-        return "authSidecar.workers/maxConnections";
-    if (a->jwks_refresh_s != b->jwks_refresh_s || a->jwks_min_refetch_s != b->jwks_min_refetch_s)
-        return "authSidecar.jwksRefreshSeconds/jwksMinRefetchSeconds";
-    return NULL;
-}
-
 /* Adds key to v's retired keys until until, unless v opens with it already; when full, the
  * one that expires first goes. */
 static void retire_key(struct ha_view *v, const unsigned char *key, long until, long now)
@@ -232,7 +201,7 @@ enum ha_err ha_app_reload(struct ha_app *app, struct ha_config *next, const char
 
     pthread_mutex_lock(&app->view_lock);
     cur = app->view;
-    *reason = restart_key_changed(cur->cfg, next);
+    *reason = ha_config_restart_key(cur->cfg, next);
     if (*reason != NULL) {
         pthread_mutex_unlock(&app->view_lock);
         ha_config_free(next);
@@ -370,10 +339,13 @@ static void *background(void *arg)
     while (!nap(app, TICK_MS)) {
         uint64_t t0 = ha_mono_ns();
         struct ha_jwks_cache_stats before, after;
+        enum ha_err err;
         ha_jwks_cache_get_stats(app->jwks, &before);
-        if (ha_jwks_cache_tick(app->jwks) != HA_OK)
+        err = ha_jwks_cache_tick(app->jwks);
+        if (err != HA_OK)
             ha_log(HA_LOG_WARN, "jwks_refresh_failed", NULL, "reason",
-                   "scheduled JWKS refresh failed; cached keys keep serving", NULL);
+                   "scheduled JWKS refresh failed; cached keys keep serving", "error",
+                   ha_err_str(err), NULL);
         ha_jwks_cache_get_stats(app->jwks, &after);
         if (after.fetches != before.fetches)
             ha_metrics_observe_ns(app->metrics, HA_HIST_JWKS, ha_mono_ns() - t0);

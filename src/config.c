@@ -2,9 +2,10 @@
  * authSidecar section, the environment and flags, merged into one immutable struct.
  *
  * One table of key descriptors drives everything: where a key sits in the YAML, its
- * environment variable, its flag, its default and --dev default, how it is checked, and how
- * --help and --check-config print it; no key is listed twice. Loading collects raw text per
- * key with its source (flag > env > file), fills the gaps from the dev or plain defaults
+ * environment variable, its flag, its default, whether a reload may change it, how it is
+ * checked, and how --help and --check-config print it; no key is listed twice. The --dev
+ * values live with the dev setup (config_dev.c). Loading collects raw text per key with its
+ * source (flag > env > file), fills the gaps from the dev or plain defaults
  * (some derived from global.baseDomain), then checks and converts each key in table order,
  * so the first error names the first bad key.
  *
@@ -13,7 +14,6 @@
  * a reference to the anchored node, and the walk is at most six mappings deep. Secrets never
  * come from the file (it lives in Git and Helm values) nor from flags (visible in ps): only
  * from the environment or files mounted from a Kubernetes Secret. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -21,19 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/config.h"
+#include "houston_auth/config_dev.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/log.h"
 #include "houston_auth/netaddr.h"
 #include "houston_auth/proto.h"
+#include "houston_auth/transaction.h"
+#include "houston_auth/url.h"
 #include "houston_auth/util.h"
 
 #define CFG_FILE_MAX (1024 * 1024)
@@ -41,12 +41,8 @@
 #define CFG_VALUE_MAX 4096
 #define CFG_YAML_MAX_DEPTH 64
 #define CFG_MIN_COOKIE_SECRET 32
-#define CFG_HKDF_INFO "houston-auth transaction cookie v1"
 #define CFG_BASE_TOKEN "<global.baseDomain>"
-#define CFG_DEVDIR_TOKEN "<devdir>"
-#define CFG_DEVDIR_DEFAULT ".dev"
 #define CFG_ENV_CONFIG "HOUSTON_AUTH_CONFIG"
-#define CFG_ENV_DEVDIR "HOUSTON_AUTH_DEV_DIR"
 #define CFG_NO_FIELD ((size_t)-1)
 
 enum key_id {
@@ -110,14 +106,19 @@ struct loader;
 /* Checks (and may normalise in place) a string value; on refusal fills L->reason. */
 typedef enum ha_err (*check_fn)(struct loader *L, char *v);
 
+/* Flags of a key. KEY_RESTART marks what is fixed at start (sockets, TLS, the tenant and its
+ * client, timeouts, pools): a reload that changes it is refused, so the rule sits in the row
+ * that names the key (redis's IMMUTABLE_CONFIG) and ha_config_restart_key cannot drift. */
+#define KEY_REQUIRED 1u
+#define KEY_RESTART 2u
+
 struct key {
     const char *path; /* YAML path; NULL for secrets, which never come from the file */
     const char *env;
     const char *flag; /* without "--"; NULL: no flag (secrets) */
     const char *def;  /* default, may hold CFG_BASE_TOKEN; NULL: none */
-    const char *dev;  /* --dev default, may hold CFG_DEVDIR_TOKEN */
     enum kind kind;
-    int required;
+    unsigned flags; /* KEY_* */
     long min, max;
     size_t off; /* field in struct ha_config, or CFG_NO_FIELD */
     check_fn check;
@@ -154,89 +155,89 @@ static enum ha_err check_proxy_url(struct loader *L, char *v);
 #define SIDECAR "authSidecar."
 #define F(field) offsetof(struct ha_config, field)
 
+#define REQ KEY_REQUIRED
+#define FIXED (KEY_REQUIRED | KEY_RESTART)
+
 static const struct key keys[K__COUNT] = {
-    [K_BASE_DOMAIN] = {"global.baseDomain", "GLOBAL_BASE_DOMAIN", "base-domain", NULL,
-                       "astro.localhost", KIND_STR, 1, 0, 0, F(base_domain), check_base_domain},
-    [K_AUTH0_ENABLED] = {AUTH0 "enabled", "AUTH0_ENABLED", "auth0-enabled", "true", NULL, KIND_BOOL,
-                         1, 0, 0, F(auth0_enabled), NULL},
-    [K_CLIENT_ID] = {AUTH0 "clientId", "AUTH0_CLIENT_ID", "client-id", NULL, "houston-auth-dev",
-                     KIND_STR, 1, 0, 0, F(client_id), check_client_id},
-    [K_TENANT] = {AUTH0 "baseDomain", "AUTH0_BASE_DOMAIN", "tenant", NULL, "localhost:8443",
-                  KIND_STR, 1, 0, 0, F(tenant), check_tenant},
-    [K_LISTEN] = {SIDECAR "listen", "AUTH_SIDECAR_LISTEN", "listen", "0.0.0.0:8872",
-                  "127.0.0.1:8872", KIND_LISTEN, 1, 0, 0, CFG_NO_FIELD, NULL},
+    [K_BASE_DOMAIN] = {"global.baseDomain", "GLOBAL_BASE_DOMAIN", "base-domain", NULL, KIND_STR,
+                       FIXED, 0, 0, F(base_domain), check_base_domain},
+    [K_AUTH0_ENABLED] = {AUTH0 "enabled", "AUTH0_ENABLED", "auth0-enabled", "true", KIND_BOOL, REQ,
+                         0, 0, F(auth0_enabled), NULL},
+    [K_CLIENT_ID] = {AUTH0 "clientId", "AUTH0_CLIENT_ID", "client-id", NULL, KIND_STR, FIXED, 0, 0,
+                     F(client_id), check_client_id},
+    [K_TENANT] = {AUTH0 "baseDomain", "AUTH0_BASE_DOMAIN", "tenant", NULL, KIND_STR, FIXED, 0, 0,
+                  F(tenant), check_tenant},
+    [K_LISTEN] = {SIDECAR "listen", "AUTH_SIDECAR_LISTEN", "listen", "0.0.0.0:8872", KIND_LISTEN,
+                  FIXED, 0, 0, CFG_NO_FIELD, NULL},
     [K_HOUSTON_URL] = {SIDECAR "houstonUrl", "AUTH_SIDECAR_HOUSTON_URL", "houston-url",
-                       "http://127.0.0.1:8871", "http://127.0.0.1:8871", KIND_STR, 1, 0, 0,
-                       F(houston_url), check_houston_url},
-    [K_AUDIENCE] = {SIDECAR "audience", "AUTH_SIDECAR_AUDIENCE", "audience", "astronomer-ee", NULL,
-                    KIND_STR, 1, 0, 0, F(audience), check_audience},
+                       "http://127.0.0.1:8871", KIND_STR, REQ, 0, 0, F(houston_url),
+                       check_houston_url},
+    [K_AUDIENCE] = {SIDECAR "audience", "AUTH_SIDECAR_AUDIENCE", "audience", "astronomer-ee",
+                    KIND_STR, REQ, 0, 0, F(audience), check_audience},
     [K_PUBLIC_URL] = {SIDECAR "publicUrl", "AUTH_SIDECAR_PUBLIC_URL", "public-url",
-                      "https://houston." CFG_BASE_TOKEN, "https://houston.astro.localhost:8872",
-                      KIND_STR, 1, 0, 0, F(public_url), check_public_url},
+                      "https://houston." CFG_BASE_TOKEN, KIND_STR, REQ, 0, 0, F(public_url),
+                      check_public_url},
     [K_APP_URL] = {SIDECAR "appUrl", "AUTH_SIDECAR_APP_URL", "app-url",
-                   "https://app." CFG_BASE_TOKEN, "https://app.astro.localhost:8873", KIND_STR, 1,
-                   0, 0, F(app_url), check_public_url},
+                   "https://app." CFG_BASE_TOKEN, KIND_STR, REQ, 0, 0, F(app_url),
+                   check_public_url},
     [K_TENANT_CA_FILE] = {SIDECAR "tenantCaFile", "AUTH_SIDECAR_TENANT_CA_FILE", "tenant-ca-file",
-                          NULL, CFG_DEVDIR_TOKEN "/ca.pem", KIND_FILE, 0, 0, 0, F(tenant_ca_file),
-                          NULL},
+                          NULL, KIND_FILE, KEY_RESTART, 0, 0, F(tenant_ca_file), NULL},
     [K_TLS_CERT_FILE] = {SIDECAR "tlsCertFile", "AUTH_SIDECAR_TLS_CERT_FILE", "tls-cert-file", NULL,
-                         CFG_DEVDIR_TOKEN "/tls.pem", KIND_FILE, 0, 0, 0, F(tls_cert_file), NULL},
+                         KIND_FILE, KEY_RESTART, 0, 0, F(tls_cert_file), NULL},
     [K_TLS_KEY_FILE] = {SIDECAR "tlsKeyFile", "AUTH_SIDECAR_TLS_KEY_FILE", "tls-key-file", NULL,
-                        CFG_DEVDIR_TOKEN "/tls.key", KIND_FILE, 0, 0, 0, F(tls_key_file), NULL},
+                        KIND_FILE, KEY_RESTART, 0, 0, F(tls_key_file), NULL},
     [K_TOKEN_AUTH_METHOD] = {SIDECAR "tokenAuthMethod", "AUTH_SIDECAR_TOKEN_AUTH_METHOD",
-                             "token-auth-method", HA_AUTH_METHOD_BASIC, NULL, KIND_STR, 1, 0, 0,
+                             "token-auth-method", HA_AUTH_METHOD_BASIC, KIND_STR, REQ, 0, 0,
                              F(token_auth_method), check_token_method},
     [K_CLOCK_SKEW] = {SIDECAR "clockSkewSeconds", "AUTH_SIDECAR_CLOCK_SKEW_SECONDS", "clock-skew",
-                      "60", NULL, KIND_LONG, 1, 0, 300, F(leeway_s), NULL},
+                      "60", KIND_LONG, REQ, 0, 300, F(leeway_s), NULL},
     [K_TXN_TTL] = {SIDECAR "transactionTtlSeconds", "AUTH_SIDECAR_TRANSACTION_TTL_SECONDS",
-                   "transaction-ttl", "600", NULL, KIND_LONG, 1, 30, 600, F(txn_ttl_s), NULL},
+                   "transaction-ttl", "600", KIND_LONG, REQ, 30, 600, F(txn_ttl_s), NULL},
     [K_CONNECT_TIMEOUT] = {SIDECAR "connectTimeoutMs", "AUTH_SIDECAR_CONNECT_TIMEOUT_MS",
-                           "connect-timeout-ms", "2000", NULL, KIND_LONG, 1, 100, 30000,
+                           "connect-timeout-ms", "2000", KIND_LONG, FIXED, 100, 30000,
                            F(connect_timeout_ms), NULL},
     [K_REQUEST_TIMEOUT] = {SIDECAR "requestTimeoutMs", "AUTH_SIDECAR_REQUEST_TIMEOUT_MS",
-                           "request-timeout-ms", "5000", NULL, KIND_LONG, 1, 100, 60000,
+                           "request-timeout-ms", "5000", KIND_LONG, FIXED, 100, 60000,
                            F(request_timeout_ms), NULL},
     [K_JWKS_REFRESH] = {SIDECAR "jwksRefreshSeconds", "AUTH_SIDECAR_JWKS_REFRESH_SECONDS",
-                        "jwks-refresh-seconds", "3600", NULL, KIND_LONG, 1, 60, 86400,
+                        "jwks-refresh-seconds", "3600", KIND_LONG, FIXED, 60, 86400,
                         F(jwks_refresh_s), NULL},
     [K_JWKS_MIN_REFETCH] = {SIDECAR "jwksMinRefetchSeconds",
                             "AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS", "jwks-min-refetch-seconds",
-                            "30", NULL, KIND_LONG, 1, 1, 3600, F(jwks_min_refetch_s), NULL},
-    [K_WORKERS] = {SIDECAR "workers", "AUTH_SIDECAR_WORKERS", "workers", "64", NULL, KIND_INT, 1, 1,
+                            "30", KIND_LONG, FIXED, 1, 3600, F(jwks_min_refetch_s), NULL},
+    [K_WORKERS] = {SIDECAR "workers", "AUTH_SIDECAR_WORKERS", "workers", "64", KIND_INT, FIXED, 1,
                    256, F(workers), NULL},
     [K_MAX_CONNECTIONS] = {SIDECAR "maxConnections", "AUTH_SIDECAR_MAX_CONNECTIONS",
-                           "max-connections", "4096", NULL, KIND_INT, 1, 16, 65536,
+                           "max-connections", "4096", KIND_INT, FIXED, 16, 65536,
                            F(max_connections), NULL},
     /* What the seed names: the tenant's own login page, Google and GitHub (Auth0's names). */
     [K_ALLOWED_CONNECTIONS] = {SIDECAR "allowedConnections", "AUTH_SIDECAR_ALLOWED_CONNECTIONS",
-                               "allowed-connections", "self,google-oauth2,github", NULL, KIND_LIST,
-                               1, 0, 0, F(allowed_connections), check_connections},
+                               "allowed-connections", "self,google-oauth2,github", KIND_LIST, REQ,
+                               0, 0, F(allowed_connections), check_connections},
     [K_ALLOW_UNVERIFIED_EMAIL] = {SIDECAR "insecureAllowUnverifiedEmail",
                                   "AUTH_SIDECAR_INSECURE_ALLOW_UNVERIFIED_EMAIL",
-                                  "insecure-allow-unverified-email", "false", NULL, KIND_BOOL, 1, 0,
-                                  0, F(allow_unverified_email), NULL},
+                                  "insecure-allow-unverified-email", "false", KIND_BOOL, REQ, 0, 0,
+                                  F(allow_unverified_email), NULL},
     [K_TRUSTED_PROXIES] = {SIDECAR "trustedProxies", "AUTH_SIDECAR_TRUSTED_PROXIES",
-                           "trusted-proxies", "", NULL, KIND_LIST, 0, 0, 0, F(trusted_proxies),
+                           "trusted-proxies", "", KIND_LIST, 0, 0, 0, F(trusted_proxies),
                            check_proxies},
     [K_EXCHANGE_RATE] = {SIDECAR "tokenExchangesPerSecond",
                          "AUTH_SIDECAR_TOKEN_EXCHANGES_PER_SECOND", "token-exchanges-per-second",
-                         "20", NULL, KIND_LONG, 1, 0, 100000, F(exchange_total_per_s), NULL},
+                         "20", KIND_LONG, REQ, 0, 100000, F(exchange_total_per_s), NULL},
     [K_EXCHANGE_CLIENT_RATE] = {SIDECAR "tokenExchangesPerClientPerMinute",
                                 "AUTH_SIDECAR_TOKEN_EXCHANGES_PER_CLIENT_PER_MINUTE",
-                                "token-exchanges-per-client-per-minute", "30", NULL, KIND_LONG, 1,
-                                0, 1000000, F(exchange_client_per_min), NULL},
+                                "token-exchanges-per-client-per-minute", "30", KIND_LONG, REQ, 0,
+                                1000000, F(exchange_client_per_min), NULL},
     [K_TENANT_PROXY] = {SIDECAR "tenantProxy", "AUTH_SIDECAR_TENANT_PROXY", "tenant-proxy", NULL,
-                        NULL, KIND_STR, 0, 0, 0, F(tenant_proxy), check_proxy_url},
-    [K_LOG_LEVEL] = {SIDECAR "logLevel", "AUTH_SIDECAR_LOG_LEVEL", "log-level", "info", NULL,
-                     KIND_STR, 1, 0, 0, F(log_level), check_log_level},
-    [K_CLIENT_SECRET] = {NULL, "AUTH0_CLIENT_SECRET", NULL, NULL,
-                         "dev-client-secret-not-for-production", KIND_SECRET, 1, 1, 0, CFG_NO_FIELD,
-                         NULL},
-    [K_COOKIE_SECRET] = {NULL, "AUTH_SIDECAR_COOKIE_SECRET", NULL, NULL,
-                         "dev-cookie-secret-not-for-production-0123456789", KIND_SECRET, 1,
+                        KIND_STR, KEY_RESTART, 0, 0, F(tenant_proxy), check_proxy_url},
+    [K_LOG_LEVEL] = {SIDECAR "logLevel", "AUTH_SIDECAR_LOG_LEVEL", "log-level", "info", KIND_STR,
+                     REQ, 0, 0, F(log_level), check_log_level},
+    [K_CLIENT_SECRET] = {NULL, "AUTH0_CLIENT_SECRET", NULL, NULL, KIND_SECRET, REQ, 1, 0,
+                         CFG_NO_FIELD, NULL},
+    [K_COOKIE_SECRET] = {NULL, "AUTH_SIDECAR_COOKIE_SECRET", NULL, NULL, KIND_SECRET, REQ,
                          CFG_MIN_COOKIE_SECRET, 0, CFG_NO_FIELD, NULL},
-    [K_COOKIE_SECRET_PREV] = {NULL, "AUTH_SIDECAR_COOKIE_SECRET_PREVIOUS", NULL, NULL, NULL,
-                              KIND_SECRET, 0, CFG_MIN_COOKIE_SECRET, 0, CFG_NO_FIELD, NULL},
+    [K_COOKIE_SECRET_PREV] = {NULL, "AUTH_SIDECAR_COOKIE_SECRET_PREVIOUS", NULL, NULL, KIND_SECRET,
+                              0, CFG_MIN_COOKIE_SECRET, 0, CFG_NO_FIELD, NULL},
 };
 
 /* ---- error lines ---- */
@@ -287,59 +288,6 @@ static enum ha_err fail_plain(struct loader *L, const char *fmt, ...)
 
 /* ---- small parsers ---- */
 
-static int is_lower_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-}
-
-/* A DNS name: lowercase letters (any case in URLs), digits, '-', '.'; no empty label; at
- * most 253 chars. */
-static enum ha_err check_hostname(struct loader *L, const char *h, size_t len, int any_case)
-{
-    size_t i, label = 0;
-
-    if (len == 0 || len > 253)
-        return refuse(L, "host name must be 1 to 253 characters");
-    for (i = 0; i < len; i++) {
-        int upper = h[i] >= 'A' && h[i] <= 'Z';
-        if (upper && !any_case)
-            return refuse(L, "host name must be lowercase");
-        if (!upper && !is_lower_host_char(h[i]))
-            return refuse(L, "host name may hold only letters, digits, '-' and '.'");
-        label = h[i] == '.' ? 0 : label + 1;
-        if (label > 63)
-            return refuse(L, "host name label longer than 63 characters");
-        if (h[i] == '.' && (i == 0 || h[i - 1] == '.'))
-            return refuse(L, "host name has an empty label");
-    }
-    if (h[len - 1] == '.' || h[0] == '-')
-        return refuse(L, "host name must not end with '.' or start with '-'");
-    return HA_OK;
-}
-
-/* A TCP port: 1 to 65535 in plain decimal; "0" too when zero_ok (listen: any free port). */
-static enum ha_err check_port(struct loader *L, const char *p, size_t len, int zero_ok, int *out)
-{
-    long v = 0;
-    size_t i;
-
-    if (zero_ok && len == 1 && p[0] == '0') {
-        *out = 0;
-        return HA_OK;
-    }
-    if (len == 0 || len > 5 || p[0] == '0')
-        return refuse(L, "port must be a number from 1 to 65535");
-    for (i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return refuse(L, "port must be a number from 1 to 65535");
-        v = v * 10 + (p[i] - '0');
-    }
-    if (v < 1 || v > 65535)
-        return refuse(L, "port must be a number from 1 to 65535");
-    *out = (int)v;
-    return HA_OK;
-}
-
 static enum ha_err parse_number(struct loader *L, const struct key *k, const char *v, long *out)
 {
     long n = 0;
@@ -348,7 +296,7 @@ static enum ha_err parse_number(struct loader *L, const struct key *k, const cha
     if (len == 0 || len > 9)
         goto bad;
     for (i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
+        if (!ha_isdigit(v[i]))
             goto bad;
         n = n * 10 + (v[i] - '0');
     }
@@ -382,14 +330,6 @@ static enum ha_err parse_bool(struct loader *L, const char *v, int *out)
     return refuse(L, "must be true or false, got \"%.40s\"", v);
 }
 
-static void lowercase(char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s - 'A' + 'a');
-    }
-}
-
 static int has_bad_char(const char *v)
 {
     for (; *v != '\0'; v++) {
@@ -399,117 +339,29 @@ static int has_bad_char(const char *v)
     return 0;
 }
 
-#define HP_NEED_PORT 1
-#define HP_ZERO_OK 2
-#define HP_ANY_CASE 4
-
-/* Splits "host[:port]" or "[v6][:port]"; host is returned without brackets. */
-struct hostport {
-    const char *host;
-    size_t hostlen;
-    int bracketed;
-    int port; /* 0 when absent */
-};
-
-static enum ha_err check_v6(struct loader *L, const char *h, size_t len)
+/* Refuses what url.c's grammar refuses, with its reason. */
+static enum ha_err grammar(struct loader *L, enum ha_err err, const char *reason)
 {
-    char tmp[INET6_ADDRSTRLEN];
-    unsigned char addr[16];
-
-    if (len == 0 || len >= sizeof(tmp))
-        return refuse(L, "bad IPv6 address in brackets");
-    memcpy(tmp, h, len);
-    tmp[len] = '\0';
-    if (inet_pton(AF_INET6, tmp, addr) != 1)
-        return refuse(L, "bad IPv6 address in brackets");
-    return HA_OK;
+    if (err == HA_OK)
+        return HA_OK;
+    return refuse(L, "%s", reason != NULL ? reason : "malformed");
 }
-
-static enum ha_err parse_hostport(struct loader *L, const char *s, size_t len, int flags,
-                                  struct hostport *hp)
-{
-    const char *colon = NULL, *end = s + len, *p;
-    enum ha_err err;
-
-    memset(hp, 0, sizeof(*hp));
-    if (len > 0 && s[0] == '[') {
-        p = memchr(s, ']', len);
-        if (p == NULL)
-            return refuse(L, "missing ']' after the IPv6 address");
-        hp->host = s + 1;
-        hp->hostlen = (size_t)(p - s - 1);
-        hp->bracketed = 1;
-        err = check_v6(L, hp->host, hp->hostlen);
-        if (err != HA_OK)
-            return err;
-        if (p + 1 < end && p[1] != ':')
-            return refuse(L, "expected ':' and a port after ']'");
-        colon = p + 1 < end ? p + 1 : NULL;
-    } else {
-        colon = memchr(s, ':', len);
-        hp->host = s;
-        hp->hostlen = colon != NULL ? (size_t)(colon - s) : len;
-        if (colon != NULL && memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
-            return refuse(L, "IPv6 addresses go in brackets, like [::1]:8872");
-        err = check_hostname(L, hp->host, hp->hostlen, flags & HP_ANY_CASE);
-        if (err != HA_OK)
-            return err;
-    }
-    if (colon == NULL)
-        return flags & HP_NEED_PORT ? refuse(L, "needs a port, like 0.0.0.0:8872") : HA_OK;
-    return check_port(L, colon + 1, (size_t)(end - colon - 1), flags & HP_ZERO_OK, &hp->port);
-}
-
-static int is_loopback(const struct hostport *hp)
-{
-    static const char suffix[] = ".localhost";
-    size_t sl = sizeof(suffix) - 1;
-    char tmp[INET6_ADDRSTRLEN];
-    unsigned char addr[16];
-
-    if (hp->host == NULL || hp->hostlen >= sizeof(tmp))
-        return 0;
-    memcpy(tmp, hp->host, hp->hostlen);
-    tmp[hp->hostlen] = '\0';
-    lowercase(tmp);
-    if (strcmp(tmp, "localhost") == 0 || strcmp(tmp, "::1") == 0)
-        return 1;
-    if (hp->hostlen > sl && strcmp(tmp + hp->hostlen - sl, suffix) == 0)
-        return 1;
-    return inet_pton(AF_INET, tmp, addr) == 1 && addr[0] == 127;
-}
-
-struct url {
-    int https;
-    struct hostport hp;
-    size_t auth_end; /* offset just past the authority */
-};
 
 /* http(s)://host[:port][/path]: no user info, query, fragment, spaces or backslashes. */
-static enum ha_err parse_url(struct loader *L, const char *v, struct url *u)
+static enum ha_err parse_url(struct loader *L, const char *v, struct ha_url *u)
 {
-    size_t start, alen;
-    enum ha_err err;
+    const char *reason = "must not contain spaces, control characters or '\\'";
+    enum ha_err err = has_bad_char(v) ? HA_ERR_INVALID : ha_url_parse(v, u, &reason);
 
-    memset(u, 0, sizeof(*u));
-    if (strncasecmp(v, "https://", 8) == 0) {
-        u->https = 1;
-        start = 8;
-    } else if (strncasecmp(v, "http://", 7) == 0) {
-        start = 7;
-    } else {
-        return refuse(L, "must start with https:// (or http://), got \"%.80s\"", v);
+    if (err != HA_OK) {
+        refuse(L, "%s", reason);
+        return HA_ERR_CONFIG;
     }
-    if (has_bad_char(v))
-        return refuse(L, "must not contain spaces, control characters or '\\'");
-    alen = strcspn(v + start, "/?#");
-    if (memchr(v + start, '@', alen) != NULL)
-        return refuse(L, "must not hold a user name or password");
-    if (strpbrk(v, "?#") != NULL)
-        return refuse(L, "must not hold a query or a fragment");
-    err = parse_hostport(L, v + start, alen, HP_ANY_CASE, &u->hp);
-    u->auth_end = start + alen;
-    return err;
+    if (u->rest[strcspn(u->rest, "?#")] != '\0') {
+        refuse(L, "must not hold a query or a fragment");
+        return HA_ERR_CONFIG;
+    }
+    return HA_OK;
 }
 
 /* Drops trailing '/' after the authority: "https://h/" becomes "https://h". */
@@ -522,17 +374,17 @@ static void strip_slashes(char *v, size_t auth_end)
 
 static enum ha_err check_url(struct loader *L, char *v, int https_rule)
 {
-    struct url u;
+    struct ha_url u;
     enum ha_err err = parse_url(L, v, &u);
 
     if (err != HA_OK)
         return err;
-    if (https_rule && !u.https && !is_loopback(&u.hp))
+    if (https_rule && !u.https && !ha_url_is_loopback(&u.hp))
         return refuse(L,
                       "must be https:// (plain http is allowed only for loopback and "
                       "*.localhost hosts), got \"%.80s\"",
                       v);
-    strip_slashes(v, u.auth_end);
+    strip_slashes(v, (size_t)(u.rest - v));
     return HA_OK;
 }
 
@@ -548,12 +400,14 @@ static enum ha_err check_public_url(struct loader *L, char *v)
 
 static enum ha_err check_base_domain(struct loader *L, char *v)
 {
+    const char *reason = NULL;
+
     if (strchr(v, ':') != NULL || strchr(v, '/') != NULL)
         return refuse(L,
                       "must be a bare domain like astro.example.com (no scheme, port or "
                       "path), got \"%.80s\"",
                       v);
-    return check_hostname(L, v, strlen(v), 0);
+    return grammar(L, ha_url_check_hostname(v, strlen(v), HA_URL_LOWER, &reason), reason);
 }
 
 static enum ha_err check_client_id(struct loader *L, char *v)
@@ -570,8 +424,8 @@ static enum ha_err check_audience(struct loader *L, char *v)
 
 static enum ha_err check_tenant(struct loader *L, char *v)
 {
-    struct hostport hp;
-    const char *scheme = strstr(v, "://");
+    struct ha_hostport hp;
+    const char *scheme = strstr(v, "://"), *reason = NULL;
 
     if (scheme != NULL) {
         const char *rest = scheme + 3;
@@ -580,7 +434,7 @@ static enum ha_err check_tenant(struct loader *L, char *v)
     }
     if (strchr(v, '/') != NULL)
         return refuse(L, "is host[:port] without a path, like tenant-name.auth0.com");
-    return parse_hostport(L, v, strlen(v), 0, &hp);
+    return grammar(L, ha_url_parse_hostport(v, strlen(v), HA_URL_LOWER, &hp, &reason), reason);
 }
 
 static enum ha_err check_token_method(struct loader *L, char *v)
@@ -649,12 +503,12 @@ static enum ha_err check_proxies(struct loader *L, char *v)
 /* http(s)://host:port of a forward proxy for the tenant's connection (CONNECT). */
 static enum ha_err check_proxy_url(struct loader *L, char *v)
 {
-    struct url u;
+    struct ha_url u;
     enum ha_err err = parse_url(L, v, &u);
 
-    if (err == HA_OK && v[u.auth_end] != '\0' && strcmp(v + u.auth_end, "/") != 0)
+    if (err == HA_OK && u.rest[0] != '\0' && strcmp(u.rest, "/") != 0)
         err = refuse(L, "must be a proxy's origin, like http://proxy.corp:3128, with no path");
-    if (err == HA_OK && u.hp.port == 0)
+    if (err == HA_OK && !u.hp.has_port)
         err = refuse(L, "needs a port, like http://proxy.corp:3128");
     return err;
 }
@@ -702,12 +556,14 @@ static enum ha_err store_list(struct loader *L, enum key_id id, char *v)
 
 static enum ha_err store_listen(struct loader *L, const char *v)
 {
-    struct hostport hp;
-    enum ha_err err = parse_hostport(L, v, strlen(v), HP_NEED_PORT | HP_ZERO_OK, &hp);
+    struct ha_hostport hp;
+    const char *reason = NULL;
+    enum ha_err err = ha_url_parse_hostport(
+        v, strlen(v), HA_URL_LOWER | HA_URL_NEED_PORT | HA_URL_PORT_ZERO, &hp, &reason);
 
-    if (err != HA_OK || hp.host == NULL)
-        return err != HA_OK ? err : refuse(L, "needs a host");
-    L->cfg->listen_host = strndup(hp.host, hp.hostlen);
+    if (err != HA_OK)
+        return grammar(L, err, reason);
+    L->cfg->listen_host = strndup(hp.host, hp.host_len);
     if (L->cfg->listen_host == NULL)
         return HA_ERR_NOMEM;
     L->cfg->listen_port = hp.port;
@@ -951,7 +807,7 @@ static const char *secret_env_for(const char *key)
     size_t i;
 
     for (i = 0; i < sizeof(low) - 1 && key[i] != '\0'; i++)
-        low[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] - 'A' + 'a' : key[i]);
+        low[i] = ha_tolower(key[i]);
     low[i] = '\0';
     if (strstr(low, "secret") == NULL)
         return NULL;
@@ -1176,8 +1032,8 @@ static enum ha_err gather(struct loader *L)
         if (err != HA_OK)
             return err;
     }
-    v = env_get(L->envp, CFG_ENV_DEVDIR);
-    L->devdir = v != NULL && v[0] != '\0' ? v : CFG_DEVDIR_DEFAULT;
+    v = env_get(L->envp, HA_DEV_DIR_ENV);
+    L->devdir = v != NULL && v[0] != '\0' ? v : HA_DEV_DIR_DEFAULT;
     return HA_OK;
 }
 
@@ -1186,7 +1042,7 @@ static enum ha_err gather(struct loader *L)
 /* Copies tmpl with <global.baseDomain> and <devdir> replaced. */
 static enum ha_err expand(const char *tmpl, const char *base, const char *devdir, char **out)
 {
-    size_t bl = strlen(CFG_BASE_TOKEN), dl = strlen(CFG_DEVDIR_TOKEN);
+    size_t bl = strlen(CFG_BASE_TOKEN), dl = strlen(HA_DEV_DIR_TOKEN);
     struct ha_buf b;
     enum ha_err err = HA_OK;
 
@@ -1195,7 +1051,7 @@ static enum ha_err expand(const char *tmpl, const char *base, const char *devdir
         if (strncmp(tmpl, CFG_BASE_TOKEN, bl) == 0) {
             err = ha_buf_append_str(&b, base != NULL ? base : "");
             tmpl += bl;
-        } else if (strncmp(tmpl, CFG_DEVDIR_TOKEN, dl) == 0) {
+        } else if (strncmp(tmpl, HA_DEV_DIR_TOKEN, dl) == 0) {
             err = ha_buf_append_str(&b, devdir);
             tmpl += dl;
         } else {
@@ -1298,7 +1154,8 @@ static enum ha_err store_value(struct loader *L, enum key_id id, char *v)
 static enum ha_err resolve_key(struct loader *L, enum key_id id)
 {
     const struct key *k = &keys[id];
-    const char *tmpl = L->dev && k->dev != NULL ? k->dev : k->def;
+    const char *dev = L->dev ? ha_config_dev_get(k->env) : NULL;
+    const char *tmpl = dev != NULL ? dev : k->def;
     enum src src = L->raw_src[id];
     char *v = L->raw[id];
     enum ha_err err;
@@ -1308,10 +1165,10 @@ static enum ha_err resolve_key(struct loader *L, enum key_id id)
         err = expand(tmpl, L->cfg->base_domain, L->devdir, &v);
         if (err != HA_OK)
             return err;
-        src = L->dev && k->dev != NULL ? SRC_DEV : SRC_DEFAULT;
+        src = dev != NULL ? SRC_DEV : SRC_DEFAULT;
     }
     if (v == NULL) {
-        if (!k->required)
+        if (!(k->flags & KEY_REQUIRED))
             return HA_OK;
         refuse(L,
                "required: set it in the config file (--config PATH), with %s=..., or with "
@@ -1352,7 +1209,7 @@ static enum ha_err read_secret(struct loader *L, enum key_id id, char **out, siz
         return err;
     }
     if (v == NULL && L->dev)
-        v = k->dev;
+        v = ha_config_dev_get(k->env);
     if (v == NULL)
         return HA_OK;
     *out = strdup(v);
@@ -1361,33 +1218,6 @@ static enum ha_err read_secret(struct loader *L, enum key_id id, char **out, siz
     *len = strlen(v);
     L->meta->src[id] = env_get(L->envp, k->env) != NULL ? SRC_ENV : SRC_DEV;
     return HA_OK;
-}
-
-/* RFC 5869 HKDF-SHA256, no salt, fixed info: a key only for sealing transaction cookies. */
-static enum ha_err derive_cookie_key(const char *secret, size_t len,
-                                     unsigned char out[HA_COOKIE_KEY_LEN])
-{
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *ctx = NULL;
-    OSSL_PARAM params[4];
-    enum ha_err err = HA_ERR_CRYPTO;
-
-    if (kdf == NULL)
-        goto out;
-    ctx = EVP_KDF_CTX_new(kdf);
-    if (ctx == NULL)
-        goto out;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, len);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)CFG_HKDF_INFO,
-                                                  strlen(CFG_HKDF_INFO));
-    params[3] = OSSL_PARAM_construct_end();
-    if (EVP_KDF_derive(ctx, out, HA_COOKIE_KEY_LEN, params) == 1)
-        err = HA_OK;
-out:
-    EVP_KDF_CTX_free(ctx);
-    EVP_KDF_free(kdf);
-    return err;
 }
 
 /* Loads one secret: the client secret into cfg, a cookie secret into its derived key. */
@@ -1399,7 +1229,7 @@ static enum ha_err load_secret(struct loader *L, enum key_id id, unsigned char *
     size_t len = 0;
     enum ha_err err = read_secret(L, id, &s, &len);
 
-    if (err == HA_OK && s == NULL && k->required)
+    if (err == HA_OK && s == NULL && (k->flags & KEY_REQUIRED))
         err = refuse(L,
                      "required: set %s, or %s_FILE to a file holding it (for example a "
                      "mounted Kubernetes Secret)",
@@ -1415,7 +1245,7 @@ static enum ha_err load_secret(struct loader *L, enum key_id id, unsigned char *
     else if (memchr(s, '\0', len) != NULL && key_out == NULL)
         err = refuse(L, "must not contain a NUL byte");
     else if (key_out != NULL)
-        err = derive_cookie_key(s, len, key_out);
+        err = ha_txn_derive_key(s, len, key_out);
     if (err == HA_OK && key_out == NULL) {
         /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): a loader always has its cfg */
         L->cfg->client_secret = s;
@@ -1462,28 +1292,16 @@ static enum ha_err check_tls_pair(struct loader *L)
     return fail_key(L, K_TLS_CERT_FILE);
 }
 
-/* RFC 6454 §6.2: scheme://host[:port], lowercase, the scheme's default port left out. */
+/* The app's origin, by url.c's one serialiser: what the redirect guard and houston.c compare
+ * targets with. */
 static enum ha_err derive_origin(struct loader *L)
 {
-    struct ha_config *cfg = L->cfg;
-    struct url u;
-    struct ha_buf b;
-    enum ha_err err;
+    struct ha_url u;
+    const char *reason = NULL;
 
-    err = parse_url(L, cfg->app_url, &u);
-    if (err != HA_OK)
+    if (grammar(L, ha_url_parse(L->cfg->app_url, &u, &reason), reason) != HA_OK)
         return fail_key(L, K_APP_URL);
-    ha_buf_init(&b, CFG_VALUE_MAX);
-    err = ha_buf_appendf(&b, "%s://%s%.*s%s", u.https ? "https" : "http", u.hp.bracketed ? "[" : "",
-                         (int)u.hp.hostlen, u.hp.host, u.hp.bracketed ? "]" : "");
-    if (err == HA_OK && u.hp.port != 0 && u.hp.port != (u.https ? 443 : 80))
-        err = ha_buf_appendf(&b, ":%d", u.hp.port);
-    if (err == HA_OK)
-        err = ha_buf_steal(&b, &cfg->app_origin);
-    ha_buf_cleanup(&b);
-    if (err == HA_OK)
-        lowercase(cfg->app_origin);
-    return err;
+    return ha_url_format_origin(&u, &L->cfg->app_origin);
 }
 
 static enum ha_err derive(struct loader *L)
@@ -1625,8 +1443,7 @@ bool ha_config_connection_ok(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
+        if (!ha_isalnum(c) && c != '-' && c != '_' && c != '.')
             return false;
     }
     return true;
@@ -1644,6 +1461,48 @@ bool ha_config_connection_allowed(const struct ha_config *cfg, const char *name)
         item += n + (item[n] == ',');
     }
     return false;
+}
+
+/* Whether key id holds the same value in a and b. */
+static bool same_value(const struct ha_config *a, const struct ha_config *b, enum key_id id)
+{
+    const struct key *k = &keys[id];
+    const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+    const char *sa, *sb;
+
+    switch (k->kind) {
+    case KIND_LISTEN:
+        return a->listen_port == b->listen_port && strcmp(a->listen_host, b->listen_host) == 0;
+    case KIND_BOOL:
+        return *(const bool *)pa == *(const bool *)pb;
+    case KIND_LONG:
+        return *(const long *)pa == *(const long *)pb;
+    case KIND_INT:
+        return *(const int *)pa == *(const int *)pb;
+    case KIND_SECRET:
+        return true; /* no field: a secret never needs a restart */
+    default:
+        sa = *(char *const *)pa;
+        sb = *(char *const *)pb;
+        return sa == sb || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+    }
+}
+
+const char *ha_config_restart_key(const struct ha_config *a, const struct ha_config *b)
+{
+    static const char houston_auth[] = "astronomer.houston.config.auth.";
+    int id;
+
+    for (id = 0; id < K__COUNT; id++) {
+        const char *path = keys[id].path;
+        if (!(keys[id].flags & KEY_RESTART) || same_value(a, b, (enum key_id)id))
+            continue;
+        /* Named as the guide writes it: "auth0.clientId", "authSidecar.listen". */
+        if (strncmp(path, houston_auth, sizeof(houston_auth) - 1) == 0)
+            path += sizeof(houston_auth) - 1;
+        return path;
+    }
+    return NULL;
 }
 
 /* ---- printing ---- */
@@ -1758,16 +1617,16 @@ void ha_config_print_help(FILE *f)
             "  --check-config    validate, print the resolved settings, exit\n"
             "  --probe URL       GET URL, exit 0 on 200 (container health checks)\n"
             "  --help, --version\n\n",
-            CFG_ENV_CONFIG, CFG_ENV_DEVDIR, CFG_DEVDIR_DEFAULT);
+            CFG_ENV_CONFIG, HA_DEV_DIR_ENV, HA_DEV_DIR_DEFAULT);
     fprintf(f, "%-48s %-43s %-27s %s\n", "YAML path", "Environment", "Flag", "Default");
     for (id = 0; id < K__COUNT; id++) {
         const struct key *k = &keys[id];
         snprintf(env, sizeof(env), k->kind == KIND_SECRET ? "%s[_FILE]" : "%s", k->env);
         snprintf(flag, sizeof(flag), k->flag != NULL ? "--%s" : "-", k->flag ? k->flag : "");
         fprintf(f, "%-48s %-43s %-27s %s\n", k->path != NULL ? k->path : "- (secret)", env, flag,
-                k->def != NULL ? (k->def[0] != '\0' ? k->def : "\"\"")
-                : k->required  ? "(required)"
-                               : "(none)");
+                k->def != NULL            ? (k->def[0] != '\0' ? k->def : "\"\"")
+                : k->flags & KEY_REQUIRED ? "(required)"
+                                          : "(none)");
     }
     fprintf(f,
             "\nSecrets come only from the environment or *_FILE (never the file or a flag).\n"

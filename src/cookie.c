@@ -13,6 +13,7 @@
 #include <strings.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/cookie.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/util.h"
 
@@ -97,8 +98,7 @@ enum ha_err ha_cookie_parse(const char *header, size_t len, struct ha_kvlist *ou
 /* RFC 7230 §3.2.6 tchar. */
 static bool is_tchar(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return ha_isalnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* RFC 6265 §4.1.1 cookie-octet: US-ASCII except CTLs, whitespace, DQUOTE, ',', ';', '\\'. */

@@ -29,16 +29,18 @@ enum ha_err ha_txn_cookie_header(const struct ha_ctx *cx, const char *name, cons
 }
 
 enum ha_err ha_login_fail(const struct ha_ctx *cx, const struct ha_request *req,
-                          struct ha_response *resp, const char *code, const char *reason,
+                          struct ha_response *resp, const struct ha_login_error *e,
                           const char *txn_cookie)
 {
+    const char *code = e->code;
     struct ha_buf url;
     char *clear = NULL;
     char detail[64];
     enum ha_err err;
 
+    /* A NULL field ends the pairs early: ha_log stops at the first NULL key. */
     ha_log(HA_LOG_WARN, "login_failed", req->request_id, "path", req->path, "error", code, "reason",
-           reason, NULL);
+           e->reason, e->field, e->value, NULL);
     ha_metrics_login(cx->app->metrics, code);
     ha_response_cleanup(resp);
     ha_buf_init(&url, HA_MAX_URL);

@@ -3,8 +3,10 @@
  * Steps, each its own function: take the tenant's answer (error or code+state), open the
  * transaction cookie that matches state (constant-time compare, TTL, one use), exchange the
  * code with PKCE, verify the ID token and the access token, hand the session to Houston, and
- * relay Houston's Location and auth cookie while clearing the transaction cookie. Any
- * failure goes through ha_login_fail: no Houston cookie ever leaves on that path. */
+ * relay Houston's Location and auth cookie while clearing the transaction cookie. Each step
+ * returns HA_OK or records why the login failed (the code the person sees, a reason for the
+ * log line) and returns HA_ERR_REFUSED. Any failure goes through ha_login_fail, which writes
+ * the one log line a failed login gets: no Houston cookie ever leaves on that path. */
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,9 +33,8 @@ struct login {
     char cookie[64];
     struct ha_token_response tokens;
     struct ha_houston_result houston;
-    const char *code;   /* on failure: the login error code */
-    const char *reason; /* on failure: why, for the log */
-    uint64_t waited_ns; /* time spent waiting on the tenant and Houston */
+    struct ha_login_error error; /* on failure: why */
+    uint64_t waited_ns;          /* time spent waiting on the tenant and Houston */
 };
 
 /* The error codes a tenant may answer with (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6); any
@@ -63,19 +64,32 @@ static const char *known_error(const char *error)
     return "other";
 }
 
+static enum ha_err fail(struct login *l, const char *code, const char *reason)
+{
+    l->error.code = code;
+    l->error.reason = reason;
+    return HA_ERR_REFUSED;
+}
+
+/* A failure with one more field for its log line (a peer's error, say). */
+static enum ha_err fail_with(struct login *l, const char *code, const char *reason,
+                             const char *field, const char *value)
+{
+    l->error.field = field;
+    l->error.value = value;
+    return fail(l, code, reason);
+}
+
 /* The tenant's error answer (RFC 6749 §4.1.2.1). Query text is not logged at info: only the
- * error code when it is a registered one. error_description (free text from the query, so
- * anyone's) is logged at debug only, escaped and capped, for diagnosing a tenant's setup
- * ("Service not found: astronomer-ee" when the API is missing). */
-static int tenant_error(struct login *l)
+ * error code when it is a registered one, as a field of the login's one log line.
+ * error_description (free text from the query, so anyone's) is logged at debug only,
+ * escaped and capped, for diagnosing a tenant's setup ("Service not found: astronomer-ee"
+ * when the API is missing). */
+static enum ha_err tenant_error(struct login *l)
 {
     const char *error = ha_kvlist_get(l->params, "error");
     if (error == NULL)
-        return 0;
-    l->code = strcmp(error, HA_E_ACCESS_DENIED) == 0 ? HA_E_ACCESS_DENIED : HA_E_TENANT_ERROR;
-    l->reason = "the tenant answered with an error";
-    ha_log(HA_LOG_INFO, "tenant_error", l->req->request_id, "tenant_error", known_error(error),
-           NULL);
+        return HA_OK;
     if (ha_log_enabled(HA_LOG_DEBUG)) {
         const char *desc = ha_kvlist_get(l->params, "error_description");
         char d[MAX_ERROR_TEXT];
@@ -83,18 +97,13 @@ static int tenant_error(struct login *l)
         ha_log(HA_LOG_DEBUG, "tenant_error_description", l->req->request_id,
                "tenant_error_description", d, NULL);
     }
-    return 1;
-}
-
-static int fail(struct login *l, const char *code, const char *reason)
-{
-    l->code = code;
-    l->reason = reason;
-    return 0;
+    return fail_with(
+        l, strcmp(error, HA_E_ACCESS_DENIED) == 0 ? HA_E_ACCESS_DENIED : HA_E_TENANT_ERROR,
+        "the tenant answered with an error", "tenant_error", known_error(error));
 }
 
 /* Finds and opens the transaction cookie for the answer's state. */
-static int open_txn(struct login *l)
+static enum ha_err open_txn(struct login *l)
 {
     const struct ha_view *v = l->cx->view;
     const char *state = ha_kvlist_get(l->params, "state");
@@ -124,13 +133,13 @@ static int open_txn(struct login *l)
         return fail(l, HA_E_INVALID_STATE, "state does not match the transaction");
     if (ha_app_redeem_state(l->cx->app, l->txn.state, now, v->cfg->txn_ttl_s) != HA_OK)
         return fail(l, HA_E_INVALID_STATE, "state already used");
-    return 1;
+    return HA_OK;
 }
 
 /* Each exchange spends the tenant's rate limit, which every real login shares: a client
  * (the peer, or who a trusted proxy says it forwarded) and the process as a whole get a
  * bounded number, and past it nothing reaches the tenant. */
-static int within_limits(struct login *l, const struct ha_config *cfg)
+static enum ha_err within_limits(struct login *l, const struct ha_config *cfg)
 {
     struct ha_rl_limits lim = {cfg->exchange_total_per_s, cfg->exchange_client_per_min};
     char client[HA_CLIENT_KEY_LEN];
@@ -141,7 +150,7 @@ static int within_limits(struct login *l, const struct ha_config *cfg)
         snprintf(client, sizeof(client), "unknown");
     r = ha_ratelimit_take(l->cx->app->limits, client, ha_mono_ns(), &lim);
     if (r == HA_RL_OK)
-        return 1;
+        return HA_OK;
     ha_metrics_exchange_throttled(l->cx->app->metrics, r == HA_RL_TOTAL);
     return fail(l, HA_E_RATE_LIMITED,
                 r == HA_RL_TOTAL ? "token exchanges over authSidecar.tokenExchangesPerSecond"
@@ -149,7 +158,7 @@ static int within_limits(struct login *l, const struct ha_config *cfg)
                                    "authSidecar.tokenExchangesPerClientPerMinute");
 }
 
-static int exchange(struct login *l)
+static enum ha_err exchange(struct login *l)
 {
     const struct ha_config *cfg = l->cx->view->cfg;
     const char *code = ha_kvlist_get(l->params, "code");
@@ -169,19 +178,20 @@ static int exchange(struct login *l)
         return fail(l, HA_E_MISSING_CODE, "code missing or malformed");
     if (!ha_app_ready(l->cx->app, &reason))
         return fail(l, HA_E_NOT_READY, reason);
-    if (!within_limits(l, cfg))
-        return 0;
+    err = within_limits(l, cfg);
+    if (err != HA_OK)
+        return err;
     t0 = ha_mono_ns();
     err = ha_oidc_exchange_code(&l->cx->app->http, &l->cx->app->provider, &r, &l->tokens, &reason);
     t0 = ha_mono_ns() - t0;
     l->waited_ns += t0;
     ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_TOKEN, t0);
     if (err != HA_OK)
-        return fail(l, HA_E_TOKEN_EXCHANGE, reason);
-    return 1;
+        return fail_with(l, HA_E_TOKEN_EXCHANGE, reason, "error", ha_err_str(err));
+    return HA_OK;
 }
 
-static int verify_tokens(struct login *l)
+static enum ha_err verify_tokens(struct login *l)
 {
     const struct ha_config *cfg = l->cx->view->cfg;
     long now = l->cx->app->clock.now(l->cx->app->clock.ctx);
@@ -213,10 +223,10 @@ static int verify_tokens(struct login *l)
     if (unverified)
         ha_log(HA_LOG_WARN, "unverified_email_allowed", l->req->request_id, "setting",
                "authSidecar.insecureAllowUnverifiedEmail", NULL);
-    return 1;
+    return HA_OK;
 }
 
-static int hand_off(struct login *l)
+static enum ha_err hand_off(struct login *l)
 {
     const struct ha_ctx *cx = l->cx;
     char *state = NULL, *form = NULL;
@@ -241,12 +251,13 @@ static int hand_off(struct login *l)
     free(state);
     ha_free_secret(form);
     if (err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS)
-        return fail(l, HA_E_HOUSTON_UNAVAILABLE, "Houston unreachable");
+        return fail_with(l, HA_E_HOUSTON_UNAVAILABLE, "Houston unreachable", "error",
+                         ha_err_str(err));
     if (err == HA_ERR_HTTP)
         return fail(l, HA_E_HOUSTON_REJECTED, "Houston answered an unexpected status");
     if (err != HA_OK)
         return fail(l, HA_E_HOUSTON_REJECTED, "Houston's answer refused (Location or cookie)");
-    return 1;
+    return HA_OK;
 }
 
 static enum ha_err relay(struct login *l, struct ha_response *resp)
@@ -276,21 +287,28 @@ enum ha_err ha_handle_redirect(const struct ha_ctx *cx, const struct ha_request 
 {
     struct login l = {0};
     uint64_t t0 = ha_mono_ns();
+    const char *state;
     enum ha_err err;
-    int ok;
 
     l.cx = cx;
     l.req = req;
     l.params = strcmp(req->method, "POST") == 0 ? &req->form : &req->query;
-    ok = !tenant_error(&l);
-    if (!ok && ha_kvlist_get(l.params, "state") != NULL &&
-        strlen(ha_kvlist_get(l.params, "state")) == HA_RANDOM_B64_LEN)
-        ha_txn_cookie_name(ha_kvlist_get(l.params, "state"), l.cookie);
-    ok = ok && open_txn(&l) && exchange(&l) && verify_tokens(&l) && hand_off(&l);
-    if (ok)
+    err = tenant_error(&l);
+    state = ha_kvlist_get(l.params, "state");
+    if (err != HA_OK && state != NULL && strlen(state) == HA_RANDOM_B64_LEN)
+        ha_txn_cookie_name(state, l.cookie);
+    if (err == HA_OK)
+        err = open_txn(&l);
+    if (err == HA_OK)
+        err = exchange(&l);
+    if (err == HA_OK)
+        err = verify_tokens(&l);
+    if (err == HA_OK)
+        err = hand_off(&l);
+    if (err == HA_OK)
         err = relay(&l, resp);
     else
-        err = ha_login_fail(cx, req, resp, l.code, l.reason, l.cookie[0] ? l.cookie : NULL);
+        err = ha_login_fail(cx, req, resp, &l.error, l.cookie[0] ? l.cookie : NULL);
     ha_metrics_observe_ns(cx->app->metrics, HA_HIST_REDIRECT_OWN, ha_mono_ns() - t0 - l.waited_ns);
     if (l.have_txn)
         ha_txn_cleanup(&l.txn);

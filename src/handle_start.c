@@ -213,22 +213,22 @@ enum ha_err ha_handle_start(const struct ha_ctx *cx, const struct ha_request *re
                             struct ha_response *resp)
 {
     struct start_params p = {0};
-    const char *reason = NULL;
+    struct ha_login_error e = {HA_E_NOT_READY, NULL, NULL, NULL};
     enum ha_err err;
 
-    if (!ha_app_ready(cx->app, &reason))
-        return ha_login_fail(cx, req, resp, HA_E_NOT_READY, reason, NULL);
-    reason = read_params(cx, req, &p);
-    if (reason != NULL)
-        return ha_login_fail(cx, req, resp, HA_E_BAD_REQUEST, reason, NULL);
+    if (!ha_app_ready(cx->app, &e.reason))
+        return ha_login_fail(cx, req, resp, &e, NULL);
+    e.code = HA_E_BAD_REQUEST;
+    e.reason = read_params(cx, req, &p);
+    if (e.reason != NULL)
+        return ha_login_fail(cx, req, resp, &e, NULL);
     err = begin(cx, req, &p, resp);
-    if (err == HA_ERR_TOO_LARGE) /* each parameter fits its cap, all of them not the cookie */
-        return ha_login_fail(cx, req, resp, HA_E_BAD_REQUEST,
-                             "parameters too large for a transaction cookie", NULL);
-    if (err != HA_OK) {
-        ha_log(HA_LOG_ERROR, "start_failed", req->request_id, "reason", ha_err_str(err), NULL);
-        return err;
+    if (err == HA_ERR_TOO_LARGE) { /* each parameter fits its cap, all of them not the cookie */
+        e.reason = "parameters too large for a transaction cookie";
+        return ha_login_fail(cx, req, resp, &e, NULL);
     }
+    if (err != HA_OK)
+        return err; /* the router logs it, once */
     ha_metrics_start(cx->app->metrics);
     ha_log(HA_LOG_INFO, "login_started", req->request_id, "integration", p.integration, "redirect",
            p.redirect, NULL);

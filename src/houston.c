@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <jansson.h>
 #include "houston_auth/buf.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/houston.h"
 #include "houston_auth/log.h"
 #include "houston_auth/proto.h"
@@ -32,19 +33,20 @@
 
 /* ---- lodash snakeCase ------------------------------------------------------------------ */
 
+/* ctype.h's classes in the shape run() takes. */
 static bool is_upper(char c)
 {
-    return c >= 'A' && c <= 'Z';
+    return ha_isupper(c);
 }
 
 static bool is_lower(char c)
 {
-    return c >= 'a' && c <= 'z';
+    return ha_islower(c);
 }
 
 static bool is_digit(char c)
 {
-    return c >= '0' && c <= '9';
+    return ha_isdigit(c);
 }
 
 /* lodash's rsBreak restricted to ASCII: anything but a letter or a digit. */
@@ -180,10 +182,8 @@ enum ha_err ha_houston_cookie_name(const char *base_domain, char **out)
         err = HA_ERR_INVALID;
     if (err == HA_OK)
         err = ha_buf_append_str(&b, COOKIE_SUFFIX);
-    for (size_t i = 0; err == HA_OK && i < b.len; i++) {
-        if (is_upper(b.data[i]))
-            b.data[i] = (char)(b.data[i] - 'A' + 'a');
-    }
+    for (size_t i = 0; err == HA_OK && i < b.len; i++)
+        b.data[i] = ha_tolower(b.data[i]);
     if (err == HA_OK)
         err = ha_buf_steal(&b, out);
     ha_buf_cleanup(&b);
@@ -386,17 +386,17 @@ static bool is_login_error(const struct ha_redirect_policy *p, const char *loc)
     struct ha_kvlist q = {NULL, 0};
     const char *rest = loc, *v;
     char *origin = NULL;
+    struct ha_url u;
     size_t plen;
     bool ok;
 
     if (loc[0] != '/') {
-        ok = p->app_origin != NULL && ha_url_origin(loc, &origin) == HA_OK &&
-             strcasecmp(origin, p->app_origin) == 0;
+        ok = p->app_origin != NULL && ha_url_parse(loc, &u, NULL) == HA_OK &&
+             ha_url_format_origin(&u, &origin) == HA_OK && strcasecmp(origin, p->app_origin) == 0;
         free(origin);
         if (!ok)
             return false;
-        rest = strstr(loc, "://") + 3;
-        rest += strcspn(rest, "/?#");
+        rest = u.rest;
     }
     plen = strcspn(rest, "?#");
     if (plen < ll || strncmp(rest, LOGIN_PATH, ll) != 0 || (plen > ll && rest[ll] != '/') ||
@@ -411,8 +411,9 @@ static bool is_login_error(const struct ha_redirect_policy *p, const char *loc)
     return ok;
 }
 
-/* Judges Houston's answer; fills out only on HA_OK. Never logs the Location or the cookie:
- * both hold Houston's session JWT. */
+/* Judges Houston's answer; fills out only on HA_OK. The caller logs the failed login once;
+ * which check refused the answer, and Houston's status, go to a debug line only. Never logs
+ * the Location or the cookie: both hold Houston's session JWT. */
 static enum ha_err check_answer(const struct ha_http_response *r,
                                 const struct ha_redirect_policy *p, const char *cookie_name,
                                 const char *rid, struct ha_houston_result *out)
@@ -431,7 +432,7 @@ static enum ha_err check_answer(const struct ha_http_response *r,
     else if (cookie != NULL && !cookie_scope_ok(cookie, p->base_domain))
         why = "auth cookie not scoped Domain=.<base>; Path=/; Secure";
     if (why != NULL) {
-        ha_log(HA_LOG_WARN, "houston_answer_refused", rid, "status", status, "reason", why, NULL);
+        ha_log(HA_LOG_DEBUG, "houston_answer_refused", rid, "status", status, "reason", why, NULL);
         return r->status != 302 && r->status != 303 ? HA_ERR_HTTP : HA_ERR_REFUSED;
     }
     loc = strdup(r->location);
@@ -491,7 +492,6 @@ enum ha_err ha_houston_callback(const struct ha_http *http, const char *houston_
     req.request_id = request_id;
     err = ha_http_do(http, &req, &resp);
     if (err != HA_OK) {
-        ha_log(HA_LOG_WARN, "houston_unreachable", request_id, "error", ha_err_str(err), NULL);
         if (err != HA_ERR_IO && err != HA_ERR_TIMEOUT && err != HA_ERR_TLS && err != HA_ERR_NOMEM)
             err = HA_ERR_HTTP;
         goto out;

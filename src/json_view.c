@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "houston_auth/ctype.h"
 #include "houston_auth/json_view.h"
 
 /* Runs of names up to this length are checked pairwise; longer ones are sorted first. */
@@ -53,7 +54,7 @@ static int parse_value(struct scan *s, int depth, struct ha_json_val *out, int r
 
 static int is_digit(char c)
 {
-    return c >= '0' && c <= '9';
+    return ha_isdigit(c);
 }
 
 static void skip_ws(struct scan *s)
@@ -164,17 +165,10 @@ static int hex4(const char *r, unsigned *out)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = r[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            d = (unsigned)(c - 'A' + 10);
-        else
+        int d = ha_hexval((unsigned char)r[i]);
+        if (d < 0)
             return 0;
-        v = v << 4 | d;
+        v = v << 4 | (unsigned)d;
     }
     *out = v;
     return 1;

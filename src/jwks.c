@@ -333,7 +333,8 @@ void ha_jwks_cache_free(struct ha_jwks_cache *c)
 }
 
 /* GET jwks_uri, 200 only, then parse. A set without one usable key counts as a failure so
- * that a broken document never replaces keys that work. Runs without c->lock. */
+ * that a broken document never replaces keys that work. Runs without c->lock. Logs nothing:
+ * whoever asked for the fetch reports a failure, once. */
 static enum ha_err download(const struct ha_jwks_cache *c, struct ha_jwks_set **out)
 {
     struct ha_http_request req = {0};
@@ -353,8 +354,6 @@ static enum ha_err download(const struct ha_jwks_cache *c, struct ha_jwks_set **
     if (err == HA_OK && set->count == 0)
         err = HA_ERR_INVALID;
     if (err != HA_OK) {
-        ha_log(HA_LOG_WARN, "jwks_fetch_failed", NULL, "error", ha_err_str(err), "uri", c->uri,
-               NULL);
         ha_jwks_set_free(set);
         set = NULL;
     }
@@ -503,7 +502,8 @@ static bool window_closed(const struct ha_jwks_cache *c, long now)
 static enum ha_err miss(struct ha_jwks_cache *c, const char *kid, EVP_PKEY **out)
 {
     long now = now_s(c);
-    enum ha_err err;
+    enum ha_err err, fetched = HA_OK;
+    bool started = false;
 
     pthread_mutex_lock(&c->lock);
     err = find_locked(c, kid, out);
@@ -517,11 +517,17 @@ static enum ha_err miss(struct ha_jwks_cache *c, const char *kid, EVP_PKEY **out
     } else {
         c->missed_before = true;
         c->last_miss_fetch = now;
+        started = true;
     }
-    (void)fetch_locked(c);
+    fetched = fetch_locked(c);
     err = find_locked(c, kid, out);
 out:
     pthread_mutex_unlock(&c->lock);
+    /* get_key's callers see only "no key"; the fetch itself, shared by every miss that
+     * waited on it, is reported here, once, by the miss that started it. */
+    if (started && fetched != HA_OK)
+        ha_log(HA_LOG_WARN, "jwks_fetch_failed", NULL, "error", ha_err_str(fetched), "uri", c->uri,
+               "cause", "unknown kid", NULL);
     return err;
 }
 

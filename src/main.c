@@ -86,17 +86,26 @@ static int serve(struct ha_config *cfg, int argc, char **argv)
     sigset_t set;
     int sig = 0;
     char port[16];
+    const char *reason = NULL;
     enum ha_err err;
 
     err = ha_app_init(&app, cfg); /* app owns cfg from here on */
-    if (err == HA_OK)
-        err = ha_server_start(&app, &srv);
     if (err != HA_OK) {
-        ha_log(HA_LOG_ERROR, "start_failed", NULL, "reason", ha_err_str(err), NULL);
+        ha_log(HA_LOG_ERROR, "start_failed", NULL, "reason",
+               "the HTTP client or the application state could not be set up", "error",
+               ha_err_str(err), NULL);
         ha_app_cleanup(&app);
         return 1;
     }
     c = ha_app_view(&app)->cfg;
+    snprintf(port, sizeof(port), "%d", c->listen_port);
+    err = ha_server_start(&app, &srv, &reason);
+    if (err != HA_OK) {
+        ha_log(HA_LOG_ERROR, "start_failed", NULL, "reason", reason, "error", ha_err_str(err),
+               "host", c->listen_host, "port", port, NULL);
+        ha_app_cleanup(&app);
+        return 1;
+    }
     snprintf(port, sizeof(port), "%d", ha_server_port(srv));
     ha_log(HA_LOG_INFO, "listening", NULL, "host", c->listen_host, "port", port, "tls",
            c->tls_cert_file != NULL ? "on" : "off", "issuer", c->issuer, "dev",

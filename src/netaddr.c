@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include "houston_auth/ctype.h"
 #include "houston_auth/netaddr.h"
 
 #define ADDR_TEXT_MAX 64
@@ -65,7 +66,7 @@ enum ha_err ha_cidr_parse(const char *s, size_t len, struct ha_cidr *out)
     if (len - alen < 2 || len - alen > 4)
         return HA_ERR_INVALID;
     for (const char *p = slash + 1; p < s + len; p++) {
-        if (*p < '0' || *p > '9')
+        if (!ha_isdigit(*p))
             return HA_ERR_INVALID;
         prefix = prefix * 10 + (*p - '0');
     }

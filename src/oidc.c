@@ -24,11 +24,13 @@ void ha_oidc_provider_cleanup(struct ha_oidc_provider *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* An endpoint must be an absolute https URL (http only for an explicitly allowed dev
- * tenant) without whitespace or control characters. */
+/* An endpoint must be an absolute https URL by url.c's grammar (http only for an explicitly
+ * allowed dev tenant) without whitespace, control characters or non-ASCII bytes. */
 static int endpoint_ok(const char *url, int allow_http)
 {
     size_t len = strlen(url);
+    struct ha_url u;
+
     if (len == 0 || len > MAX_ENDPOINT)
         return 0;
     for (size_t i = 0; i < len; i++) {
@@ -36,9 +38,9 @@ static int endpoint_ok(const char *url, int allow_http)
         if (ch <= 0x20 || ch >= 0x7f)
             return 0;
     }
-    if (strncmp(url, "https://", 8) == 0)
-        return len > 8;
-    return allow_http && strncmp(url, "http://", 7) == 0 && len > 7;
+    if (ha_url_parse(url, &u, NULL) != HA_OK)
+        return 0;
+    return u.https || allow_http;
 }
 
 static enum ha_err take_endpoint(json_t *doc, const char *name, int required, int allow_http,

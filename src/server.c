@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/cookie.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/log.h"
 #include "houston_auth/metrics.h"
 #include "houston_auth/netaddr.h"
@@ -284,8 +285,7 @@ static void set_request_id(struct conn *c)
     bool ok = n > 0 && n < sizeof(c->req.request_id);
     for (size_t i = 0; ok && i < n; i++) {
         char ch = rid[i];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             ch == '-' || ch == '_' || ch == '.';
+        ok = ha_isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
     }
     if (ok) {
         memcpy(c->req.request_id, rid, n + 1);
@@ -530,7 +530,7 @@ static int cpu_count(void)
     return n < 1 ? 1 : (n > 8 ? 8 : (int)n);
 }
 
-static enum ha_err start_daemon(struct ha_server *s)
+static enum ha_err start_daemon(struct ha_server *s, const char **reason)
 {
     const struct ha_config *cfg = ha_app_view(s->app)->cfg;
     struct sockaddr_storage ss;
@@ -538,8 +538,10 @@ static enum ha_err start_daemon(struct ha_server *s)
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_TURBO;
     enum ha_err err = resolve_listen(cfg, &ss, &sslen);
-    if (err != HA_OK)
+    if (err != HA_OK) {
+        *reason = "the listen host is not an address of this machine";
         return err;
+    }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->tls_cert != NULL)
@@ -555,10 +557,7 @@ static enum ha_err start_daemon(struct ha_server *s)
         s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        char port[16];
-        snprintf(port, sizeof(port), "%d", cfg->listen_port);
-        ha_log(HA_LOG_ERROR, "listen_failed", NULL, "host", cfg->listen_host, "port", port,
-               "reason", "cannot listen there (address in use, or not this machine's?)", NULL);
+        *reason = "cannot listen there (address in use, or not this machine's?)";
         return HA_ERR_IO;
     }
     {
@@ -604,14 +603,18 @@ static void server_free(struct ha_server *s)
     free(s);
 }
 
-enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
+enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out, const char **reason)
 {
     const struct ha_config *cfg = ha_app_view(app)->cfg;
     struct ha_server *s = calloc(1, sizeof(*s));
     enum ha_err err = HA_ERR_NOMEM;
 
-    if (s == NULL)
+    const char *why = "out of memory or threads";
+
+    if (s == NULL) {
+        *reason = why;
         return HA_ERR_NOMEM;
+    }
     s->app = app;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->more, NULL);
@@ -621,8 +624,10 @@ enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
         err = read_pem(cfg->tls_cert_file, &s->tls_cert);
         if (err == HA_OK)
             err = read_pem(cfg->tls_key_file, &s->tls_key);
-        if (err != HA_OK)
+        if (err != HA_OK) {
+            why = "cannot read authSidecar.tlsCertFile or tlsKeyFile (at most 64 KiB)";
             goto out;
+        }
     }
     err = HA_ERR_NOMEM; /* the thread and memory failures below */
     s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
@@ -636,13 +641,15 @@ enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out)
     if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0)
         goto out;
     s->watchdog_running = true;
-    err = start_daemon(s);
+    err = start_daemon(s, &why);
     if (err != HA_OK)
         goto out;
     *out = s;
     s = NULL;
 out:
     server_free(s);
+    if (err != HA_OK)
+        *reason = why;
     return err;
 }
 

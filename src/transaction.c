@@ -18,15 +18,23 @@
  * Opening tries each key (current, then previous) so a rotated cookie secret does not break
  * logins in flight. Nothing is trusted before the tag verifies; after that the record is
  * parsed strictly anyway (version, lengths within the buffer and their caps, no NUL inside a
- * string, nothing left over). Plaintext buffers are wiped before they go out of scope. */
+ * string, nothing left over). Plaintext buffers are wiped before they go out of scope.
+ *
+ * The sealing key is derived here from the administrator's cookie secret (HKDF-SHA256, fixed
+ * info), so the secret itself never keys a cipher and the whole cookie format, key included,
+ * lives in one file. */
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include "houston_auth/b64url.h"
+#include "houston_auth/ctype.h"
 #include "houston_auth/transaction.h"
 
 #define TXN_VERSION 2
@@ -34,7 +42,7 @@
 #define TXN_PREFIX_LEN 3
 #define TXN_IV_LEN 12
 #define TXN_TAG_LEN 16
-#define TXN_KEY_LEN 32
+#define TXN_KEY_INFO "houston-auth transaction cookie v1" /* HKDF info: never changes */
 #define TXN_FUTURE_SKEW 60 /* seconds a created time may lie ahead of now */
 /* Plaintext can never be larger than the decoded cookie, which is smaller than its text. */
 #define TXN_PLAIN_MAX HA_TXN_COOKIE_MAX
@@ -42,6 +50,35 @@
 #define TXN_RANDOM_OFF 9 /* state, nonce, verifier: HA_RANDOM_BYTES each */
 #define TXN_FIXED_LEN (TXN_RANDOM_OFF + 3 * HA_RANDOM_BYTES)
 #define TXN_ABSENT 0xFFFFu /* length of an absent optional string */
+
+enum ha_err ha_txn_derive_key(const char *secret, size_t len, unsigned char out[HA_TXN_KEY_LEN])
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = NULL;
+    OSSL_PARAM params[4];
+    unsigned char key[HA_TXN_KEY_LEN];
+    enum ha_err err = HA_ERR_CRYPTO;
+
+    if (kdf == NULL)
+        goto out;
+    ctx = EVP_KDF_CTX_new(kdf);
+    if (ctx == NULL)
+        goto out;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, len);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)TXN_KEY_INFO,
+                                                  strlen(TXN_KEY_INFO));
+    params[3] = OSSL_PARAM_construct_end();
+    if (EVP_KDF_derive(ctx, key, sizeof(key), params) == 1) {
+        memcpy(out, key, sizeof(key));
+        err = HA_OK;
+    }
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    return err;
+}
 
 static void sha256_b64(const char *s, char out[HA_RANDOM_B64_LEN + 1])
 {
@@ -74,12 +111,6 @@ void ha_txn_cookie_name(const char *state, char out[64])
     out[plen + HA_TXN_ID_LEN] = '\0';
 }
 
-static bool is_b64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
-}
-
 bool ha_txn_check_cookie_name(const char *name)
 {
     size_t plen = strlen(HA_TXN_COOKIE_PREFIX), i;
@@ -87,7 +118,7 @@ bool ha_txn_check_cookie_name(const char *name)
     if (name == NULL || strncmp(name, HA_TXN_COOKIE_PREFIX, plen) != 0)
         return false;
     for (i = 0; i < HA_TXN_ID_LEN; i++) {
-        if (!is_b64url_char(name[plen + i]))
+        if (!ha_isb64url(name[plen + i]))
             return false; /* also stops at the terminating NUL */
     }
     return name[plen + HA_TXN_ID_LEN] == '\0';
@@ -315,7 +346,7 @@ static enum ha_err encode_value(const unsigned char *raw, size_t rawlen, char **
     return HA_OK;
 }
 
-enum ha_err ha_txn_seal(const struct ha_txn *t, const unsigned char key[32],
+enum ha_err ha_txn_seal(const struct ha_txn *t, const unsigned char key[HA_TXN_KEY_LEN],
                         const struct ha_rng *rng, char **out)
 {
     unsigned char plain[TXN_PLAIN_MAX];
@@ -410,8 +441,8 @@ static enum ha_err parse_plain(const unsigned char *pt, size_t len, struct ha_tx
 
 /* Tries each key; pt receives the plaintext of the first that authenticates. */
 static enum ha_err open_raw(const unsigned char *raw, size_t rawlen, const char *name,
-                            const unsigned char (*keys)[32], size_t nkeys, unsigned char *pt,
-                            size_t *ptlen)
+                            const unsigned char (*keys)[HA_TXN_KEY_LEN], size_t nkeys,
+                            unsigned char *pt, size_t *ptlen)
 {
     size_t ctlen, k;
     enum ha_err err = HA_ERR_CRYPTO;
@@ -440,8 +471,8 @@ static enum ha_err check_time(long created, long now, long ttl)
 }
 
 enum ha_err ha_txn_open(const char *value, size_t len, const char *cookie_name,
-                        const unsigned char (*keys)[32], size_t nkeys, long now, long ttl,
-                        struct ha_txn *t)
+                        const unsigned char (*keys)[HA_TXN_KEY_LEN], size_t nkeys, long now,
+                        long ttl, struct ha_txn *t)
 {
     unsigned char pt[TXN_PLAIN_MAX];
     unsigned char *raw = NULL;

@@ -84,8 +84,9 @@ void ha_app_view_release(struct ha_app *app, const struct ha_view *v);
  * reloads (main) and for tests. */
 const struct ha_view *ha_app_view(struct ha_app *app);
 /* Publishes next (owned by app from then on, also on error) as the new view. Keys that need
- * a restart (listen, TLS, tenant, client id, base domain, timeouts, pools, CA, proxy) must be
- * unchanged, else HA_ERR_CONFIG with *reason naming the key and nothing changes. Every
+ * a restart (ha_config_restart_key: listen, TLS, tenant, client id, base domain, timeouts,
+ * pools, CA, proxy) must be unchanged, else HA_ERR_CONFIG with *reason naming the key and
+ * nothing changes. Every
  * cookie key the old view opened with and next does not (its current key, its configured
  * previous one, its retired ones) keeps opening transaction cookies for one transaction
  * lifetime (at most HA_MAX_RETIRED_KEYS, the longest-lived kept). */

@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include "houston_auth/err.h"
 #include "houston_auth/netaddr.h"
+#include "houston_auth/transaction.h"
 
-#define HA_COOKIE_KEY_LEN 32
+#define HA_COOKIE_KEY_LEN HA_TXN_KEY_LEN
 
 /* Private to config.c: where each key came from, for ha_config_print. */
 struct ha_config_meta;
@@ -82,6 +83,10 @@ void ha_config_free(struct ha_config *cfg);
 bool ha_config_connection_ok(const char *s, size_t n);
 /* True when name is in allowedConnections. */
 bool ha_config_connection_allowed(const struct ha_config *cfg, const char *name);
+/* The name of the first key that is fixed at start (marked so in config.c's key table) and
+ * holds different values in a and b, like "auth0.baseDomain" or "authSidecar.listen"
+ * (static), or NULL when a reload from a to b changes no such key. */
+const char *ha_config_restart_key(const struct ha_config *a, const struct ha_config *b);
 /* Prints every key, its resolved value and where it came from; secrets masked. */
 void ha_config_print(const struct ha_config *cfg, FILE *f);
 /* Prints --help: every key with its YAML path, env var, flag and default. */

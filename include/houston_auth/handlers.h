@@ -32,10 +32,21 @@ enum ha_err ha_handle_houston_refused(const struct ha_ctx *cx, const struct ha_r
 enum ha_err ha_handle_index(const struct ha_ctx *cx, const struct ha_request *req,
                             struct ha_response *resp);
 
+/* Why a login failed: the code the person sees (HA_E_*), a static reason, and optionally one
+ * more field for the log line (a peer's error, the tenant's registered error code). */
+struct ha_login_error {
+    const char *code;
+    const char *reason;
+    const char *field; /* NULL: none */
+    const char *value;
+};
+
 /* A login failure as the browser sees it: 302 to <appUrl>/login?error=<code> with a small
- * HTML body, transaction cookie cleared when txn_cookie is non-NULL; logs one line. */
+ * HTML body, transaction cookie cleared when txn_cookie is non-NULL. Writes the one log line
+ * a failed login gets ("login_failed": code, reason, field): the modules a step called
+ * report why through their reason out-parameters and never log it themselves. */
 enum ha_err ha_login_fail(const struct ha_ctx *cx, const struct ha_request *req,
-                          struct ha_response *resp, const char *code, const char *reason,
+                          struct ha_response *resp, const struct ha_login_error *e,
                           const char *txn_cookie);
 
 /* The Set-Cookie line for transaction cookie name (a "__Host-" name): Path=/; Secure;

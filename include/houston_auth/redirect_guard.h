@@ -3,6 +3,7 @@
 #define HOUSTON_AUTH_REDIRECT_GUARD_H
 
 #include "houston_auth/err.h"
+#include "houston_auth/url.h" /* ha_url_origin: the origin a target is judged by */
 
 struct ha_redirect_policy {
     const char *base_domain; /* global.baseDomain, e.g. "astro.example.com" */
@@ -17,9 +18,5 @@ struct ha_redirect_policy {
  * percent-encoded CR, LF, NUL, '/' or '\\' in its path-start. HA_ERR_REFUSED otherwise;
  * HA_ERR_TOO_LARGE past HA_MAX_REDIRECT bytes. */
 enum ha_err ha_redirect_check(const struct ha_redirect_policy *p, const char *target);
-
-/* Writes "scheme://host[:port]" of an absolute http(s) URL into *out (caller frees);
- * lower-cases scheme and host, drops a default port. HA_ERR_INVALID otherwise. */
-enum ha_err ha_url_origin(const char *url, char **out);
 
 #endif

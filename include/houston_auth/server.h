@@ -8,8 +8,9 @@ struct ha_server;
 
 /* Binds cfg->listen_host:listen_port (TLS when cert and key are configured) and serves.
  * Routes that call the tenant or Houston run on cfg->workers worker threads with the
- * connection suspended, so the I/O threads never wait on a peer. */
-enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out);
+ * connection suspended, so the I/O threads never wait on a peer. On failure *reason says
+ * why (static); the caller logs it. */
+enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out, const char **reason);
 /* Stops accepting, lets in-flight requests finish for up to drain_ms, then stops. */
 void ha_server_stop(struct ha_server *s, long drain_ms);
 /* The port actually bound (useful with port 0). */

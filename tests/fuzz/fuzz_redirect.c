@@ -1,7 +1,8 @@
 /* Fuzz target: the open-redirect guard and ha_url_origin. Invariants for every target the
  * guard accepts: it never starts with "//" or "/\\", holds no control, space, non-ASCII or
- * backslash byte and no "%25", and if absolute its origin is app_origin or https on the base
- * domain without a port. ha_url_origin's answers are lower-case, bare and idempotent. */
+ * backslash byte and no "%25" before its query (in a query it is how a '%' is written), and
+ * if absolute its origin is app_origin or https on the base domain without a port.
+ * ha_url_origin's answers are lower-case, bare and idempotent. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,9 @@ static int under_base(const char *origin, const char *base)
 static void check_allowed(const struct ha_redirect_policy *p, const char *s)
 {
     char *origin = NULL;
+    const char *pct = strstr(s, "%25");
     if (s[0] == '\0' || strlen(s) > HA_MAX_REDIRECT || strncmp(s, "//", 2) == 0 ||
-        strncmp(s, "/\\", 2) == 0 || strstr(s, "%25") != NULL)
+        strncmp(s, "/\\", 2) == 0 || (pct != NULL && (size_t)(pct - s) < strcspn(s, "?#")))
         abort();
     for (const char *c = s; *c != '\0'; c++) {
         if ((unsigned char)*c < 0x21 || (unsigned char)*c >= 0x7f || *c == '\\')

@@ -848,6 +848,66 @@ static void test_dev_defaults(void **state)
     assert_refused(&r, "authSidecar.tenantCaFile");
 }
 
+/* What a reload may change comes from the key table: each key marked as fixed at start is
+ * named when it differs, every other key passes. */
+static void test_restart_keys(void **state)
+{
+    static const struct {
+        const char *env;
+        const char *name; /* NULL: a reload may change it */
+    } cases[] = {
+        {"GLOBAL_BASE_DOMAIN=other.example.com", "global.baseDomain"},
+        {"AUTH0_CLIENT_ID=another-client", "auth0.clientId"},
+        {"AUTH0_BASE_DOMAIN=u.auth0.com", "auth0.baseDomain"},
+        {"AUTH_SIDECAR_LISTEN=0.0.0.0:9999", "authSidecar.listen"},
+        {"AUTH_SIDECAR_LISTEN=127.0.0.1:8872", "authSidecar.listen"},
+        {"AUTH_SIDECAR_TENANT_PROXY=http://proxy.corp:3128", "authSidecar.tenantProxy"},
+        {"AUTH_SIDECAR_CONNECT_TIMEOUT_MS=3000", "authSidecar.connectTimeoutMs"},
+        {"AUTH_SIDECAR_REQUEST_TIMEOUT_MS=6000", "authSidecar.requestTimeoutMs"},
+        {"AUTH_SIDECAR_JWKS_REFRESH_SECONDS=600", "authSidecar.jwksRefreshSeconds"},
+        {"AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS=60", "authSidecar.jwksMinRefetchSeconds"},
+        {"AUTH_SIDECAR_WORKERS=8", "authSidecar.workers"},
+        {"AUTH_SIDECAR_MAX_CONNECTIONS=100", "authSidecar.maxConnections"},
+        {"AUTH_SIDECAR_AUDIENCE=other-api", NULL},
+        {"AUTH_SIDECAR_LOG_LEVEL=debug", NULL},
+        {"AUTH_SIDECAR_HOUSTON_URL=http://127.0.0.1:9871", NULL},
+        {"AUTH_SIDECAR_APP_URL=https://ui.astro.example.com", NULL},
+        {"AUTH_SIDECAR_CLOCK_SKEW_SECONDS=30", NULL},
+        {"AUTH_SIDECAR_ALLOWED_CONNECTIONS=self", NULL},
+        {"AUTH_SIDECAR_TRUSTED_PROXIES=10.0.0.0/8", NULL},
+        {"AUTH_SIDECAR_TOKEN_EXCHANGES_PER_SECOND=5", NULL},
+        {"AUTH_SIDECAR_COOKIE_SECRET=another-cookie-secret-0123456789abcdef0123", NULL},
+    };
+    struct run base, r;
+    char ca[64], env_ca[96];
+    size_t i;
+    (void)state;
+
+    load_with(&base, "AUTH_SIDECAR_LOG_LEVEL=info");
+    assert_ok(&base);
+    assert_null(ha_config_restart_key(base.cfg, base.cfg));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got;
+        load_with(&r, cases[i].env);
+        assert_ok(&r);
+        got = ha_config_restart_key(base.cfg, r.cfg);
+        if (cases[i].name == NULL && got != NULL)
+            fail_msg("%s: a reload refused for %s", cases[i].env, got);
+        if (cases[i].name != NULL && (got == NULL || strcmp(got, cases[i].name) != 0))
+            fail_msg("%s: expected %s, got %s", cases[i].env, cases[i].name, got ? got : "NULL");
+        ha_config_free(r.cfg);
+    }
+    tmp_file("ca", ca);
+    snprintf(env_ca, sizeof(env_ca), "AUTH_SIDECAR_TENANT_CA_FILE=%s", ca);
+    load_with(&r, env_ca);
+    assert_ok(&r);
+    assert_string_equal(ha_config_restart_key(base.cfg, r.cfg), "authSidecar.tenantCaFile");
+    assert_string_equal(ha_config_restart_key(r.cfg, base.cfg), "authSidecar.tenantCaFile");
+    ha_config_free(r.cfg);
+    unlink(ca);
+    ha_config_free(base.cfg);
+}
+
 /* ---- YAML shapes ---- */
 
 static void test_unknown_yaml_keys_ignored(void **state)
@@ -1077,6 +1137,7 @@ int main(void)
         cmocka_unit_test(test_previous_cookie_secret),
         cmocka_unit_test(test_print_masks_secrets),
         cmocka_unit_test(test_dev_defaults),
+        cmocka_unit_test(test_restart_keys),
         cmocka_unit_test(test_unknown_yaml_keys_ignored),
         cmocka_unit_test(test_yaml_shapes_refused),
         cmocka_unit_test(test_billion_laughs),

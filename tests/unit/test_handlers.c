@@ -19,6 +19,7 @@
 #include "houston_auth/config.h"
 #include "houston_auth/cookie.h"
 #include "houston_auth/handlers.h"
+#include "houston_auth/log.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/url.h"
 
@@ -742,6 +743,80 @@ static void test_tenant_error(void **state)
     ha_response_cleanup(&resp);
 }
 
+/* The lines the log holds since mark (a byte offset), with how many mention needle. */
+static size_t log_lines(FILE *f, long mark, const char *needle, size_t *with)
+{
+    char line[4096];
+    size_t n = 0;
+    *with = 0;
+    fflush(f);
+    assert_int_equal(fseek(f, mark, SEEK_SET), 0);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        n++;
+        if (strstr(line, needle) != NULL)
+            (*with)++;
+    }
+    return n;
+}
+
+/* A failed login is logged once, where it is understood: the handler writes one
+ * "login_failed" line with the code, the reason and the detail (the tenant's error code, a
+ * peer's error), and the modules it called say why through their reasons instead of logging
+ * it again. A tenant's error and a refused Houston answer used to write two lines each. */
+static void test_failed_login_logged_once(void **state)
+{
+    FILE *f = tmpfile();
+    struct started s;
+    struct ha_request req;
+    struct ha_response resp = {0};
+    char query[256];
+    size_t with;
+    long mark;
+    (void)state;
+
+    assert_non_null(f);
+    ha_log_set_stream(f);
+    ha_log_set_level(HA_LOG_INFO);
+
+    start_login("", NULL, &s);
+    mark = ftell(f);
+    snprintf(query, sizeof(query), "error=access_denied&error_description=nope&state=%s", s.state);
+    request(&req, "GET", HA_PATH_REDIRECT, query, s.cookie);
+    assert_int_equal(call(ha_handle_redirect, &req, &resp), HA_OK);
+    assert_login_error(&resp, "access_denied");
+    assert_int_equal(log_lines(f, mark, "\"event\":\"login_failed\"", &with), 1);
+    assert_int_equal(with, 1);
+    log_lines(f, mark, "\"tenant_error\":\"access_denied\"", &with);
+    assert_int_equal(with, 1);
+    ha_request_cleanup(&req);
+    ha_response_cleanup(&resp);
+
+    start_login("", NULL, &s);
+    W.houston_location = "https://evil.example.net/oauth";
+    fseek(f, 0, SEEK_END);
+    mark = ftell(f);
+    finish(&s, NULL, &resp);
+    W.houston_location = "https://app.astro.example.com/oauth?strategy=auth0&token=jwt";
+    assert_login_error(&resp, "houston_rejected");
+    assert_int_equal(log_lines(f, mark, "\"event\":\"login_failed\"", &with), 1);
+    assert_int_equal(with, 1);
+    ha_response_cleanup(&resp);
+
+    start_login("", NULL, &s);
+    W.token_status = 500;
+    fseek(f, 0, SEEK_END);
+    mark = ftell(f);
+    finish(&s, NULL, &resp);
+    W.token_status = 200;
+    assert_login_error(&resp, "token_exchange_failed");
+    assert_int_equal(log_lines(f, mark, "\"event\":\"login_failed\"", &with), 1);
+    assert_int_equal(with, 1);
+    ha_response_cleanup(&resp);
+
+    ha_log_set_stream(NULL);
+    fclose(f);
+}
+
 static void test_logout(void **state)
 {
     struct ha_request req;
@@ -1097,6 +1172,7 @@ int main(void)
         cmocka_unit_test(test_unusable_cookies_ignored),
         cmocka_unit_test(test_unprefixed_cookie_ignored),
         cmocka_unit_test(test_tenant_error),
+        cmocka_unit_test(test_failed_login_logged_once),
         cmocka_unit_test(test_logout),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_reload_twice_and_view_lifetime),

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -108,6 +109,32 @@ static void test_discovery_refusals(void **state)
     expect_discovery_refused("[1,2]");
     expect_discovery_refused("not json");
     expect_discovery_refused("");
+}
+
+/* Every endpoint is read by the one URL grammar (url.c): an endpoint whose authority is not a
+ * host[:port] is refused at discovery, with a reason, not later by curl. These passed when
+ * discovery only looked at the "https://" prefix. */
+static void test_discovery_endpoint_grammar(void **state)
+{
+    static const char *const bad[] = {
+        "https:///oauth/token",
+        "https://user:pw@tenant.example.com/oauth/token",
+        "https://tenant.example.com:0/x",
+        "https://tenant.example.com:99999/x",
+        "https://-tenant.example.com/x",
+        "https://tenant..example.com/x",
+        "https://[1.2.3.4]/x",
+        "https://tenant_x.example.com/x",
+    };
+    char doc[512];
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(doc, sizeof(doc),
+                 "{\"issuer\":\"" ISSUER "\",\"authorization_endpoint\":\"https://a/\","
+                 "\"token_endpoint\":\"%s\",\"jwks_uri\":\"https://c/\"}",
+                 bad[i]);
+        expect_discovery_refused(doc);
+    }
 }
 
 static void test_discovery_http_error(void **state)
@@ -279,10 +306,14 @@ static void test_exchange_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_discovery_ok),         cmocka_unit_test(test_discovery_refusals),
-        cmocka_unit_test(test_discovery_http_error), cmocka_unit_test(test_authorize_url),
-        cmocka_unit_test(test_exchange_basic),       cmocka_unit_test(test_exchange_post),
+        cmocka_unit_test(test_discovery_ok),
+        cmocka_unit_test(test_discovery_refusals),
+        cmocka_unit_test(test_discovery_http_error),
+        cmocka_unit_test(test_authorize_url),
+        cmocka_unit_test(test_exchange_basic),
+        cmocka_unit_test(test_exchange_post),
         cmocka_unit_test(test_exchange_failures),
+        cmocka_unit_test(test_discovery_endpoint_grammar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "houston_auth/config.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/redirect_guard.h"
 
@@ -442,13 +443,106 @@ static void test_url_origin(void **state)
     }
 }
 
+/* A host label never starts with '-' (RFC 1123 §2.1), in a target as in the configuration,
+ * which refuses such an appUrl. The guard used to pass these under the base domain. */
+static void test_label_starting_with_hyphen(void **state)
+{
+    static const char *const bad[] = {
+        "https://-x.astro.example.com/",
+        "https://a.-x.astro.example.com/oauth",
+        "https://-.astro.example.com/",
+    };
+    char *o = NULL;
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (ha_redirect_check(&prod, bad[i]) != HA_ERR_REFUSED)
+            fail_msg("\"%s\" allowed", bad[i]);
+        assert_int_equal(ha_url_origin(bad[i], &o), HA_ERR_INVALID);
+    }
+    assert_int_equal(ha_redirect_check(&prod, "https://x-.astro.example.com/"), HA_OK);
+}
+
+/* Loads a configuration whose appUrl is url; the app origin it derived, or NULL if refused. */
+static char *config_origin(const char *url)
+{
+    char app[512];
+    char *argv[] = {"houston-auth", NULL};
+    char *envp[] = {app,
+                    "GLOBAL_BASE_DOMAIN=astro.example.com",
+                    "AUTH0_CLIENT_ID=abc",
+                    "AUTH0_BASE_DOMAIN=t.auth0.com",
+                    "AUTH0_CLIENT_SECRET=secret",
+                    "AUTH_SIDECAR_COOKIE_SECRET=cookie-secret-0123456789abcdef0123456789",
+                    NULL};
+    enum ha_config_action action;
+    struct ha_config *cfg = NULL;
+    char err[512], *origin = NULL;
+
+    snprintf(app, sizeof(app), "AUTH_SIDECAR_APP_URL=%s", url);
+    if (ha_config_load(1, argv, envp, &cfg, &action, err, sizeof(err)) != HA_OK)
+        return NULL;
+    origin = strdup(cfg->app_origin);
+    assert_non_null(origin);
+    ha_config_free(cfg);
+    return origin;
+}
+
+/* houston.c compares ha_url_origin's answer with the configuration's app origin, so the two
+ * must be one grammar and one serialiser: for every appUrl the configuration takes exactly
+ * what ha_url_origin takes, and derives the same origin. They used to be two parsers, and
+ * ha_url_origin took a label starting with '-' and bracketed hosts that are no IPv6
+ * address, all of which the configuration refused. */
+static void test_origin_agrees_with_config(void **state)
+{
+    static const char *const urls[] = {
+        "https://app.astro.example.com",
+        "HTTPS://App.Astro.Example.COM:443/ui",
+        "https://app.astro.example.com:8443/",
+        "http://127.0.0.1:8873",
+        "http://localhost:8873/x",
+        "http://[::1]:8873",
+        "https://[2001:db8::1]:8443",
+        "https://[2001:DB8::A]",
+        "https://-app.astro.example.com",
+        "https://app.-x.example.com",
+        "https://[1.2.3.4]:8873",
+        "https://[:::]",
+        "https://[abc]/",
+        "https://[::1:8873",
+        "https://app..example.com",
+        "https://app_x.example.com",
+        "https://app.example.com.",
+        "https://app.example.com:08443",
+        "https://user@app.example.com",
+        "https://",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        char *from_config = config_origin(urls[i]), *from_url = NULL;
+        enum ha_err err = ha_url_origin(urls[i], &from_url);
+        if ((from_config != NULL) != (err == HA_OK))
+            fail_msg("\"%s\": the configuration %s it, ha_url_origin %s it", urls[i],
+                     from_config != NULL ? "takes" : "refuses", err == HA_OK ? "takes" : "refuses");
+        if (from_config != NULL)
+            assert_string_equal(from_config, from_url);
+        free(from_config);
+        free(from_url);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_payloads_refused),     cmocka_unit_test(test_legitimate_targets_pass),
-        cmocka_unit_test(test_app_origin_is_exact),  cmocka_unit_test(test_http_app_origin),
-        cmocka_unit_test(test_missing_policy_parts), cmocka_unit_test(test_size_cap),
-        cmocka_unit_test(test_host_length_cap),      cmocka_unit_test(test_url_origin),
+        cmocka_unit_test(test_payloads_refused),
+        cmocka_unit_test(test_legitimate_targets_pass),
+        cmocka_unit_test(test_app_origin_is_exact),
+        cmocka_unit_test(test_http_app_origin),
+        cmocka_unit_test(test_missing_policy_parts),
+        cmocka_unit_test(test_size_cap),
+        cmocka_unit_test(test_host_length_cap),
+        cmocka_unit_test(test_url_origin),
+        cmocka_unit_test(test_label_starting_with_hyphen),
+        cmocka_unit_test(test_origin_agrees_with_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

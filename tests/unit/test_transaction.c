@@ -650,6 +650,27 @@ static void test_check_cookie_name(void **state)
     }
 }
 
+/* The sealing key a cookie secret gives is fixed for ever: a deployed sidecar and its next
+ * version must open each other's cookies. The vector was computed with the openssl command
+ * line, independent of the code under test:
+ *   openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt key:<secret> \
+ *     -kdfopt "info:houston-auth transaction cookie v1" HKDF */
+static void test_derive_key_vector(void **state)
+{
+    static const char secret[] = "dev-cookie-secret-not-for-production-0123456789";
+    static const unsigned char want[HA_TXN_KEY_LEN] = {
+        0xAE, 0xA7, 0x3B, 0x12, 0xAB, 0xD8, 0xD3, 0x07, 0x80, 0x32, 0x60,
+        0x00, 0xD3, 0x8C, 0x75, 0x80, 0xA7, 0x24, 0x8A, 0x7A, 0xEE, 0x00,
+        0x0A, 0xBB, 0x62, 0x20, 0x05, 0xA0, 0x71, 0xF4, 0x05, 0xD3};
+    unsigned char key[HA_TXN_KEY_LEN], other[HA_TXN_KEY_LEN];
+    (void)state;
+
+    assert_int_equal(ha_txn_derive_key(secret, strlen(secret), key), HA_OK);
+    assert_memory_equal(key, want, sizeof(want));
+    assert_int_equal(ha_txn_derive_key(secret, strlen(secret) - 1, other), HA_OK);
+    assert_memory_not_equal(key, other, sizeof(key));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_sealed_size),       cmocka_unit_test(test_malformed_text),
         cmocka_unit_test(test_strict_plaintext),  cmocka_unit_test(test_challenge_rfc7636),
         cmocka_unit_test(test_cookie_name),       cmocka_unit_test(test_check_cookie_name),
+        cmocka_unit_test(test_derive_key_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /* Query strings and form bodies as the sidecar reads them from browsers and the tenant:
  * decoding rules ('+' is a space in forms, strict escapes, no NUL), duplicates kept in order,
- * the pair cap, and the percent-encoder that builds every outgoing URL and form. */
+ * the pair cap, and the percent-encoder that builds every outgoing URL and form. And the one
+ * URL grammar: host names, host:port, http(s) URLs, loopback, and the origin serialiser. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -225,6 +227,240 @@ static void test_decode_strict_and_no_plus_rule(void **state)
     assert_int_equal(ha_url_decode("a%41", 3, &out), HA_ERR_INVALID);
 }
 
+/* ---- the URL grammar ---- */
+
+static void test_hostname(void **state)
+{
+    static const char *const good[] = {
+        "a", "localhost", "astro.example.com", "k8s.example.com", "a-b.c-d.e", "127.0.0.1",
+        "xn--bcher-kva.example", "A.Example.COM", "a1.2b",
+        /* 63-byte label */
+        "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk.com",
+        "a-.example.com", /* a trailing '-' is left as both former parsers had it */
+    };
+    static const char *const bad[] = {
+        "",
+        ".",
+        ".a",
+        "a.",
+        "a..b",
+        "-a",
+        "a.-b",
+        "a.b.-c.d",
+        "a_b",
+        "a b",
+        "a/b",
+        "a:1",
+        "[::1]",
+        "a%2eb",
+        "\xc3\xa9.com",
+        "a\\b",
+        "a@b",
+        /* 64-byte label */
+        "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl.com",
+    };
+    char long_name[300];
+    const char *reason = NULL;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (ha_url_check_hostname(good[i], strlen(good[i]), 0, &reason) != HA_OK)
+            fail_msg("host \"%s\" refused: %s", good[i], reason);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        reason = NULL;
+        if (ha_url_check_hostname(bad[i], strlen(bad[i]), 0, &reason) != HA_ERR_INVALID)
+            fail_msg("host \"%s\" accepted", bad[i]);
+        assert_non_null(reason);
+    }
+    assert_int_equal(ha_url_check_hostname("A.example.com", 13, HA_URL_LOWER, NULL),
+                     HA_ERR_INVALID);
+    assert_int_equal(ha_url_check_hostname("a.example.com", 13, HA_URL_LOWER, NULL), HA_OK);
+    /* len counts, not the NUL */
+    assert_int_equal(ha_url_check_hostname("a.b..", 3, 0, NULL), HA_OK);
+    /* 253 bytes in all, not 254 */
+    memset(long_name, 'a', sizeof(long_name));
+    for (size_t i = 63; i < sizeof(long_name); i += 64)
+        long_name[i] = '.';
+    assert_int_equal(ha_url_check_hostname(long_name, 253, 0, NULL), HA_OK);
+    assert_int_equal(ha_url_check_hostname(long_name, 254, 0, NULL), HA_ERR_INVALID);
+}
+
+static void hostport_ok(const char *s, unsigned flags, const char *host, bool v6, int port)
+{
+    struct ha_hostport hp;
+    const char *reason = NULL;
+    if (ha_url_parse_hostport(s, strlen(s), flags, &hp, &reason) != HA_OK)
+        fail_msg("\"%s\" refused: %s", s, reason);
+    assert_int_equal(hp.host_len, strlen(host));
+    assert_memory_equal(hp.host, host, hp.host_len);
+    assert_int_equal(hp.ipv6, v6);
+    assert_int_equal(hp.has_port, port >= 0);
+    if (port >= 0)
+        assert_int_equal(hp.port, port);
+}
+
+static void test_hostport(void **state)
+{
+    static const struct {
+        const char *s;
+        unsigned flags;
+    } bad[] = {
+        {"", 0},
+        {":8872", 0},
+        {"a:", 0},
+        {"a:0", 0},
+        {"a:00", HA_URL_PORT_ZERO},
+        {"a:08872", 0},
+        {"a:65536", 0},
+        {"a:123456", 0},
+        {"a:+1", 0},
+        {"a:-1", 0},
+        {"a:1x", 0},
+        {"a:1:2", 0},
+        {"::1", 0},
+        {"::1:8872", 0},
+        {"[::1", 0},
+        {"[::1]x", 0},
+        {"[::1]:", 0},
+        {"[]", 0},
+        {"[::zz]", 0},
+        {"[1.2.3.4]", 0},
+        {"[:::]", 0},
+        {"[abc]", 0},
+        {"[fe80::1%25eth0]", 0},
+        {"a", HA_URL_NEED_PORT},
+        {"[::1]", HA_URL_NEED_PORT},
+        {"A:1", HA_URL_LOWER},
+        {"-a:1", 0},
+    };
+    struct ha_hostport hp = {.host = "untouched"};
+    (void)state;
+
+    hostport_ok("a.com", 0, "a.com", false, -1);
+    hostport_ok("a.com:443", 0, "a.com", false, 443);
+    hostport_ok("A.com:65535", 0, "A.com", false, 65535);
+    hostport_ok("0.0.0.0:0", HA_URL_PORT_ZERO | HA_URL_NEED_PORT, "0.0.0.0", false, 0);
+    hostport_ok("[::1]", 0, "::1", true, -1);
+    hostport_ok("[::]:8872", HA_URL_NEED_PORT, "::", true, 8872);
+    hostport_ok("[::ffff:127.0.0.1]:1", 0, "::ffff:127.0.0.1", true, 1);
+    hostport_ok("[FE80::1]:1", HA_URL_LOWER, "FE80::1", true, 1); /* LOWER is for names */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *reason = NULL;
+        if (ha_url_parse_hostport(bad[i].s, strlen(bad[i].s), bad[i].flags, &hp, &reason) !=
+            HA_ERR_INVALID)
+            fail_msg("\"%s\" accepted", bad[i].s);
+        assert_non_null(reason);
+        assert_string_equal(hp.host, "untouched");
+    }
+}
+
+static void test_parse_url(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "/path",
+        "//a.com/",
+        "a.com",
+        "https:a.com",
+        "https:/a.com",
+        "https://",
+        "https:///x",
+        "https://a@b.com/",
+        "https://@b.com/",
+        "https://a.com@/",
+        "ftp://a.com/",
+        "javascript://a.com/",
+        "https://a.com:/",
+        "https://a..com/",
+        "https://a.com\\@b.com/",
+        "https://a b.com/",
+        "https://[::1/",
+        " https://a.com/",
+    };
+    struct ha_url u;
+    (void)state;
+
+    assert_int_equal(ha_url_parse("HTTPS://App.Example.COM:8443/ui?x=1#f", &u, NULL), HA_OK);
+    assert_true(u.https);
+    assert_int_equal(u.authority_len, strlen("App.Example.COM:8443"));
+    assert_memory_equal(u.authority, "App.Example.COM:8443", u.authority_len);
+    assert_int_equal(u.hp.port, 8443);
+    assert_string_equal(u.rest, "/ui?x=1#f");
+    assert_int_equal(ha_url_parse("http://h?q", &u, NULL), HA_OK);
+    assert_false(u.https);
+    assert_false(u.hp.has_port);
+    assert_string_equal(u.rest, "?q");
+    assert_int_equal(ha_url_parse("http://[::1]:8873", &u, NULL), HA_OK);
+    assert_true(u.hp.ipv6);
+    assert_string_equal(u.rest, "");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *reason = NULL;
+        if (ha_url_parse(bad[i], &u, &reason) != HA_ERR_INVALID)
+            fail_msg("\"%s\" accepted", bad[i]);
+        assert_non_null(reason);
+    }
+}
+
+static bool loopback(const char *hostport)
+{
+    struct ha_hostport hp;
+    assert_int_equal(ha_url_parse_hostport(hostport, strlen(hostport), 0, &hp, NULL), HA_OK);
+    return ha_url_is_loopback(&hp);
+}
+
+static void test_loopback(void **state)
+{
+    (void)state;
+    assert_true(loopback("localhost"));
+    assert_true(loopback("LocalHost:1"));
+    assert_true(loopback("app.astro.localhost:8873"));
+    assert_true(loopback("127.0.0.1"));
+    assert_true(loopback("127.255.0.9:80"));
+    assert_true(loopback("[::1]:8872"));
+    assert_true(loopback("[0:0:0:0:0:0:0:1]"));
+    assert_false(loopback("127.evil.com"));
+    assert_false(loopback("localhost.evil.com"));
+    assert_false(loopback("evillocalhost"));
+    assert_false(loopback("128.0.0.1"));
+    assert_false(loopback("[::2]"));
+    assert_false(loopback("[::ffff:127.0.0.1]")); /* not what the config ever allowed */
+    assert_false(loopback("0.0.0.0"));
+}
+
+static void origin_is(const char *url, const char *want)
+{
+    struct ha_url u;
+    char *o = NULL, *o2 = NULL;
+    assert_int_equal(ha_url_parse(url, &u, NULL), HA_OK);
+    assert_int_equal(ha_url_format_origin(&u, &o), HA_OK);
+    assert_string_equal(o, want);
+    assert_int_equal(ha_url_origin(url, &o2), HA_OK);
+    assert_string_equal(o2, want);
+    free(o);
+    free(o2);
+}
+
+static void test_format_origin(void **state)
+{
+    char *o = (char *)"untouched";
+    char big[HA_MAX_URL + 16];
+    (void)state;
+    origin_is("https://App.Example.COM:443/ui//", "https://app.example.com");
+    origin_is("http://a.com:80/", "http://a.com");
+    origin_is("http://a.com:443/", "http://a.com:443");
+    origin_is("https://a.com:80", "https://a.com:80");
+    origin_is("http://127.0.0.1:8873", "http://127.0.0.1:8873");
+    origin_is("http://[::1]:8873/x", "http://[::1]:8873");
+    origin_is("HTTP://[FE80::A]#x", "http://[fe80::a]");
+    assert_int_equal(ha_url_origin(NULL, &o), HA_ERR_INVALID);
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "https://a.com/", 14);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(ha_url_origin(big, &o), HA_ERR_INVALID);
+    assert_string_equal(o, "untouched");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +477,11 @@ int main(void)
         cmocka_unit_test(test_encode_unreserved_only),
         cmocka_unit_test(test_encode_decode_roundtrip),
         cmocka_unit_test(test_decode_strict_and_no_plus_rule),
+        cmocka_unit_test(test_hostname),
+        cmocka_unit_test(test_hostport),
+        cmocka_unit_test(test_parse_url),
+        cmocka_unit_test(test_loopback),
+        cmocka_unit_test(test_format_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

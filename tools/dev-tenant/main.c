@@ -3,6 +3,7 @@
  * Every option can come from a flag or a DEV_TENANT_* environment variable (flags win; a list
  * flag given once replaces the environment's list). Values are checked before anything is
  * created, and only loopback addresses may be bound. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/log.h"
+#include "houston_auth/url.h"
 #include "houston_auth/util.h"
 #include "tenant.h"
 
@@ -249,18 +251,33 @@ static bool chars_ok(const char *s, size_t max, const char *allowed)
     return true;
 }
 
+/* An absolute http(s) URL by the sidecar's grammar (url.c), printable, no fragment. */
 static bool url_ok(const char *u)
 {
+    struct ha_url parsed;
     return chars_ok(u, MAX_URL_ARG, NULL) && strchr(u, '#') == NULL &&
-           (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0);
+           ha_url_parse(u, &parsed, NULL) == HA_OK;
+}
+
+/* A DNS name or an IP address, for the certificate's subjectAltName. */
+static bool san_ok(const char *s)
+{
+    unsigned char addr[16];
+    size_t n = strlen(s);
+    return (n <= 253 && ha_url_check_hostname(s, n, 0, NULL) == HA_OK) ||
+           inet_pton(AF_INET6, s, addr) == 1;
 }
 
 /* NULL when c is usable, else the name of the bad option. */
 static const char *check_config(const struct tenant_config *c)
 {
+    struct ha_hostport hp;
+
     if (!chars_ok(c->state_dir, 1024, NULL))
         return "--state-dir";
-    if (c->issuer_host != NULL && !chars_ok(c->issuer_host, 255, ".-:[]"))
+    if (c->issuer_host != NULL && (strlen(c->issuer_host) > 255 ||
+                                   ha_url_parse_hostport(c->issuer_host, strlen(c->issuer_host),
+                                                         HA_URL_LOWER, &hp, NULL) != HA_OK))
         return "--issuer-host (host[:port], no scheme or path)";
     if (!chars_ok(c->client_id, 128, "._-"))
         return "--client-id (letters, digits, '.', '_', '-')";
@@ -277,7 +294,7 @@ static const char *check_config(const struct tenant_config *c)
             return "--logout-url (an absolute http(s) URL without a fragment)";
     }
     for (size_t i = 0; i < c->nsans; i++) {
-        if (!chars_ok(c->sans[i], 253, ".-:"))
+        if (!san_ok(c->sans[i]))
             return "--san (a DNS name or an IP address)";
     }
     return NULL;

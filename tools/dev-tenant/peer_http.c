@@ -20,6 +20,7 @@
 #include <microhttpd.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/page.h"
+#include "houston_auth/url.h"
 #include "peer_http.h"
 
 #define CONN_LIMIT 256
@@ -212,37 +213,18 @@ static bool host_is_loopback(const char *host)
     return false;
 }
 
-static bool parse_port(const char *s, int *port)
-{
-    char *end = NULL;
-    long v;
-    if (*s < '0' || *s > '9' || strlen(s) > 5)
-        return false;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > 65535)
-        return false;
-    *port = (int)v;
-    return true;
-}
-
+/* host:port by the sidecar's own listen grammar (url.c), then the peers' rule: only
+ * "localhost" or a loopback address, which make_addr can bind without a resolver. */
 enum ha_err peer_parse_listen(const char *s, char **host, int *port)
 {
-    const char *colon, *h = s;
-    size_t hl;
+    struct ha_hostport hp;
     char *copy;
 
-    if (s == NULL || strlen(s) > 256)
+    if (s == NULL || strlen(s) > 256 ||
+        ha_url_parse_hostport(s, strlen(s), HA_URL_LOWER | HA_URL_NEED_PORT | HA_URL_PORT_ZERO, &hp,
+                              NULL) != HA_OK)
         return HA_ERR_CONFIG;
-    colon = strrchr(s, ':');
-    if (colon == NULL || !parse_port(colon + 1, port))
-        return HA_ERR_CONFIG;
-    hl = (size_t)(colon - s);
-    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
-        h = s + 1;
-        hl -= 2;
-    }
-    copy = strndup(h, hl);
+    copy = strndup(hp.host, hp.host_len);
     if (copy == NULL)
         return HA_ERR_NOMEM;
     if (!host_is_loopback(copy)) {
@@ -250,6 +232,7 @@ enum ha_err peer_parse_listen(const char *s, char **host, int *port)
         return HA_ERR_CONFIG;
     }
     *host = copy;
+    *port = hp.port;
     return HA_OK;
 }
 

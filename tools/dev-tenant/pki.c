@@ -28,6 +28,7 @@
 #include "houston_auth/b64url.h"
 #include "houston_auth/buf.h"
 #include "houston_auth/log.h"
+#include "houston_auth/url.h"
 #include "houston_auth/util.h"
 #include "tenant.h"
 
@@ -227,17 +228,18 @@ static size_t add_name(const char **names, size_t n, const char *name)
 static size_t wanted_names(const struct tenant *t, const char **names, char *issuer_host,
                            size_t cap)
 {
+    struct ha_hostport hp;
     size_t n = 0;
-    char *colon;
     n = add_name(names, n, "localhost");
     n = add_name(names, n, "127.0.0.1");
     n = add_name(names, n, "::1");
-    if (t->cfg.issuer_host != NULL && strlen(t->cfg.issuer_host) < cap) {
-        memcpy(issuer_host, t->cfg.issuer_host, strlen(t->cfg.issuer_host) + 1);
-        colon = issuer_host[0] == '[' ? strchr(issuer_host, ']') : strrchr(issuer_host, ':');
-        if (colon != NULL && (issuer_host[0] == '[' || strchr(issuer_host, ':') == colon))
-            *colon = '\0';
-        n = add_name(names, n, issuer_host[0] == '[' ? issuer_host + 1 : issuer_host);
+    if (t->cfg.issuer_host != NULL &&
+        ha_url_parse_hostport(t->cfg.issuer_host, strlen(t->cfg.issuer_host), 0, &hp, NULL) ==
+            HA_OK &&
+        hp.host_len < cap) {
+        memcpy(issuer_host, hp.host, hp.host_len);
+        issuer_host[hp.host_len] = '\0';
+        n = add_name(names, n, issuer_host);
     }
     for (size_t i = 0; i < t->cfg.nsans; i++)
         n = add_name(names, n, t->cfg.sans[i]);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/log.h"
+#include "houston_auth/url.h"
 #include "houston_auth/util.h"
 #include "standin.h"
 
@@ -173,14 +174,14 @@ static bool apply_flag(struct standin_config *c, int id, const char *v, char **l
 static bool base_ok(const char *d)
 {
     size_t n = strlen(d);
-    if (n == 0 || n > STANDIN_MAX_BASE || d[0] == '.' || d[0] == '-' || d[n - 1] == '.')
-        return false;
-    return strspn(d, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
+    return n <= STANDIN_MAX_BASE && ha_url_check_hostname(d, n, 0, NULL) == HA_OK;
 }
 
-/* An absolute http(s) URL without whitespace, query or fragment; a trailing '/' is dropped. */
+/* An absolute http(s) URL by the sidecar's grammar (url.c) without whitespace, query or
+ * fragment; a trailing '/' is dropped. */
 static bool url_ok(char *u)
 {
+    struct ha_url parsed;
     size_t n = strlen(u);
     if (n == 0 || n > MAX_URL_ARG || strpbrk(u, "?#\\\"<>") != NULL)
         return false;
@@ -190,7 +191,7 @@ static bool url_ok(char *u)
     }
     while (n > 0 && u[n - 1] == '/')
         u[--n] = '\0';
-    return strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0;
+    return ha_url_parse(u, &parsed, NULL) == HA_OK;
 }
 
 static bool cookie_name_ok(const char *s)
@@ -219,6 +220,8 @@ static bool derive(char **slot, const char *prefix, const char *base, const char
 static const char *check_config(struct standin_config *c, const char *listen,
                                 const char *app_listen)
 {
+    struct ha_hostport hp;
+
     if (peer_parse_listen(listen, &c->listen_host, &c->listen_port) != HA_OK)
         return "--listen (HOST:PORT on a loopback address)";
     if (app_listen != NULL &&
@@ -239,8 +242,8 @@ static const char *check_config(struct standin_config *c, const char *listen,
         return "--cookie-name (an RFC 6265 token)";
     if (c->auth0_base_domain != NULL &&
         (c->client_id == NULL || c->client_id[0] == '\0' ||
-         strspn(c->auth0_base_domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                      "0123456789.-:[]") != strlen(c->auth0_base_domain)))
+         ha_url_parse_hostport(c->auth0_base_domain, strlen(c->auth0_base_domain), 0, &hp, NULL) !=
+             HA_OK))
         return "--auth0-base-domain (host[:port], with --client-id)";
     return NULL;
 }
