@@ -409,36 +409,7 @@ int it_tenant_start(struct it_env *e)
 
 int it_houston_start(struct it_env *e)
 {
-    struct strv argv, env;
-    char *log = it_fmt("%s/houston.log", e->dir), *url;
-    int rc;
-    base_env(&env);
-    argv.n = 0;
-    strv_push(&argv, it_fmt("%s/tools/houston-standin", HA_BIN_DIR));
-    strv_push(&argv, it_fmt("--listen"));
-    strv_push(&argv, it_fmt("127.0.0.1:%d", e->houston_port));
-    strv_push(&argv, it_fmt("--base-domain"));
-    strv_push(&argv, it_fmt("%s", IT_BASE_DOMAIN));
-    strv_push(&argv, it_fmt("--app-url"));
-    strv_push(&argv, it_fmt("%s", IT_APP_URL));
-    /* Houston 0.9's own token checks (kid in the tenant's JWKS, exp, iss, aud; never the
-     * signature), so every login here also passes what the real Houston looks at. */
-    strv_push(&argv, it_fmt("--auth0-base-domain"));
-    strv_push(&argv, it_fmt("localhost:%d", e->tenant_port));
-    strv_push(&argv, it_fmt("--client-id"));
-    strv_push(&argv, it_fmt("%s", IT_CLIENT_ID));
-    strv_push(&argv, it_fmt("--tenant-ca"));
-    strv_push(&argv, it_fmt("%s/ca.pem", e->tenant_dir));
-    strv_push(&argv, it_fmt("--test-controls"));
-    rc = spawn(&e->houston, "houston-standin", argv.v, env.v, log);
-    url = it_fmt("%s/v1/healthz", e->houston_url);
-    if (rc == 0)
-        rc = wait_proc(e, &e->houston, url, 200);
-    free(url);
-    free(log);
-    strv_free(&argv);
-    strv_free(&env);
-    return rc;
+    return it_houston_start_args(e, NULL);
 }
 
 int it_sidecar_start(struct it_env *e, struct it_proc *p, int port, const char *logname,
@@ -1530,6 +1501,8 @@ int it_houston_start_args(struct it_env *e, const char *const *extra)
     strv_push(&argv, it_fmt("%s", IT_BASE_DOMAIN));
     strv_push(&argv, it_fmt("--app-url"));
     strv_push(&argv, it_fmt("%s", IT_APP_URL));
+    /* Houston 0.9's own token checks (kid in the tenant's JWKS, exp, iss, aud; never the
+     * signature), so every login here also passes what the real Houston looks at. */
     strv_push(&argv, it_fmt("--auth0-base-domain"));
     strv_push(&argv, it_fmt("localhost:%d", e->tenant_port));
     strv_push(&argv, it_fmt("--client-id"));

@@ -9,12 +9,14 @@
  * addresses may be bound: these peers hold dev secrets and test switches. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <microhttpd.h>
@@ -493,4 +495,22 @@ bool peer_type_is(const char *header, const char *type)
     if (header == NULL || strncasecmp(header, type, n) != 0)
         return false;
     return header[n] == '\0' || header[n] == ';' || header[n] == ' ' || header[n] == '\t';
+}
+
+enum ha_err peer_write_atomic(const char *path, const char *data, size_t len, unsigned int mode)
+{
+    char tmp[4200];
+    int fd;
+    ssize_t n;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+        return HA_ERR_TOO_LARGE;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0)
+        return HA_ERR_IO;
+    n = write(fd, data, len);
+    if (close(fd) != 0 || n < 0 || (size_t)n != len || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return HA_ERR_IO;
+    }
+    return HA_OK;
 }

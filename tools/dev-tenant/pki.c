@@ -30,6 +30,7 @@
 #include "houston_auth/log.h"
 #include "houston_auth/url.h"
 #include "houston_auth/util.h"
+#include "peer_http.h"
 #include "tenant.h"
 
 #define CA_DAYS 3650
@@ -71,24 +72,6 @@ static enum ha_err ensure_dir(const char *path)
     return err;
 }
 
-static enum ha_err write_atomic(const char *path, const char *data, size_t len, mode_t mode)
-{
-    char tmp[4200];
-    int fd;
-    ssize_t n;
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-        return HA_ERR_TOO_LARGE;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return HA_ERR_IO;
-    n = write(fd, data, len);
-    if (close(fd) != 0 || n < 0 || (size_t)n != len || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return HA_ERR_IO;
-    }
-    return HA_OK;
-}
-
 /* Writes a PEM object (a cert when x is set, else a private key) to path. */
 static enum ha_err save_pem(const char *dir, const char *name, X509 *x, EVP_PKEY *k)
 {
@@ -103,7 +86,7 @@ static enum ha_err save_pem(const char *dir, const char *name, X509 *x, EVP_PKEY
                   : PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL) != 1)
         goto out;
     len = BIO_get_mem_data(bio, &data);
-    err = write_atomic(path, data, (size_t)len, x != NULL ? 0644 : 0600);
+    err = peer_write_atomic(path, data, (size_t)len, x != NULL ? 0644 : 0600);
     if (err != HA_OK)
         ha_log(HA_LOG_ERROR, "state_write_failed", NULL, "file", path, NULL);
 out:

@@ -36,24 +36,6 @@ static char *join(const char *dir, const char *name)
     return out;
 }
 
-static enum ha_err write_atomic(const char *path, const char *data, size_t len, mode_t mode)
-{
-    char tmp[4200];
-    int fd;
-    ssize_t n;
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-        return HA_ERR_TOO_LARGE;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return HA_ERR_IO;
-    n = write(fd, data, len);
-    if (close(fd) != 0 || n < 0 || (size_t)n != len || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return HA_ERR_IO;
-    }
-    return HA_OK;
-}
-
 /* The key in the state directory, NULL when there is none; *bad when one is there but unusable. */
 static EVP_PKEY *load_key(const char *path, bool *bad)
 {
@@ -137,7 +119,7 @@ enum ha_err standin_state_save_key(struct standin *s)
     if (bio != NULL && path != NULL &&
         PEM_write_bio_PrivateKey(bio, s->session_key, NULL, NULL, 0, NULL, NULL) == 1) {
         len = BIO_get_mem_data(bio, &data);
-        err = write_atomic(path, data, (size_t)len, 0600);
+        err = peer_write_atomic(path, data, (size_t)len, 0600);
     }
     if (err != HA_OK)
         ha_log(HA_LOG_ERROR, "state_write_failed", NULL, "file", path, NULL);
@@ -153,7 +135,7 @@ void standin_state_save_users(struct standin *s)
         return;
     path = join(s->cfg.state_dir, USERS_FILE);
     text = json_dumps(s->users, JSON_COMPACT);
-    if (path == NULL || text == NULL || write_atomic(path, text, strlen(text), 0600) != HA_OK)
+    if (path == NULL || text == NULL || peer_write_atomic(path, text, strlen(text), 0600) != HA_OK)
         ha_log(HA_LOG_WARN, "state_write_failed", NULL, "file", path, NULL);
     free(path);
     free(text);
