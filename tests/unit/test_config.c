@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include "houston_auth/config.h"
+#include "houston_auth/netaddr.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/util.h"
 
@@ -439,6 +440,83 @@ static void load_with(struct run *r, const char *extra)
         env[k++] = base_env[i];
     env[k] = NULL;
     load(r, NULL, env);
+}
+
+/* The platform keys: allowedConnections and trustedProxies as YAML lists or comma strings,
+ * refusals that name the key, the exchange limits and the insecure opt-out. */
+static void test_platform_keys(void **state)
+{
+    static const struct {
+        const char *env;
+        const char *needle;
+    } bad[] = {
+        {"AUTH_SIDECAR_ALLOWED_CONNECTIONS=self,a b", "authSidecar.allowedConnections"},
+        {"AUTH_SIDECAR_ALLOWED_CONNECTIONS=", "authSidecar.allowedConnections"},
+        {"AUTH_SIDECAR_ALLOWED_CONNECTIONS=github,self,github", "listed twice"},
+        {"AUTH_SIDECAR_TRUSTED_PROXIES=10.0.0.1/8", "authSidecar.trustedProxies"},
+        {"AUTH_SIDECAR_TRUSTED_PROXIES=10.0.0.0/33", "authSidecar.trustedProxies"},
+        {"AUTH_SIDECAR_TRUSTED_PROXIES=ingress.local", "authSidecar.trustedProxies"},
+        {"AUTH_SIDECAR_TOKEN_EXCHANGES_PER_SECOND=-1", "authSidecar.tokenExchangesPerSecond"},
+        {"AUTH_SIDECAR_INSECURE_ALLOW_UNVERIFIED_EMAIL=sure",
+         "authSidecar.insecureAllowUnverifiedEmail"},
+        {"AUTH_SIDECAR_TENANT_PROXY=socks5://p:1080", "authSidecar.tenantProxy"},
+        {"AUTH_SIDECAR_TENANT_PROXY=http://proxy.corp", "needs a port"},
+        {"AUTH_SIDECAR_TENANT_PROXY=http://proxy.corp:3128/path", "no path"},
+    };
+    char many[HA_MAX_PROXIES * 16 + 64] = "AUTH_SIDECAR_TRUSTED_PROXIES=";
+    struct run r;
+    char *text;
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        load_with(&r, bad[i].env);
+        assert_refused(&r, bad[i].needle);
+    }
+    for (int i = 0; i <= HA_MAX_PROXIES; i++) {
+        char one[24];
+        snprintf(one, sizeof(one), "%s10.%d.0.0/16", i > 0 ? "," : "", i);
+        strcat(many, one);
+    }
+    load_with(&r, many);
+    assert_refused(&r, "more than");
+
+    /* Defaults: the seed's connections, limits on, nothing trusted, no proxy. */
+    load_with(&r, "AUTH_SIDECAR_LOG_LEVEL=info");
+    assert_ok(&r);
+    assert_true(ha_config_connection_allowed(r.cfg, "self"));
+    assert_true(ha_config_connection_allowed(r.cfg, "google-oauth2"));
+    assert_true(ha_config_connection_allowed(r.cfg, "github"));
+    assert_false(ha_config_connection_allowed(r.cfg, "Username-Password-Authentication"));
+    assert_false(ha_config_connection_allowed(r.cfg, "git"));
+    assert_int_equal(r.cfg->nproxies, 0);
+    assert_int_equal(r.cfg->exchange_total_per_s, 20);
+    assert_int_equal(r.cfg->exchange_client_per_min, 30);
+    assert_false(r.cfg->allow_unverified_email);
+    assert_null(r.cfg->tenant_proxy);
+    ha_config_free(r.cfg);
+
+    /* YAML lists, blanks trimmed. */
+    text = filled(SEED_GLOBAL GUIDE_BLOCK "authSidecar:\n"
+                                          "  allowedConnections: [self, corp-saml]\n"
+                                          "  trustedProxies:\n    - 10.0.0.0/8\n    - fd00::/8\n"
+                                          "  insecureAllowUnverifiedEmail: true\n");
+    load_text(&r, text, NULL, NULL);
+    assert_ok(&r);
+    assert_string_equal(r.cfg->allowed_connections, "self,corp-saml");
+    assert_true(ha_config_connection_allowed(r.cfg, "corp-saml"));
+    assert_false(ha_config_connection_allowed(r.cfg, "github"));
+    assert_int_equal(r.cfg->nproxies, 2);
+    assert_true(r.cfg->allow_unverified_email);
+    ha_config_free(r.cfg);
+    free(text);
+    /* A list item that is not a single value, or holds a comma, is refused. */
+    text = filled(SEED_GLOBAL GUIDE_BLOCK "authSidecar:\n  allowedConnections: [self, \"a,b\"]\n");
+    load_text(&r, text, NULL, NULL);
+    assert_refused(&r, "authSidecar.allowedConnections");
+    free(text);
+    text = filled(SEED_GLOBAL GUIDE_BLOCK "authSidecar:\n  trustedProxies: [[10.0.0.0/8]]\n");
+    load_text(&r, text, NULL, NULL);
+    assert_refused(&r, "authSidecar.trustedProxies");
+    free(text);
 }
 
 static void test_bad_values(void **state)
@@ -1128,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_nothing_configured),
         cmocka_unit_test(test_each_required_key),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_platform_keys),
         cmocka_unit_test(test_good_values),
         cmocka_unit_test(test_tls_pair),
         cmocka_unit_test(test_flags),
