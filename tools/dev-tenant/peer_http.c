@@ -514,3 +514,14 @@ enum ha_err peer_write_atomic(const char *path, const char *data, size_t len, un
     }
     return HA_OK;
 }
+
+char *peer_path_join(const char *dir, const char *name)
+{
+    struct ha_buf b;
+    char *out = NULL;
+    ha_buf_init(&b, 4096);
+    if (ha_buf_appendf(&b, "%s/%s", dir, name) != HA_OK || ha_buf_steal(&b, &out) != HA_OK)
+        out = NULL;
+    ha_buf_cleanup(&b);
+    return out;
+}

@@ -102,6 +102,8 @@ enum ha_err peer_page_head(const char *title, char **out);
 /* Case-insensitive match of a Content-Type header against a media type, ignoring parameters. */
 bool peer_type_is(const char *header, const char *type);
 
+/* "<dir>/<name>", the caller's to free; NULL when out of memory or over 4 KiB. */
+char *peer_path_join(const char *dir, const char *name);
 /* Writes len bytes of data to path with mode through a temporary file and rename, so a
  * reader never sees half a file (the peers' keys and state). HA_ERR_IO, HA_ERR_TOO_LARGE. */
 enum ha_err peer_write_atomic(const char *path, const char *data, size_t len, unsigned int mode);

@@ -39,17 +39,6 @@
 #define SKEW_S 3600L
 #define MAX_NAME 253
 
-static char *join(const char *dir, const char *name)
-{
-    struct ha_buf b;
-    char *out = NULL;
-    ha_buf_init(&b, 4096);
-    if (ha_buf_appendf(&b, "%s/%s", dir, name) != HA_OK || ha_buf_steal(&b, &out) != HA_OK)
-        out = NULL;
-    ha_buf_cleanup(&b);
-    return out;
-}
-
 /* mkdir -p with 0700 for the directories it creates. */
 static enum ha_err ensure_dir(const char *path)
 {
@@ -76,7 +65,7 @@ static enum ha_err ensure_dir(const char *path)
 static enum ha_err save_pem(const char *dir, const char *name, X509 *x, EVP_PKEY *k)
 {
     BIO *bio = BIO_new(BIO_s_mem());
-    char *path = join(dir, name), *data = NULL;
+    char *path = peer_path_join(dir, name), *data = NULL;
     long len;
     enum ha_err err = HA_ERR_CRYPTO;
 
@@ -97,7 +86,7 @@ out:
 
 static X509 *load_cert(const char *dir, const char *name)
 {
-    char *path = join(dir, name);
+    char *path = peer_path_join(dir, name);
     BIO *bio = path != NULL ? BIO_new_file(path, "r") : NULL;
     X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
@@ -108,7 +97,7 @@ static X509 *load_cert(const char *dir, const char *name)
 
 static EVP_PKEY *load_key(const char *dir, const char *name)
 {
-    char *path = join(dir, name);
+    char *path = peer_path_join(dir, name);
     BIO *bio = path != NULL ? BIO_new_file(path, "r") : NULL;
     EVP_PKEY *k = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);

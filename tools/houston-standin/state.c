@@ -25,17 +25,6 @@
 #define USERS_FILE "users.json"
 #define MIN_RSA_BITS 2048
 
-static char *join(const char *dir, const char *name)
-{
-    struct ha_buf b;
-    char *out = NULL;
-    ha_buf_init(&b, 4096);
-    if (ha_buf_appendf(&b, "%s/%s", dir, name) != HA_OK || ha_buf_steal(&b, &out) != HA_OK)
-        out = NULL;
-    ha_buf_cleanup(&b);
-    return out;
-}
-
 /* The key in the state directory, NULL when there is none; *bad when one is there but unusable. */
 static EVP_PKEY *load_key(const char *path, bool *bad)
 {
@@ -91,8 +80,8 @@ enum ha_err standin_state_init(struct standin *s)
         ha_log(HA_LOG_ERROR, "state_dir_failed", NULL, "dir", dir, NULL);
         return HA_ERR_IO;
     }
-    key = join(dir, KEY_FILE);
-    users = join(dir, USERS_FILE);
+    key = peer_path_join(dir, KEY_FILE);
+    users = peer_path_join(dir, USERS_FILE);
     if (key == NULL || users == NULL)
         goto out;
     s->session_key = load_key(key, &bad);
@@ -115,7 +104,7 @@ enum ha_err standin_state_save_key(struct standin *s)
     if (s->cfg.state_dir == NULL)
         return HA_OK;
     bio = BIO_new(BIO_s_mem());
-    path = join(s->cfg.state_dir, KEY_FILE);
+    path = peer_path_join(s->cfg.state_dir, KEY_FILE);
     if (bio != NULL && path != NULL &&
         PEM_write_bio_PrivateKey(bio, s->session_key, NULL, NULL, 0, NULL, NULL) == 1) {
         len = BIO_get_mem_data(bio, &data);
@@ -133,7 +122,7 @@ void standin_state_save_users(struct standin *s)
     char *path, *text;
     if (s->cfg.state_dir == NULL)
         return;
-    path = join(s->cfg.state_dir, USERS_FILE);
+    path = peer_path_join(s->cfg.state_dir, USERS_FILE);
     text = json_dumps(s->users, JSON_COMPACT);
     if (path == NULL || text == NULL || peer_write_atomic(path, text, strlen(text), 0600) != HA_OK)
         ha_log(HA_LOG_WARN, "state_write_failed", NULL, "file", path, NULL);
