@@ -1,10 +1,9 @@
-/* The sidecar's shared state and its one background thread: discovery and JWKS are loaded
- * with exponential backoff (the sidecar serves and reports not-ready until they are), then
- * JWKS is refreshed on schedule. Nothing fixed at start is parsed per request. */
-#include <errno.h>
+/* The sidecar's shared state, and what runs on the event loop besides logins: discovery and
+ * JWKS are loaded with exponential backoff (the sidecar serves and reports not-ready until
+ * they are), then JWKS is refreshed on schedule, each step an asynchronous call and a timer,
+ * never a thread of its own. Nothing fixed at start is parsed per request. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "houston_auth/app.h"
@@ -73,8 +72,9 @@ static enum ha_err view_new(struct ha_config *cfg, struct ha_view **out)
 
 enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
 {
-    struct ha_http_client_opts o = {cfg->tenant_ca_file, cfg->connect_timeout_ms,
-                                    cfg->request_timeout_ms, HA_MAX_PEER_BODY, cfg->tenant_proxy};
+    struct ha_http_client_opts o = {cfg->tenant_ca_file,     cfg->connect_timeout_ms,
+                                    cfg->request_timeout_ms, HA_MAX_PEER_BODY,
+                                    cfg->tenant_proxy,       cfg->peer_connections};
     struct ha_view *v = NULL;
     enum ha_err err;
 
@@ -85,13 +85,18 @@ enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
     pthread_mutex_init(&app->lock, NULL);
     pthread_mutex_init(&app->view_lock, NULL);
     pthread_mutex_init(&app->used_lock, NULL);
-    pthread_cond_init(&app->wake, NULL);
+    app->backoff_ms = BACKOFF_MIN_MS;
     err = ha_http_client_new(&o, &app->client);
+    if (err == HA_OK)
+        err = ha_loop_new(&app->loop);
+    if (err == HA_OK)
+        err = ha_http_client_attach(app->client, app->loop);
     if (err != HA_OK) {
         ha_config_free(cfg);
         return err;
     }
     app->http = ha_http_client_iface(app->client);
+    app->transport = ha_http_client_transport(app->client);
     err = view_new(cfg, &v);
     if (err != HA_OK)
         return err;
@@ -292,93 +297,201 @@ out:
     return err;
 }
 
-/* Waits up to ms or until stop; returns true when stopping. */
-static bool nap(struct ha_app *app, long ms)
+static void ready_step(void *arg);
+
+static void arm_ready(struct ha_app *app, long ms)
 {
-    struct timespec ts;
-    bool stop;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&app->lock);
-    while (!app->stopping) {
-        if (pthread_cond_timedwait(&app->wake, &app->lock, &ts) == ETIMEDOUT)
-            break;
-    }
-    stop = app->stopping;
-    pthread_mutex_unlock(&app->lock);
-    return stop;
+    ha_loop_timer_arm(app->loop, &app->ready_timer, ms, ready_step, app);
 }
 
-static void *background(void *arg)
+/* Discovery or the first JWKS load failed: not ready, try again after the backoff. */
+static void load_failed(struct ha_app *app, enum ha_err err, const char *reason)
 {
-    struct ha_app *app = arg;
-    long backoff = BACKOFF_MIN_MS;
+    const struct ha_view *v = ha_app_view_acquire(app);
+    ha_log(HA_LOG_WARN, "not_ready", NULL, "reason", reason, "error", ha_err_str(err), "issuer",
+           v->cfg->issuer, NULL);
+    ha_app_view_release(app, v);
+    set_not_ready(app, reason);
+    ha_oidc_provider_cleanup(&app->discovered);
+    ha_jwks_cache_free(app->loading);
+    app->loading = NULL;
+    arm_ready(app, app->backoff_ms);
+    app->backoff_ms = app->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : app->backoff_ms * 2;
+}
+
+static void wake_waiters(struct ha_app *app)
+{
+    struct ha_jwks_waiter *w = app->jwks_waiters;
+    app->jwks_waiters = NULL;
+    while (w != NULL) {
+        struct ha_jwks_waiter *next = w->next;
+        w->fn(w->arg); /* may free w */
+        w = next;
+    }
+}
+
+/* A JWKS fetch ended: the first load (then ready), a scheduled refresh or a miss's refetch. */
+static void on_jwks(void *ctx, enum ha_err err, struct ha_http_response *resp)
+{
+    struct ha_app *app = ctx;
+    struct ha_jwks_cache *c = app->loading != NULL ? app->loading : app->jwks;
+    bool first = app->loading != NULL, on_miss = app->jwks_fetch_on_miss;
+    const struct ha_view *v;
+
+    err = ha_jwks_cache_fetch_end(c, err, resp);
+    ha_http_response_cleanup(resp);
+    ha_metrics_observe_ns(app->metrics, HA_HIST_JWKS, ha_mono_ns() - app->jwks_fetch_t0);
+    app->jwks_fetch_on_miss = false;
+    if (first && err != HA_OK) {
+        load_failed(app, err, "JWKS could not be loaded");
+        return;
+    }
+    if (first) {
+        pthread_mutex_lock(&app->lock);
+        app->provider = app->discovered;
+        app->jwks = c;
+        app->provider_ready = true;
+        app->not_ready_reason = NULL;
+        pthread_mutex_unlock(&app->lock);
+        memset(&app->discovered, 0, sizeof(app->discovered));
+        app->loading = NULL;
+        v = ha_app_view_acquire(app);
+        ha_log(HA_LOG_INFO, "ready", NULL, "issuer", v->cfg->issuer, NULL);
+        ha_app_view_release(app, v);
+    } else if (err != HA_OK && on_miss) {
+        ha_log(HA_LOG_WARN, "jwks_fetch_failed", NULL, "error", ha_err_str(err), "uri",
+               ha_jwks_cache_uri(c), "cause", "unknown kid", NULL);
+    } else if (err != HA_OK) {
+        ha_log(HA_LOG_WARN, "jwks_refresh_failed", NULL, "reason",
+               "scheduled JWKS refresh failed; cached keys keep serving", "error", ha_err_str(err),
+               NULL);
+    }
+    if (!on_miss)
+        arm_ready(app, TICK_MS);
+    wake_waiters(app);
+}
+
+/* Starts the fetch c's bookkeeping allowed (fetch_begin said START). */
+static void start_jwks(struct ha_app *app, const struct ha_http_request *req, bool on_miss)
+{
+    app->jwks_fetch_on_miss = on_miss;
+    app->jwks_fetch_t0 = ha_mono_ns();
+    ha_transport_start(&app->transport, req, on_jwks, app);
+}
+
+static void on_discovery(void *ctx, enum ha_err err, struct ha_http_response *resp)
+{
+    struct ha_app *app = ctx;
+    const struct ha_view *v = ha_app_view_acquire(app);
+    struct ha_jwks_cache_opts jo = {0};
+    struct ha_http_request req;
     const char *reason = NULL;
 
-    while (!ha_app_ready(app, NULL)) {
-        enum ha_err err = ha_app_load_provider(app, &reason);
-        const struct ha_view *v = ha_app_view_acquire(app);
-        if (err == HA_OK)
-            ha_log(HA_LOG_INFO, "ready", NULL, "issuer", v->cfg->issuer, NULL);
+    err = ha_oidc_discovery_answer(err, resp, v->cfg->issuer, &app->discovered, &reason);
+    ha_http_response_cleanup(resp);
+    jo.jwks_uri = app->discovered.jwks_uri;
+    jo.clock = app->clock;
+    jo.refresh_s = v->cfg->jwks_refresh_s;
+    jo.min_refetch_s = v->cfg->jwks_min_refetch_s;
+    ha_app_view_release(app, v);
+    if (err != HA_OK) {
+        load_failed(app, err, reason);
+        return;
+    }
+    err = ha_jwks_cache_new(&jo, &app->loading);
+    if (err != HA_OK) {
+        load_failed(app, err, "JWKS cache could not be created");
+        return;
+    }
+    /* A new cache has never loaded, so its refresh is due. */
+    if (ha_jwks_cache_fetch_begin(app->loading, false, &req) == HA_JWKS_FETCH_START)
+        start_jwks(app, &req, false);
+}
+
+/* The readiness timer: discovery until it and JWKS have loaded, then the scheduled refresh. */
+static void ready_step(void *arg)
+{
+    struct ha_app *app = arg;
+    struct ha_http_request req;
+    const struct ha_view *v;
+    enum ha_err err;
+
+    if (app->provider_ready) {
+        if (ha_jwks_cache_fetch_begin(app->jwks, false, &req) == HA_JWKS_FETCH_START)
+            start_jwks(app, &req, false);
         else
-            ha_log(HA_LOG_WARN, "not_ready", NULL, "reason", reason, "error", ha_err_str(err),
-                   "issuer", v->cfg->issuer, NULL);
-        ha_app_view_release(app, v);
-        if (err == HA_OK)
-            break;
-        set_not_ready(app, reason);
-        if (nap(app, backoff))
-            return NULL;
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            arm_ready(app, TICK_MS);
+        return;
     }
-    while (!nap(app, TICK_MS)) {
-        uint64_t t0 = ha_mono_ns();
-        struct ha_jwks_cache_stats before, after;
-        enum ha_err err;
-        ha_jwks_cache_get_stats(app->jwks, &before);
-        err = ha_jwks_cache_tick(app->jwks);
-        if (err != HA_OK)
-            ha_log(HA_LOG_WARN, "jwks_refresh_failed", NULL, "reason",
-                   "scheduled JWKS refresh failed; cached keys keep serving", "error",
-                   ha_err_str(err), NULL);
-        ha_jwks_cache_get_stats(app->jwks, &after);
-        if (after.fetches != before.fetches)
-            ha_metrics_observe_ns(app->metrics, HA_HIST_JWKS, ha_mono_ns() - t0);
+    v = ha_app_view_acquire(app);
+    free(app->discovery_url);
+    app->discovery_url = NULL;
+    err = ha_oidc_discovery_url(v->cfg->issuer, &app->discovery_url);
+    ha_app_view_release(app, v);
+    if (err != HA_OK) {
+        load_failed(app, err, "issuer too long");
+        return;
     }
-    return NULL;
+    ha_oidc_discovery_request(app->discovery_url, &req);
+    ha_transport_start(&app->transport, &req, on_discovery, app);
+}
+
+bool ha_app_jwks_refetch(struct ha_app *app, struct ha_jwks_waiter *w, ha_loop_fn fn, void *arg)
+{
+    struct ha_http_request req;
+    enum ha_jwks_fetch f = ha_jwks_cache_fetch_begin(app->jwks, true, &req);
+
+    if (f == HA_JWKS_FETCH_NO)
+        return false;
+    w->fn = fn;
+    w->arg = arg;
+    w->next = app->jwks_waiters;
+    app->jwks_waiters = w;
+    if (f == HA_JWKS_FETCH_START)
+        start_jwks(app, &req, true);
+    return true;
+}
+
+static void start_here(void *arg)
+{
+    arm_ready(arg, 0);
 }
 
 enum ha_err ha_app_start(struct ha_app *app)
 {
-    if (pthread_create(&app->thread, NULL, background, app) != 0)
-        return HA_ERR_NOMEM;
-    app->thread_started = true;
-    return HA_OK;
+    enum ha_err err = ha_loop_start(app->loop);
+    if (err != HA_OK)
+        return err;
+    app->loop_started = true;
+    return ha_loop_post(app->loop, start_here, app);
+}
+
+/* On the loop, before it stops: every call in flight ends, so every login answers. */
+static void close_here(void *arg)
+{
+    struct ha_app *app = arg;
+    ha_loop_timer_cancel(app->loop, &app->ready_timer);
+    ha_http_client_close(app->client);
 }
 
 void ha_app_stop(struct ha_app *app)
 {
-    if (!app->thread_started)
+    if (!app->loop_started)
         return;
-    pthread_mutex_lock(&app->lock);
-    app->stopping = true;
-    pthread_cond_broadcast(&app->wake);
-    pthread_mutex_unlock(&app->lock);
-    pthread_join(app->thread, NULL);
-    app->thread_started = false;
+    ha_loop_stop(app->loop, close_here, app);
+    app->loop_started = false;
 }
 
 void ha_app_cleanup(struct ha_app *app)
 {
     ha_app_stop(app);
     ha_jwks_cache_free(app->jwks);
+    ha_jwks_cache_free(app->loading);
     ha_oidc_provider_cleanup(&app->provider);
+    ha_oidc_provider_cleanup(&app->discovered);
+    free(app->discovery_url);
     ha_http_client_free(app->client);
+    ha_loop_free(app->loop);
     ha_metrics_free(app->metrics);
     ha_ratelimit_free(app->limits);
     view_free(app->view);
@@ -391,7 +504,6 @@ void ha_app_cleanup(struct ha_app *app)
     pthread_mutex_destroy(&app->lock);
     pthread_mutex_destroy(&app->view_lock);
     pthread_mutex_destroy(&app->used_lock);
-    pthread_cond_destroy(&app->wake);
     memset(app, 0, sizeof(*app));
 }
 

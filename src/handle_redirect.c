@@ -1,12 +1,23 @@
-/* GET or form_post POST /v1/oauth/redirect: finishes a login.
+/* GET or form_post POST /v1/oauth/redirect: finishes a login, as a small state machine.
  *
  * Steps, each its own function: take the tenant's answer (error or code+state), open the
  * transaction cookie that matches state (constant-time compare, TTL, one use), exchange the
  * code with PKCE, verify the ID token and the access token, hand the session to Houston, and
- * relay Houston's Location and auth cookie while clearing the transaction cookie. Each step
- * returns HA_OK or records why the login failed (the code the person sees, a reason for the
- * log line) and returns HA_ERR_REFUSED. Any failure goes through ha_login_fail, which writes
- * the one log line a failed login gets: no Houston cookie ever leaves on that path. */
+ * relay Houston's Location and auth cookie while clearing the transaction cookie. The two
+ * calls (token exchange, Houston) are asynchronous: a step starts its call and returns, and
+ * the call's callback (on the event loop) runs the next step; a token whose kid the key set
+ * lacks waits for one JWKS refetch the same way. No thread waits on a peer.
+ *
+ *   begin: tenant error? -> open txn -> code, ready, limits -> start token call
+ *   on_tokens: answer -> verify (kid unknown: refetch JWKS once, on_keys verifies again)
+ *              -> start Houston call
+ *   on_houston: answer -> relay
+ *
+ * Each step returns HA_OK or records why the login failed (the code the person sees, a
+ * reason for the log line) and returns HA_ERR_REFUSED. Any failure goes through
+ * ha_login_fail, which writes the one log line a failed login gets: no Houston cookie ever
+ * leaves on that path. A call's callback may run before its start returns (a transport that
+ * fails at once), so a step does nothing with the login after starting a call. */
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +36,7 @@
 #define MAX_ERROR_TEXT 256
 
 struct login {
+    struct ha_call *call;
     const struct ha_ctx *cx;
     const struct ha_request *req;
     const struct ha_kvlist *params;
@@ -34,7 +46,12 @@ struct login {
     struct ha_token_response tokens;
     struct ha_houston_result houston;
     struct ha_login_error error; /* on failure: why */
-    uint64_t waited_ns;          /* time spent waiting on the tenant and Houston */
+    uint64_t t0;                 /* the login's start */
+    uint64_t call_t0;            /* the call in flight's start */
+    uint64_t waited_ns;          /* time spent waiting on the tenant, JWKS and Houston */
+    bool key_missed;             /* a token's kid was not in the key set */
+    bool refetched;              /* the one JWKS refetch a login may wait for */
+    struct ha_jwks_waiter waiter;
 };
 
 /* The error codes a tenant may answer with (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6); any
@@ -158,6 +175,19 @@ static enum ha_err within_limits(struct login *l, const struct ha_config *cfg)
                                    "authSidecar.tokenExchangesPerClientPerMinute");
 }
 
+static void end(struct login *l, enum ha_err err);
+static void on_tokens(void *ctx, enum ha_err err, struct ha_http_response *resp);
+static void on_houston(void *ctx, enum ha_err err, struct ha_http_response *resp);
+
+/* The time a call took, as waiting (not the sidecar's own time). */
+static uint64_t waited(struct login *l)
+{
+    uint64_t t = ha_mono_ns() - l->call_t0;
+    l->waited_ns += t;
+    return t;
+}
+
+/* Checks the code and the limits, then starts the token call (on_tokens goes on). */
 static enum ha_err exchange(struct login *l)
 {
     const struct ha_config *cfg = l->cx->view->cfg;
@@ -169,8 +199,9 @@ static enum ha_err exchange(struct login *l)
                                  l->cx->view->redirect_uri,
                                  l->txn.verifier,
                                  l->req->request_id};
+    const struct ha_transport *t = &l->cx->app->transport;
     const char *reason = NULL;
-    uint64_t t0;
+    struct ha_token_call tc;
     enum ha_err err;
 
     if (code == NULL || code[0] == '\0' || strlen(code) > MAX_CODE ||
@@ -181,16 +212,15 @@ static enum ha_err exchange(struct login *l)
     err = within_limits(l, cfg);
     if (err != HA_OK)
         return err;
-    t0 = ha_mono_ns();
-    err = ha_oidc_exchange_code(&l->cx->app->http, &l->cx->app->provider, &r, &l->tokens, &reason);
-    t0 = ha_mono_ns() - t0;
-    l->waited_ns += t0;
-    ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_TOKEN, t0);
-    if (err != HA_OK)
-        return fail_with(l, HA_E_TOKEN_EXCHANGE, reason, "error", ha_err_str(err));
+    if (ha_oidc_token_call(&l->cx->app->provider, &r, &tc) != HA_OK)
+        return fail(l, HA_E_TOKEN_EXCHANGE, "token request could not be built");
+    l->call_t0 = ha_mono_ns();
+    ha_transport_start(t, &tc.req, on_tokens, l); /* l may be gone from here on */
+    ha_token_call_cleanup(&tc);
     return HA_OK;
 }
 
+/* Verifies both tokens. A kid the key set lacks sets key_missed (a JWKS refetch may help). */
 static enum ha_err verify_tokens(struct login *l)
 {
     const struct ha_config *cfg = l->cx->view->cfg;
@@ -207,12 +237,17 @@ static enum ha_err verify_tokens(struct login *l)
     bool unverified = false;
     enum ha_err err;
 
-    if (ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->cx->app->jwks, &id, &jwt,
-                      &reason) != HA_OK)
+    err = ha_jwt_verify(l->tokens.id_token, strlen(l->tokens.id_token), l->cx->app->jwks, &id, &jwt,
+                        &reason);
+    if (err != HA_OK) {
+        l->key_missed = err == HA_ERR_JWT_KEY;
         return fail(l, HA_E_INVALID_ID_TOKEN, reason);
-    if (ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->cx->app->jwks, &at,
-                      NULL, &reason) != HA_OK) {
+    }
+    err = ha_jwt_verify(l->tokens.access_token, strlen(l->tokens.access_token), l->cx->app->jwks,
+                        &at, NULL, &reason);
+    if (err != HA_OK) {
         ha_jwt_free(jwt);
+        l->key_missed = err == HA_ERR_JWT_KEY;
         return fail(l, HA_E_INVALID_ACCESS_TOKEN, reason);
     }
     /* Houston finds its user by this email: it must be the person's own. */
@@ -226,11 +261,12 @@ static enum ha_err verify_tokens(struct login *l)
     return HA_OK;
 }
 
+/* Builds Houston's form and starts the callback (on_houston goes on). */
 static enum ha_err hand_off(struct login *l)
 {
     const struct ha_ctx *cx = l->cx;
-    char *state = NULL, *form = NULL;
-    uint64_t t0;
+    struct ha_http_request req;
+    char *state = NULL, *form = NULL, *url = NULL;
     enum ha_err err;
 
     err = ha_houston_state_json(l->txn.integration, cx->view->houston_origin, l->txn.redirect,
@@ -238,26 +274,79 @@ static enum ha_err hand_off(struct login *l)
     if (err == HA_OK)
         err = ha_houston_form(l->tokens.id_token, l->tokens.access_token, l->tokens.token_type,
                               l->tokens.expires_in, state, &form);
+    if (err == HA_OK)
+        err = ha_houston_callback_request(cx->view->cfg->houston_url, form, l->req->request_id,
+                                          &req, &url);
+    free(state);
     if (err != HA_OK) {
-        free(state);
+        ha_free_secret(form);
         return fail(l, HA_E_HOUSTON_REJECTED, "Houston's form could not be built");
     }
-    t0 = ha_mono_ns();
-    err = ha_houston_callback(&cx->app->http, cx->view->cfg->houston_url, form, &cx->view->policy,
-                              cx->view->houston_cookie, l->req->request_id, &l->houston);
-    t0 = ha_mono_ns() - t0;
-    l->waited_ns += t0;
-    ha_metrics_observe_ns(cx->app->metrics, HA_HIST_HOUSTON, t0);
-    free(state);
+    l->call_t0 = ha_mono_ns();
+    ha_transport_start(&cx->app->transport, &req, on_houston, l); /* l may be gone */
     ha_free_secret(form);
-    if (err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS)
-        return fail_with(l, HA_E_HOUSTON_UNAVAILABLE, "Houston unreachable", "error",
-                         ha_err_str(err));
-    if (err == HA_ERR_HTTP)
-        return fail(l, HA_E_HOUSTON_REJECTED, "Houston answered an unexpected status");
-    if (err != HA_OK)
-        return fail(l, HA_E_HOUSTON_REJECTED, "Houston's answer refused (Location or cookie)");
+    free(url);
     return HA_OK;
+}
+
+/* After the tokens verified: Houston, or the end. */
+static void verified(struct login *l, enum ha_err err)
+{
+    if (err == HA_OK)
+        err = hand_off(l);
+    if (err != HA_OK)
+        end(l, err);
+}
+
+static void on_keys(void *arg)
+{
+    struct login *l = arg;
+    (void)waited(l); /* the fetch itself is observed as HA_HIST_JWKS */
+    l->error = (struct ha_login_error){0};
+    verified(l, verify_tokens(l));
+}
+
+static void on_tokens(void *ctx, enum ha_err err, struct ha_http_response *resp)
+{
+    struct login *l = ctx;
+    const char *reason = NULL;
+
+    ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_TOKEN, waited(l));
+    err = ha_oidc_token_answer(err, resp, &l->tokens, &reason);
+    ha_http_response_cleanup(resp);
+    if (err != HA_OK) {
+        end(l, fail_with(l, HA_E_TOKEN_EXCHANGE, reason, "error", ha_err_str(err)));
+        return;
+    }
+    err = verify_tokens(l);
+    if (err != HA_OK && l->key_missed && !l->refetched) {
+        /* A new signing key the cache has not seen yet: one refetch, shared by every login
+         * that missed meanwhile and throttled (jwksMinRefetchSeconds). */
+        l->refetched = true;
+        l->call_t0 = ha_mono_ns();
+        if (ha_app_jwks_refetch(l->cx->app, &l->waiter, on_keys, l))
+            return;
+    }
+    verified(l, err);
+}
+
+static void on_houston(void *ctx, enum ha_err err, struct ha_http_response *resp)
+{
+    struct login *l = ctx;
+    const struct ha_view *v = l->cx->view;
+
+    ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_HOUSTON, waited(l));
+    err = ha_houston_callback_answer(err, resp, &v->policy, v->houston_cookie, l->req->request_id,
+                                     &l->houston);
+    ha_http_response_cleanup(resp);
+    if (err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS)
+        err =
+            fail_with(l, HA_E_HOUSTON_UNAVAILABLE, "Houston unreachable", "error", ha_err_str(err));
+    else if (err == HA_ERR_HTTP)
+        err = fail(l, HA_E_HOUSTON_REJECTED, "Houston answered an unexpected status");
+    else if (err != HA_OK)
+        err = fail(l, HA_E_HOUSTON_REJECTED, "Houston's answer refused (Location or cookie)");
+    end(l, err);
 }
 
 static enum ha_err relay(struct login *l, struct ha_response *resp)
@@ -282,37 +371,49 @@ static enum ha_err relay(struct login *l, struct ha_response *resp)
     return ha_response_text(resp, 302, "text/plain; charset=utf-8", "Signed in.\n");
 }
 
-enum ha_err ha_handle_redirect(const struct ha_ctx *cx, const struct ha_request *req,
-                               struct ha_response *resp)
+/* The login's answer (relayed, or the failure page), its metrics, and the call's end. */
+static void end(struct login *l, enum ha_err err)
 {
-    struct login l = {0};
-    uint64_t t0 = ha_mono_ns();
+    struct ha_call *call = l->call;
+
+    if (err == HA_OK)
+        err = relay(l, call->resp);
+    else
+        err = ha_login_fail(l->cx, l->req, call->resp, &l->error, l->cookie[0] ? l->cookie : NULL);
+    ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_REDIRECT_OWN,
+                          ha_mono_ns() - l->t0 - l->waited_ns);
+    if (l->have_txn)
+        ha_txn_cleanup(&l->txn);
+    ha_token_response_cleanup(&l->tokens);
+    ha_houston_result_cleanup(&l->houston);
+    free(l);
+    ha_call_done(call, err);
+}
+
+void ha_handle_redirect(struct ha_call *call)
+{
+    struct login *l = calloc(1, sizeof(*l));
+    const struct ha_request *req = call->req;
     const char *state;
     enum ha_err err;
 
-    l.cx = cx;
-    l.req = req;
-    l.params = strcmp(req->method, "POST") == 0 ? &req->form : &req->query;
-    err = tenant_error(&l);
-    state = ha_kvlist_get(l.params, "state");
+    if (l == NULL) {
+        ha_call_done(call, HA_ERR_NOMEM);
+        return;
+    }
+    l->call = call;
+    l->cx = &call->cx;
+    l->req = req;
+    l->t0 = ha_mono_ns();
+    l->params = strcmp(req->method, "POST") == 0 ? &req->form : &req->query;
+    err = tenant_error(l);
+    state = ha_kvlist_get(l->params, "state");
     if (err != HA_OK && state != NULL && strlen(state) == HA_RANDOM_B64_LEN)
-        ha_txn_cookie_name(state, l.cookie);
+        ha_txn_cookie_name(state, l->cookie);
     if (err == HA_OK)
-        err = open_txn(&l);
+        err = open_txn(l);
     if (err == HA_OK)
-        err = exchange(&l);
-    if (err == HA_OK)
-        err = verify_tokens(&l);
-    if (err == HA_OK)
-        err = hand_off(&l);
-    if (err == HA_OK)
-        err = relay(&l, resp);
-    else
-        err = ha_login_fail(cx, req, resp, &l.error, l.cookie[0] ? l.cookie : NULL);
-    ha_metrics_observe_ns(cx->app->metrics, HA_HIST_REDIRECT_OWN, ha_mono_ns() - t0 - l.waited_ns);
-    if (l.have_txn)
-        ha_txn_cleanup(&l.txn);
-    ha_token_response_cleanup(&l.tokens);
-    ha_houston_result_cleanup(&l.houston);
-    return err;
+        err = exchange(l); /* on success, the login goes on in on_tokens */
+    if (err != HA_OK)
+        end(l, err);
 }

@@ -466,38 +466,55 @@ static enum ha_err callback_url(const char *houston_url, char **out)
     return err;
 }
 
+enum ha_err ha_houston_callback_request(const char *houston_url, const char *form,
+                                        const char *request_id, struct ha_http_request *req,
+                                        char **url)
+{
+    enum ha_err err;
+    if (houston_url == NULL || form == NULL)
+        return HA_ERR_INVALID;
+    err = callback_url(houston_url, url);
+    if (err != HA_OK)
+        return err;
+    memset(req, 0, sizeof(*req));
+    req->method = "POST";
+    req->url = *url;
+    req->content_type = FORM_CONTENT_TYPE;
+    req->body = form;
+    req->body_len = strlen(form);
+    req->request_id = request_id;
+    return HA_OK;
+}
+
+enum ha_err ha_houston_callback_answer(enum ha_err err, const struct ha_http_response *resp,
+                                       const struct ha_redirect_policy *policy,
+                                       const char *cookie_name, const char *request_id,
+                                       struct ha_houston_result *out)
+{
+    if (err != HA_OK)
+        return err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS || err == HA_ERR_NOMEM
+                   ? err
+                   : HA_ERR_HTTP;
+    return check_answer(resp, policy, cookie_name, request_id, out);
+}
+
 enum ha_err ha_houston_callback(const struct ha_http *http, const char *houston_url,
                                 const char *form, const struct ha_redirect_policy *policy,
                                 const char *cookie_name, const char *request_id,
                                 struct ha_houston_result *out)
 {
     struct ha_http_request req;
-    struct ha_http_response resp;
+    struct ha_http_response resp = {0};
     char *url = NULL;
-    enum ha_err err = HA_ERR_INVALID;
+    enum ha_err err;
 
-    memset(&req, 0, sizeof(req));
-    memset(&resp, 0, sizeof(resp));
-    if (http == NULL || houston_url == NULL || form == NULL || policy == NULL ||
-        cookie_name == NULL || out == NULL)
-        goto out;
-    err = callback_url(houston_url, &url);
+    if (http == NULL || policy == NULL || cookie_name == NULL || out == NULL)
+        return HA_ERR_INVALID;
+    err = ha_houston_callback_request(houston_url, form, request_id, &req, &url);
     if (err != HA_OK)
-        goto out;
-    req.method = "POST";
-    req.url = url;
-    req.content_type = FORM_CONTENT_TYPE;
-    req.body = form;
-    req.body_len = strlen(form);
-    req.request_id = request_id;
+        return err;
     err = ha_http_do(http, &req, &resp);
-    if (err != HA_OK) {
-        if (err != HA_ERR_IO && err != HA_ERR_TIMEOUT && err != HA_ERR_TLS && err != HA_ERR_NOMEM)
-            err = HA_ERR_HTTP;
-        goto out;
-    }
-    err = check_answer(&resp, policy, cookie_name, request_id, out);
-out:
+    err = ha_houston_callback_answer(err, &resp, policy, cookie_name, request_id, out);
     free(url);
     ha_http_response_cleanup(&resp);
     return err;

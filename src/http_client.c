@@ -1,10 +1,20 @@
 /* Outbound HTTP(S) with libcurl: the only file that includes <curl/curl.h>.
  *
- * One share handle keeps DNS answers, TLS sessions and live connections across requests, so
- * logins reuse keep-alive connections to the tenant and Houston. Easy handles are pooled
- * (libcurl easy handles are not thread-safe, so each request borrows one). Every request has
- * connect and total timeouts, never follows redirects, verifies TLS, speaks only http/https,
- * and caps the body and the headers it keeps.
+ * The sidecar's requests are asynchronous: each is an easy handle on one curl multi handle
+ * whose sockets and timer are watched by the event loop (loop.h, curl_multi_socket_action),
+ * so a login waiting on a peer costs an easy handle and a socket, never a thread. The multi
+ * handle keeps live connections, DNS answers and (through a share handle) TLS sessions
+ * across requests, at most max_host_connections per peer; a request that finds them all busy
+ * waits inside curl. curl checks its total timeout only once a transfer has a connection, so
+ * each transfer also has its own deadline here, counted from the call to start: the oldest
+ * are first in a list (one timeout for all, so start order is deadline order) and one loop
+ * timer ends those past it. The person's wait is bounded whatever the queue.
+ *
+ * The synchronous call (ha_http_client_perform) uses an easy handle of its own per request
+ * and is only for one-shot tools and tests.
+ *
+ * Every request has connect and total timeouts, never follows redirects, verifies TLS, speaks
+ * only http/https, and caps the body and the headers it keeps.
  *
  * Trust is loaded once per client: curl 7.88 builds a new SSL_CTX for every new connection
  * and, left to itself, parses the CA bundle into it each time. With Debian's bundle (about
@@ -19,31 +29,22 @@
 #include <string.h>
 #include <strings.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include "houston_auth/http_client.h"
+#include "houston_auth/loop.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/util.h"
 
-#define POOL_MAX 64
+#define POOL_MAX 32 /* idle easy handles kept for reuse */
+#define DEFAULT_HOST_CONNECTIONS 64
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 #define MAX_KEPT_HEADER 4096
-
-struct ha_http_client {
-    CURLSH *share;
-    pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
-    pthread_mutex_t pool_lock;
-    CURL *pool[POOL_MAX];
-    size_t pool_count;
-    char *ca_file;
-    char *tenant_proxy; /* NULL: no proxy for anything */
-    pthread_mutex_t trust_lock;
-    X509_STORE *trust; /* NULL until the first TLS connection loads it */
-    long connect_timeout_ms;
-    long total_timeout_ms;
-    size_t max_body;
-};
+/* curl's receive buffer per transfer (its default is 16 KiB): answers from the tenant and
+ * Houston are a few KiB, and a thousand waiting logins each hold one. */
+#define RECV_BUFFER 4096
 
 struct transfer {
     struct ha_http_response *resp;
@@ -51,20 +52,46 @@ struct transfer {
     int too_large;
 };
 
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ctx)
-{
-    struct ha_http_client *c = ctx;
-    (void)h;
-    (void)access;
-    pthread_mutex_lock(&c->locks[data]);
-}
+/* One asynchronous request, from start to its callback. */
+struct xfer {
+    struct ha_http_client *c;
+    CURL *h;
+    struct curl_slist *headers;
+    char *url;
+    char *body; /* a secret (codes, tokens): wiped */
+    size_t body_len;
+    bool post;
+    bool to_tenant;
+    char *user, *pass; /* HTTP Basic, secrets */
+    uint64_t deadline_ns;
+    struct ha_http_response resp;
+    struct transfer t;
+    ha_http_done_fn done;
+    void *ctx;
+    struct xfer *prev, *next; /* the deadline list, oldest first */
+};
 
-static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
-{
-    struct ha_http_client *c = ctx;
-    (void)h;
-    pthread_mutex_unlock(&c->locks[data]);
-}
+struct ha_http_client {
+    char *ca_file;
+    char *tenant_proxy; /* NULL: no proxy for anything */
+    pthread_mutex_t trust_lock;
+    X509_STORE *trust; /* NULL until the first TLS connection loads it */
+    long connect_timeout_ms;
+    long total_timeout_ms;
+    size_t max_body;
+    long max_host_connections;
+    /* Asynchronous transfers: the loop thread's only. */
+    struct ha_loop *loop;
+    CURLM *multi;
+    CURLSH *share; /* TLS sessions, for the multi's transfers (one thread: no locks) */
+    struct ha_timer curl_timer;
+    struct ha_timer deadline_timer;
+    struct xfer *oldest, *newest;
+    size_t in_flight;
+    CURL *pool[POOL_MAX];
+    size_t pool_count;
+    bool closed;
+};
 
 enum ha_err ha_http_global_init(void)
 {
@@ -77,13 +104,12 @@ enum ha_err ha_http_client_new(const struct ha_http_client_opts *o, struct ha_ht
     struct ha_http_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return HA_ERR_NOMEM;
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&c->locks[i], NULL);
-    pthread_mutex_init(&c->pool_lock, NULL);
     pthread_mutex_init(&c->trust_lock, NULL);
     c->connect_timeout_ms = o->connect_timeout_ms;
     c->total_timeout_ms = o->total_timeout_ms;
     c->max_body = o->max_body == 0 ? HA_MAX_PEER_BODY : o->max_body;
+    c->max_host_connections =
+        o->max_host_connections > 0 ? o->max_host_connections : DEFAULT_HOST_CONNECTIONS;
     if (o->tenant_proxy != NULL) {
         c->tenant_proxy = strdup(o->tenant_proxy);
         if (c->tenant_proxy == NULL)
@@ -94,15 +120,6 @@ enum ha_err ha_http_client_new(const struct ha_http_client_opts *o, struct ha_ht
         if (c->ca_file == NULL)
             goto out;
     }
-    c->share = curl_share_init();
-    if (c->share == NULL)
-        goto out;
-    curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
-    curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     *out = c;
     c = NULL;
     err = HA_OK;
@@ -117,42 +134,15 @@ void ha_http_client_free(struct ha_http_client *c)
         return;
     for (size_t i = 0; i < c->pool_count; i++)
         curl_easy_cleanup(c->pool[i]);
+    if (c->multi != NULL)
+        curl_multi_cleanup(c->multi);
     if (c->share != NULL)
         curl_share_cleanup(c->share);
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_destroy(&c->locks[i]);
-    pthread_mutex_destroy(&c->pool_lock);
     pthread_mutex_destroy(&c->trust_lock);
     X509_STORE_free(c->trust);
     free(c->ca_file);
     free(c->tenant_proxy);
     free(c);
-}
-
-static CURL *borrow(struct ha_http_client *c)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&c->pool_lock);
-    if (c->pool_count > 0)
-        h = c->pool[--c->pool_count];
-    pthread_mutex_unlock(&c->pool_lock);
-    if (h != NULL) {
-        curl_easy_reset(h);
-        return h;
-    }
-    return curl_easy_init();
-}
-
-static void give_back(struct ha_http_client *c, CURL *h)
-{
-    pthread_mutex_lock(&c->pool_lock);
-    if (c->pool_count < POOL_MAX) {
-        c->pool[c->pool_count++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&c->pool_lock);
-    if (h != NULL)
-        curl_easy_cleanup(h);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
@@ -261,12 +251,9 @@ static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *userdata)
     return ok ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
 }
 
+/* Options every request gets, synchronous or not. */
 static void set_common(struct ha_http_client *c, CURL *h, struct transfer *t)
 {
-    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-    /* The shared connection cache holds 5 connections by default: with many workers they
-     * were closed as soon as they came back, and every login paid a new TLS handshake. */
-    curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)POOL_MAX);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -280,12 +267,37 @@ static void set_common(struct ha_http_client *c, CURL *h, struct transfer *t)
     curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
     curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, c);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "houston-auth/" HA_VERSION);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, NULL);
+}
+
+/* The request itself: URL, headers, proxy, method and body, credentials. body and the
+ * strings must outlive the transfer only where curl does not copy them (the body). */
+static void set_request(struct ha_http_client *c, CURL *h, const char *url,
+                        struct curl_slist *headers, bool to_tenant, bool post, const char *body,
+                        size_t body_len, const char *user, const char *pass)
+{
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    /* "" turns proxies off, the environment's http_proxy/https_proxy/ALL_PROXY included:
+     * tokens to Houston must never leave the pod, nor go to the tenant through a proxy
+     * nobody configured here. */
+    curl_easy_setopt(h, CURLOPT_PROXY, to_tenant && c->tenant_proxy != NULL ? c->tenant_proxy : "");
+    if (post) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    if (user != NULL) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERNAME, user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, pass != NULL ? pass : "");
+    }
 }
 
 static enum ha_err map_curl(CURLcode rc, const struct transfer *t)
@@ -339,6 +351,25 @@ static struct curl_slist *build_headers(const struct ha_http_request *req)
     return next;
 }
 
+/* An answer as callers see it: the status, and a body that is never NULL. */
+static enum ha_err take_answer(CURL *h, enum ha_err err, struct ha_http_response *r)
+{
+    if (err != HA_OK)
+        return err;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    if (r->body == NULL) {
+        r->body = calloc(1, 1);
+        if (r->body == NULL)
+            return HA_ERR_NOMEM;
+    }
+    return HA_OK;
+}
+
+static bool is_post(const struct ha_http_request *req)
+{
+    return req->method != NULL && strcmp(req->method, "POST") == 0;
+}
+
 enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *req,
                                    struct ha_http_response *resp)
 {
@@ -347,8 +378,7 @@ enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *r
     struct transfer t = {&r, c->max_body, 0};
     struct curl_slist *headers = NULL;
     enum ha_err err = HA_ERR_NOMEM;
-    CURLcode rc;
-    CURL *h = borrow(c);
+    CURL *h = curl_easy_init();
 
     if (h == NULL)
         goto out;
@@ -356,44 +386,15 @@ enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *r
     if (headers == NULL)
         goto out;
     set_common(c, h, &t);
-    curl_easy_setopt(h, CURLOPT_URL, req->url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    /* "" turns proxies off, the environment's http_proxy/https_proxy/ALL_PROXY included:
-     * tokens to Houston must never leave the pod, nor go to the tenant through a proxy
-     * nobody configured here. */
-    curl_easy_setopt(h, CURLOPT_PROXY,
-                     req->to_tenant && c->tenant_proxy != NULL ? c->tenant_proxy : "");
-    if (req->method != NULL && strcmp(req->method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    }
-    if (req->basic_user != NULL) {
-        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(h, CURLOPT_USERNAME, req->basic_user);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, req->basic_pass != NULL ? req->basic_pass : "");
-    }
-    rc = curl_easy_perform(h);
-    err = map_curl(rc, &t);
+    set_request(c, h, req->url, headers, req->to_tenant, is_post(req), req->body, req->body_len,
+                req->basic_user, req->basic_pass);
+    err = take_answer(h, map_curl(curl_easy_perform(h), &t), &r);
     if (err != HA_OK)
         goto out;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
-    if (r.body == NULL) {
-        r.body = calloc(1, 1);
-        if (r.body == NULL) {
-            err = HA_ERR_NOMEM;
-            goto out;
-        }
-    }
     *resp = r;
     memset(&r, 0, sizeof(r));
 out:
-    if (h != NULL) {
-        /* Drop credentials and the request body pointer before the handle is pooled. */
-        curl_easy_setopt(h, CURLOPT_PASSWORD, "");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-        give_back(c, h);
-    }
+    curl_easy_cleanup(h);
     curl_slist_free_all(headers);
     ha_http_response_cleanup(&r);
     return err;
@@ -415,4 +416,322 @@ struct ha_http ha_http_client_iface(struct ha_http_client *c)
 {
     struct ha_http h = {ha_http_client_perform, c};
     return h;
+}
+
+/* ---- asynchronous transfers, on the loop ---- */
+
+static void xfer_free(struct xfer *x)
+{
+    if (x == NULL)
+        return;
+    curl_slist_free_all(x->headers);
+    free(x->url);
+    if (x->body != NULL) {
+        OPENSSL_cleanse(x->body, x->body_len);
+        free(x->body);
+    }
+    ha_free_secret(x->user);
+    ha_free_secret(x->pass);
+    ha_http_response_cleanup(&x->resp);
+    free(x);
+}
+
+/* Copies what the transfer needs from req. NULL when out of memory. */
+static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_request *req)
+{
+    struct xfer *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->c = c;
+    x->deadline_ns = ha_mono_ns() + (uint64_t)c->total_timeout_ms * 1000000u;
+    x->post = is_post(req);
+    x->to_tenant = req->to_tenant;
+    x->headers = build_headers(req);
+    x->url = ha_strdup(req->url);
+    x->user = ha_strdup(req->basic_user);
+    x->pass = ha_strdup(req->basic_pass);
+    x->body_len = req->body != NULL ? req->body_len : 0;
+    x->body = malloc(x->body_len + 1);
+    if (x->body != NULL) {
+        if (x->body_len > 0)
+            memcpy(x->body, req->body, x->body_len);
+        x->body[x->body_len] = '\0';
+    }
+    if (x->headers == NULL || x->url == NULL || x->body == NULL ||
+        (req->basic_user != NULL && x->user == NULL) ||
+        (req->basic_pass != NULL && x->pass == NULL)) {
+        xfer_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static void list_remove(struct ha_http_client *c, struct xfer *x)
+{
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else
+        c->oldest = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
+    else
+        c->newest = x->prev;
+    x->prev = x->next = NULL;
+}
+
+static void give_back(struct ha_http_client *c, CURL *h)
+{
+    if (h == NULL)
+        return;
+    if (c->pool_count < POOL_MAX) {
+        /* Drops credentials and the body pointer before the handle idles. */
+        curl_easy_reset(h);
+        c->pool[c->pool_count++] = h;
+    } else {
+        curl_easy_cleanup(h);
+    }
+}
+
+/* Ends x: out of curl and the list, then its callback, which owns the answer from then on. */
+static void finish(struct xfer *x, enum ha_err err)
+{
+    struct ha_http_client *c = x->c;
+    struct ha_http_response r = {0};
+
+    if (x->h != NULL) {
+        curl_multi_remove_handle(c->multi, x->h);
+        err = take_answer(x->h, err, &x->resp);
+        give_back(c, x->h);
+        x->h = NULL;
+    }
+    list_remove(c, x);
+    c->in_flight--;
+    if (err == HA_OK) {
+        r = x->resp;
+        memset(&x->resp, 0, sizeof(x->resp));
+    }
+    x->done(x->ctx, err, &r);
+    xfer_free(x);
+}
+
+static void collect(struct ha_http_client *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        struct xfer *x = NULL;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (x != NULL)
+            finish(x, map_curl(m->data.result, &x->t));
+    }
+}
+
+static void on_curl_timer(void *arg)
+{
+    struct ha_http_client *c = arg;
+    int running;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    collect(c);
+}
+
+static void on_socket_ready(void *arg, int fd, unsigned events)
+{
+    struct ha_http_client *c = arg;
+    int running, flags = 0;
+    if (events & HA_LOOP_IN)
+        flags |= CURL_CSELECT_IN;
+    if (events & HA_LOOP_OUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & HA_LOOP_ERR)
+        flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(c->multi, fd, flags, &running);
+    collect(c);
+}
+
+/* curl's CURLMOPT_SOCKETFUNCTION: which sockets the loop watches, for what. */
+static int on_socket(CURL *h, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct ha_http_client *c = userp;
+    struct ha_watch *w = socketp;
+    unsigned events = 0;
+    (void)h;
+
+    if (what == CURL_POLL_REMOVE) {
+        ha_loop_unwatch(c->loop, w);
+        curl_multi_assign(c->multi, s, NULL);
+        return 0;
+    }
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= HA_LOOP_IN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= HA_LOOP_OUT;
+    if (w != NULL)
+        return ha_loop_watch_set(c->loop, w, events) == HA_OK ? 0 : -1;
+    if (ha_loop_watch(c->loop, s, events, on_socket_ready, c, &w) != HA_OK)
+        return -1;
+    curl_multi_assign(c->multi, s, w);
+    return 0;
+}
+
+/* curl's CURLMOPT_TIMERFUNCTION: when to call it back without a socket event. */
+static int on_timer_change(CURLM *m, long timeout_ms, void *userp)
+{
+    struct ha_http_client *c = userp;
+    (void)m;
+    if (timeout_ms < 0)
+        ha_loop_timer_cancel(c->loop, &c->curl_timer);
+    else
+        ha_loop_timer_arm(c->loop, &c->curl_timer, timeout_ms, on_curl_timer, c);
+    return 0;
+}
+
+static void arm_deadline(struct ha_http_client *c);
+
+/* Ends every transfer past its deadline, waiting for a connection or not. */
+static void on_deadline(void *arg)
+{
+    struct ha_http_client *c = arg;
+    uint64_t now = ha_mono_ns();
+    while (c->oldest != NULL && c->oldest->deadline_ns <= now)
+        finish(c->oldest, HA_ERR_TIMEOUT);
+    arm_deadline(c);
+}
+
+static void arm_deadline(struct ha_http_client *c)
+{
+    uint64_t now = ha_mono_ns();
+    long ms;
+    if (c->oldest == NULL) {
+        ha_loop_timer_cancel(c->loop, &c->deadline_timer);
+        return;
+    }
+    ms = c->oldest->deadline_ns > now ? (long)((c->oldest->deadline_ns - now) / 1000000u) + 1 : 0;
+    ha_loop_timer_arm(c->loop, &c->deadline_timer, ms, on_deadline, c);
+}
+
+static CURL *borrow(struct ha_http_client *c)
+{
+    if (c->pool_count > 0)
+        return c->pool[--c->pool_count];
+    return curl_easy_init();
+}
+
+/* On the loop: hands x to curl, or calls it back at once when that cannot be. */
+static void begin(void *arg)
+{
+    struct xfer *x = arg;
+    struct ha_http_client *c = x->c;
+    bool first = c->oldest == NULL;
+
+    x->prev = c->newest;
+    if (c->newest != NULL)
+        c->newest->next = x;
+    else
+        c->oldest = x;
+    c->newest = x;
+    c->in_flight++;
+    if (c->closed) {
+        finish(x, HA_ERR_IO);
+        return;
+    }
+    x->h = borrow(c);
+    if (x->h == NULL) {
+        finish(x, HA_ERR_NOMEM);
+        return;
+    }
+    x->t.resp = &x->resp;
+    x->t.max_body = c->max_body;
+    set_common(c, x->h, &x->t);
+    set_request(c, x->h, x->url, x->headers, x->to_tenant, x->post, x->body, x->body_len, x->user,
+                x->pass);
+    curl_easy_setopt(x->h, CURLOPT_SHARE, c->share);
+    curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
+    if (curl_multi_add_handle(c->multi, x->h) != CURLM_OK) {
+        give_back(c, x->h);
+        x->h = NULL;
+        finish(x, HA_ERR_NOMEM);
+        return;
+    }
+    if (first)
+        arm_deadline(c);
+}
+
+static void start(void *impl, const struct ha_http_request *req, ha_http_done_fn done, void *ctx)
+{
+    struct ha_http_client *c = impl;
+    struct xfer *x = xfer_new(c, req);
+    struct ha_http_response none = {0};
+
+    if (x == NULL) {
+        done(ctx, HA_ERR_NOMEM, &none);
+        return;
+    }
+    x->done = done;
+    x->ctx = ctx;
+    if (ha_loop_in_thread(c->loop)) {
+        begin(x);
+    } else if (ha_loop_post(c->loop, begin, x) != HA_OK) {
+        /* The loop is stopping: nothing will run x. */
+        x->done = NULL;
+        xfer_free(x);
+        done(ctx, HA_ERR_IO, &none);
+    }
+}
+
+struct ha_transport ha_http_client_transport(struct ha_http_client *c)
+{
+    struct ha_transport t = {start, c};
+    return t;
+}
+
+enum ha_err ha_http_client_attach(struct ha_http_client *c, struct ha_loop *loop)
+{
+    c->loop = loop;
+    c->multi = curl_multi_init();
+    c->share = curl_share_init();
+    if (c->multi == NULL || c->share == NULL)
+        return HA_ERR_NOMEM;
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->max_host_connections);
+    /* Idle connections kept: one per connection a peer may have open. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 2 * c->max_host_connections);
+    return HA_OK;
+}
+
+void ha_http_client_close(struct ha_http_client *c)
+{
+    c->closed = true;
+    while (c->oldest != NULL)
+        finish(c->oldest, HA_ERR_IO);
+    ha_loop_timer_cancel(c->loop, &c->deadline_timer);
+}
+
+size_t ha_http_client_in_flight(const struct ha_http_client *c)
+{
+    return c->in_flight;
+}
+
+/* ---- the inline transport ---- */
+
+static void inline_start(void *impl, const struct ha_http_request *req, ha_http_done_fn done,
+                         void *ctx)
+{
+    const struct ha_http *h = impl;
+    struct ha_http_response r = {0};
+    enum ha_err err = ha_http_do(h, req, &r);
+    if (err != HA_OK)
+        ha_http_response_cleanup(&r);
+    done(ctx, err, &r);
+}
+
+struct ha_transport ha_transport_inline(const struct ha_http *h)
+{
+    struct ha_transport t = {inline_start, (void *)h};
+    return t;
 }

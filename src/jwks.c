@@ -291,8 +291,8 @@ enum ha_err ha_jwks_cache_new(const struct ha_jwks_cache_opts *opts, struct ha_j
     bool have_lock = false;
     enum ha_err err = HA_ERR_INVALID;
 
-    if (opts == NULL || opts->jwks_uri == NULL || opts->http.perform == NULL ||
-        opts->clock.now == NULL || opts->refresh_s <= 0 || opts->min_refetch_s < 0)
+    if (opts == NULL || opts->jwks_uri == NULL || opts->clock.now == NULL || opts->refresh_s <= 0 ||
+        opts->min_refetch_s < 0)
         goto out;
     err = HA_ERR_NOMEM;
     c = calloc(1, sizeof(*c));
@@ -332,33 +332,48 @@ void ha_jwks_cache_free(struct ha_jwks_cache *c)
     free(c);
 }
 
-/* GET jwks_uri, 200 only, then parse. A set without one usable key counts as a failure so
- * that a broken document never replaces keys that work. Runs without c->lock. Logs nothing:
- * whoever asked for the fetch reports a failure, once. */
-static enum ha_err download(const struct ha_jwks_cache *c, struct ha_jwks_set **out)
+/* The GET of jwks_uri. */
+static void jwks_request(const struct ha_jwks_cache *c, struct ha_http_request *req)
 {
-    struct ha_http_request req = {0};
-    struct ha_http_response resp = {0};
-    struct ha_jwks_set *set = NULL;
-    enum ha_err err;
+    memset(req, 0, sizeof(*req));
+    req->method = "GET";
+    req->url = c->uri;
+    req->to_tenant = true;
+    req->accept = JWKS_ACCEPT;
+}
 
-    req.method = "GET";
-    req.url = c->uri;
-    req.to_tenant = true;
-    req.accept = JWKS_ACCEPT;
-    err = ha_http_do(&c->http, &req, &resp);
-    if (err == HA_OK && resp.status != 200)
+/* A fetch's answer: 200 only, then parse. A set without one usable key counts as a failure so
+ * that a broken document never replaces keys that work. Logs nothing: whoever asked for the
+ * fetch reports a failure, once. */
+static enum ha_err parse_answer(enum ha_err err, const struct ha_http_response *resp,
+                                struct ha_jwks_set **out)
+{
+    struct ha_jwks_set *set = NULL;
+    if (err == HA_OK && resp->status != 200)
         err = HA_ERR_HTTP;
     if (err == HA_OK)
-        err = ha_jwks_parse(resp.body, resp.body_len, &set);
+        err = ha_jwks_parse(resp->body, resp->body_len, &set);
     if (err == HA_OK && set->count == 0)
         err = HA_ERR_INVALID;
     if (err != HA_OK) {
         ha_jwks_set_free(set);
         set = NULL;
     }
-    ha_http_response_cleanup(&resp);
     *out = set;
+    return err;
+}
+
+/* A synchronous fetch through c->http. Runs without c->lock. */
+static enum ha_err download(const struct ha_jwks_cache *c, struct ha_jwks_set **out)
+{
+    struct ha_http_request req;
+    struct ha_http_response resp = {0};
+    enum ha_err err;
+
+    jwks_request(c, &req);
+    err = ha_http_do(&c->http, &req, &resp);
+    err = parse_answer(err, &resp, out);
+    ha_http_response_cleanup(&resp);
     return err;
 }
 
@@ -507,7 +522,7 @@ static enum ha_err miss(struct ha_jwks_cache *c, const char *kid, EVP_PKEY **out
 
     pthread_mutex_lock(&c->lock);
     err = find_locked(c, kid, out);
-    if (err != HA_ERR_JWT_KEY)
+    if (err != HA_ERR_JWT_KEY || c->http.perform == NULL)
         goto out;
     if (c->fetching) {
         c->stats.coalesced_misses++;
@@ -547,4 +562,56 @@ void ha_jwks_cache_get_stats(struct ha_jwks_cache *c, struct ha_jwks_cache_stats
     pthread_mutex_lock(&c->lock);
     *out = c->stats;
     pthread_mutex_unlock(&c->lock);
+}
+
+enum ha_jwks_fetch ha_jwks_cache_fetch_begin(struct ha_jwks_cache *c, bool on_miss,
+                                             struct ha_http_request *req)
+{
+    long now = now_s(c);
+    enum ha_jwks_fetch r = HA_JWKS_FETCH_START;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->fetching) {
+        if (on_miss)
+            c->stats.coalesced_misses++;
+        r = on_miss ? HA_JWKS_FETCH_JOIN : HA_JWKS_FETCH_NO;
+    } else if (on_miss && window_closed(c, now)) {
+        c->stats.throttled_misses++;
+        r = HA_JWKS_FETCH_NO;
+    } else if (!on_miss && !refresh_due(c, now)) {
+        r = HA_JWKS_FETCH_NO;
+    }
+    if (r == HA_JWKS_FETCH_START) {
+        if (on_miss) {
+            c->missed_before = true;
+            c->last_miss_fetch = now;
+        }
+        c->fetching = true;
+        c->stats.fetches++;
+        jwks_request(c, req);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+enum ha_err ha_jwks_cache_fetch_end(struct ha_jwks_cache *c, enum ha_err err,
+                                    const struct ha_http_response *resp)
+{
+    struct ha_jwks_set *set = NULL;
+    struct snapshot *fresh = NULL;
+
+    err = parse_answer(err, resp, &set);
+    if (err == HA_OK) {
+        fresh = snapshot_new(set);
+        err = fresh == NULL ? HA_ERR_NOMEM : HA_OK;
+    }
+    pthread_mutex_lock(&c->lock);
+    finish_fetch(c, fresh, err);
+    pthread_mutex_unlock(&c->lock);
+    return err;
+}
+
+const char *ha_jwks_cache_uri(const struct ha_jwks_cache *c)
+{
+    return c->uri;
 }

@@ -17,7 +17,7 @@ extern char **environ;
 /* --probe URL: a health check for images without a shell or curl. Exit 0 on a 200. */
 static int probe(const char *url)
 {
-    struct ha_http_client_opts o = {NULL, 1000, 2000, 64 * 1024, NULL};
+    struct ha_http_client_opts o = {NULL, 1000, 2000, 64 * 1024, NULL, 0};
     struct ha_http_client *client = NULL;
     struct ha_http_request req = {.method = "GET", .url = url};
     struct ha_http_response resp = {0};
@@ -145,9 +145,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal number */
-    /* glibc gives each thread that allocates its own malloc arena; with 64 workers that is
-     * most of the peak RSS. Allocations here are small and short, so two arenas are enough
-     * on the 2-4 cores a sidecar gets. Best effort: 0 only means the default stays. */
+    /* glibc gives each thread that allocates its own malloc arena (64 MiB of address space
+     * each, and their high-water pages). Allocations here are small and short, so two arenas
+     * serve the I/O threads and the event loop. Best effort: 0 only means the default stays. */
     (void)mallopt(M_ARENA_MAX, 2);
 
     if (argc == 3 && strcmp(argv[1], "--probe") == 0)

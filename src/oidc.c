@@ -102,10 +102,8 @@ out:
     return err;
 }
 
-enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
-                             struct ha_oidc_provider *out, const char **reason)
+enum ha_err ha_oidc_discovery_url(const char *issuer, char **out)
 {
-    struct ha_http_response resp = {0};
     struct ha_buf url;
     enum ha_err err;
 
@@ -114,30 +112,55 @@ enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
     err = ha_buf_append(&url, issuer, strlen(issuer) - 1);
     if (err == HA_OK)
         err = ha_buf_append_str(&url, HA_OIDC_DISCOVERY_PATH);
-    if (err != HA_OK) {
-        *reason = "issuer too long";
-        goto out;
-    }
-    {
-        struct ha_http_request req = {
-            .method = "GET", .url = url.data, .accept = "application/json", .to_tenant = true};
-        err = ha_http_do(http, &req, &resp);
-    }
+    if (err == HA_OK)
+        err = ha_buf_steal(&url, out);
+    ha_buf_cleanup(&url);
+    return err;
+}
+
+void ha_oidc_discovery_request(const char *url, struct ha_http_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->method = "GET";
+    req->url = url;
+    req->accept = "application/json";
+    req->to_tenant = true;
+}
+
+enum ha_err ha_oidc_discovery_answer(enum ha_err err, const struct ha_http_response *resp,
+                                     const char *issuer, struct ha_oidc_provider *out,
+                                     const char **reason)
+{
     if (err != HA_OK) {
         *reason = err == HA_ERR_TLS ? "TLS to the tenant failed: is its CA trusted "
                                       "(authSidecar.tenantCaFile)?"
                                     : "discovery request failed";
-        goto out;
+        return err;
     }
-    if (resp.status != 200) {
+    if (resp->status != 200) {
         *reason = "discovery answered a non-200 status";
-        err = HA_ERR_HTTP;
-        goto out;
+        return HA_ERR_HTTP;
     }
-    err = ha_oidc_parse_discovery(resp.body, resp.body_len, issuer, 0, out, reason);
-out:
+    return ha_oidc_parse_discovery(resp->body, resp->body_len, issuer, 0, out, reason);
+}
+
+enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
+                             struct ha_oidc_provider *out, const char **reason)
+{
+    struct ha_http_response resp = {0};
+    struct ha_http_request req;
+    char *url = NULL;
+    enum ha_err err = ha_oidc_discovery_url(issuer, &url);
+
+    if (err != HA_OK) {
+        *reason = "issuer too long";
+        return err;
+    }
+    ha_oidc_discovery_request(url, &req);
+    err = ha_http_do(http, &req, &resp);
+    err = ha_oidc_discovery_answer(err, &resp, issuer, out, reason);
     ha_http_response_cleanup(&resp);
-    ha_buf_cleanup(&url);
+    free(url);
     return err;
 }
 
@@ -270,55 +293,77 @@ static enum ha_err encode_credential(const char *in, char **out)
     return ha_url_encode(in, strlen(in), out);
 }
 
+void ha_token_call_cleanup(struct ha_token_call *call)
+{
+    ha_buf_cleanup(&call->body);
+    ha_free_secret(call->user);
+    ha_free_secret(call->pass);
+    memset(call, 0, sizeof(*call));
+}
+
+enum ha_err ha_oidc_token_call(const struct ha_oidc_provider *p, const struct ha_token_request *r,
+                               struct ha_token_call *call)
+{
+    enum ha_err err;
+    int basic = strcmp(r->auth_method, HA_AUTH_METHOD_POST) != 0;
+
+    memset(call, 0, sizeof(*call));
+    ha_buf_init(&call->body, HA_MAX_FORM_BODY);
+    err = token_form(r, &call->body);
+    if (err == HA_OK && basic) {
+        err = encode_credential(r->client_id, &call->user);
+        if (err == HA_OK)
+            err = encode_credential(r->client_secret, &call->pass);
+    }
+    if (err != HA_OK) {
+        ha_token_call_cleanup(call);
+        return err;
+    }
+    call->req.to_tenant = true;
+    call->req.method = "POST";
+    call->req.url = p->token_endpoint;
+    call->req.content_type = "application/x-www-form-urlencoded";
+    call->req.body = call->body.data;
+    call->req.body_len = call->body.len;
+    call->req.accept = "application/json";
+    call->req.basic_user = call->user;
+    call->req.basic_pass = call->pass;
+    call->req.request_id = r->request_id;
+    return HA_OK;
+}
+
+enum ha_err ha_oidc_token_answer(enum ha_err err, const struct ha_http_response *resp,
+                                 struct ha_token_response *out, const char **reason)
+{
+    if (err != HA_OK) {
+        *reason = err == HA_ERR_TIMEOUT     ? "token endpoint timed out"
+                  : err == HA_ERR_TOO_LARGE ? "token response too large"
+                                            : "token endpoint unreachable";
+        return err;
+    }
+    if (resp->status != 200) {
+        *reason = resp->status >= 500 ? "token endpoint failed (5xx)"
+                                      : "token endpoint refused the code (4xx)";
+        return HA_ERR_HTTP;
+    }
+    return parse_token_response(resp, out, reason);
+}
+
 enum ha_err ha_oidc_exchange_code(const struct ha_http *http, const struct ha_oidc_provider *p,
                                   const struct ha_token_request *r, struct ha_token_response *out,
                                   const char **reason)
 {
     struct ha_http_response resp = {0};
-    struct ha_http_request req = {0};
-    struct ha_buf body;
-    char *user = NULL, *pass = NULL;
-    enum ha_err err;
-    int basic = strcmp(r->auth_method, HA_AUTH_METHOD_POST) != 0;
+    struct ha_token_call call;
+    enum ha_err err = ha_oidc_token_call(p, r, &call);
 
-    req.to_tenant = true;
-    ha_buf_init(&body, HA_MAX_FORM_BODY);
-    *reason = "token request could not be built";
-    err = token_form(r, &body);
-    if (err == HA_OK && basic) {
-        err = encode_credential(r->client_id, &user);
-        if (err == HA_OK)
-            err = encode_credential(r->client_secret, &pass);
-    }
-    if (err != HA_OK)
-        goto out;
-    req.method = "POST";
-    req.url = p->token_endpoint;
-    req.content_type = "application/x-www-form-urlencoded";
-    req.body = body.data;
-    req.body_len = body.len;
-    req.accept = "application/json";
-    req.basic_user = user;
-    req.basic_pass = pass;
-    req.request_id = r->request_id;
-    err = ha_http_do(http, &req, &resp);
     if (err != HA_OK) {
-        *reason = err == HA_ERR_TIMEOUT     ? "token endpoint timed out"
-                  : err == HA_ERR_TOO_LARGE ? "token response too large"
-                                            : "token endpoint unreachable";
-        goto out;
+        *reason = "token request could not be built";
+        return err;
     }
-    if (resp.status != 200) {
-        *reason = resp.status >= 500 ? "token endpoint failed (5xx)"
-                                     : "token endpoint refused the code (4xx)";
-        err = HA_ERR_HTTP;
-        goto out;
-    }
-    err = parse_token_response(&resp, out, reason);
-out:
+    err = ha_http_do(http, &call.req, &resp);
+    err = ha_oidc_token_answer(err, &resp, out, reason);
     ha_http_response_cleanup(&resp);
-    ha_buf_cleanup(&body);
-    ha_free_secret(user);
-    ha_free_secret(pass);
+    ha_token_call_cleanup(&call);
     return err;
 }

@@ -6,6 +6,7 @@
  * reaches it under many spellings (case, trailing or doubled slashes, '\' for '/'). Any such
  * spelling is answered here with a refusal and never goes on to Houston; the sidecar's own
  * hand-off calls Houston inside the pod, not through the ingress. */
+#include <stdlib.h>
 #include <string.h>
 #include "houston_auth/handlers.h"
 #include "houston_auth/log.h"
@@ -14,17 +15,18 @@
 #include "houston_auth/url.h"
 
 static const struct ha_route routes[] = {
-    {HA_PATH_START, "GET, HEAD", false, false, true, false, true, ha_handle_start},
-    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, false, true, ha_handle_redirect},
-    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, ha_handle_logout},
-    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, ha_handle_healthz},
-    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, ha_handle_readyz},
-    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, false, ha_handle_metrics},
-    {"/", "GET, HEAD", false, false, false, false, true, ha_handle_index},
+    {HA_PATH_START, "GET, HEAD", false, false, true, false, true, ha_handle_start, NULL},
+    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, false, true, NULL, ha_handle_redirect},
+    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, ha_handle_logout, NULL},
+    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, ha_handle_healthz, NULL},
+    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, ha_handle_readyz, NULL},
+    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, false, ha_handle_metrics, NULL},
+    {"/", "GET, HEAD", false, false, false, false, true, ha_handle_index, NULL},
 };
 
 static const struct ha_route houston_refused = {
-    HA_PATH_HOUSTON_REFUSED, NULL, false, false, false, true, true, ha_handle_houston_refused};
+    HA_PATH_HOUSTON_REFUSED,   NULL, false, false, false, true, true,
+    ha_handle_houston_refused, NULL};
 
 /* True when raw names HA_HOUSTON_OAUTH_PREFIX or a path below it, however it is spelt. */
 static bool in_houston_oauth(const char *raw)
@@ -61,6 +63,20 @@ void ha_router_error(struct ha_response *resp, int status, const char *message)
         resp->status = status; /* an empty body still carries the status */
 }
 
+/* A handler's failure as the client sees it: logged once, then 500 (503 when busy). */
+static void handler_failed(enum ha_err err, const char *path, const struct ha_request *req,
+                           struct ha_response *resp)
+{
+    if (err == HA_OK)
+        return;
+    ha_log(HA_LOG_ERROR, "handler_failed", req->request_id, "path", path, "error", ha_err_str(err),
+           NULL);
+    if (err == HA_ERR_BUSY)
+        ha_router_error(resp, 503, "busy, try again\n");
+    else
+        ha_router_error(resp, 500, "internal error\n");
+}
+
 void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
                         const struct ha_request *req, struct ha_response *resp)
 {
@@ -75,16 +91,42 @@ void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
         resp->allow = route->allow;
         return;
     }
+    if (route->handle == NULL) { /* an outbound route: ha_router_begin's */
+        handler_failed(HA_ERR_INVALID, route->path, req, resp);
+        return;
+    }
     cx.app = app;
     cx.view = route->config ? ha_app_view_acquire(app) : NULL;
     err = route->handle(&cx, req, resp);
     ha_app_view_release(app, cx.view);
-    if (err == HA_OK)
+    handler_failed(err, route->path, req, resp);
+}
+
+void ha_router_begin(struct ha_app *app, const struct ha_route *route, const struct ha_request *req,
+                     struct ha_response *resp, void (*reply)(void *arg), void *arg)
+{
+    struct ha_call *call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        handler_failed(HA_ERR_NOMEM, route->path, req, resp);
+        reply(arg);
         return;
-    ha_log(HA_LOG_ERROR, "handler_failed", req->request_id, "path", route->path, "error",
-           ha_err_str(err), NULL);
-    if (err == HA_ERR_BUSY)
-        ha_router_error(resp, 503, "busy, try again\n");
-    else
-        ha_router_error(resp, 500, "internal error\n");
+    }
+    call->cx.app = app;
+    call->cx.view = ha_app_view_acquire(app);
+    call->req = req;
+    call->resp = resp;
+    call->reply = reply;
+    call->reply_arg = arg;
+    call->path = route->path;
+    route->begin(call);
+}
+
+void ha_call_done(struct ha_call *call, enum ha_err err)
+{
+    void (*reply)(void *) = call->reply;
+    void *arg = call->reply_arg;
+    handler_failed(err, call->path, call->req, call->resp);
+    ha_app_view_release(call->cx.app, call->cx.view);
+    free(call);
+    reply(arg);
 }

@@ -2,10 +2,11 @@
  *
  * Concurrency model: MHD's epoll thread pool (one thread per core) does all socket I/O and
  * runs the handlers that never leave the process (start, logout, probes, metrics). The
- * redirect route calls the tenant and Houston, so its connection is suspended and the work
- * goes to a fixed pool of worker threads through a bounded queue; a full queue answers 503
- * at once. No thread is created per request, a slow peer occupies at most the worker pool,
- * and probes keep answering on the I/O threads whatever the peers do.
+ * redirect route calls the tenant and Houston: its connection is suspended, its handler
+ * starts the first call on the event loop (loop.h) and returns, and the loop resumes the
+ * connection when the login's answer is ready. No thread waits on a peer and none is created
+ * per request: a slow peer costs each waiting login its buffers, and probes keep answering on
+ * the I/O threads whatever the peers do.
  *
  * Caps: MHD's per-connection memory pool bounds the request line and headers (414/431 from
  * MHD itself), the raw URI and the Cookie header are checked against HA_MAX_URL and
@@ -15,12 +16,12 @@
  *
  * Slow clients: MHD's connection timeout is an idle timeout, and a client that sends one
  * header byte every few seconds is never idle (slow-loris). MHD 0.9.75 has no request read
- * deadline, so a watchdog thread keeps one per connection: from accept (TLS handshake
- * included), and again after each response, the whole request must arrive within
- * REQUEST_READ_TIMEOUT_S or the watchdog shuts the socket down and MHD closes it. The list is
- * guarded by one mutex that MHD's close notification also takes, so the watchdog never
- * touches a descriptor MHD has closed (MHD notifies before it closes); deadlines themselves
- * are atomics, so requests never take that mutex. */
+ * deadline, so a watchdog (a timer on the event loop) keeps one per connection: from accept
+ * (TLS handshake included), and again after each response, the whole request must arrive
+ * within REQUEST_READ_TIMEOUT_S or the watchdog shuts the socket down and MHD closes it. The
+ * list is guarded by one mutex that MHD's close notification also takes, so the watchdog
+ * never touches a descriptor MHD has closed (MHD notifies before it closes); deadlines
+ * themselves are atomics, so requests never take that mutex. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -30,13 +31,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <microhttpd.h>
 #include "houston_auth/buf.h"
 #include "houston_auth/cookie.h"
 #include "houston_auth/ctype.h"
 #include "houston_auth/log.h"
+#include "houston_auth/loop.h"
 #include "houston_auth/metrics.h"
 #include "houston_auth/netaddr.h"
 #include "houston_auth/proto.h"
@@ -47,7 +48,6 @@
 #define CONN_TIMEOUT_S 15
 #define REQUEST_READ_TIMEOUT_S 10
 #define WATCHDOG_TICK_MS 500
-#define QUEUE_CAP 4096
 #define MAX_PEM (64 * 1024)
 #define FORM_TYPE "application/x-www-form-urlencoded"
 
@@ -78,22 +78,13 @@ struct ha_server {
     struct MHD_Daemon *daemon;
     char *tls_cert;
     char *tls_key;
-    pthread_t *workers;
-    int nworkers;
-    pthread_mutex_t lock;
-    pthread_cond_t more;
-    struct conn *queue[QUEUE_CAP];
-    size_t head, count;
-    bool stopping;
     atomic_int inflight;
     int port;
-    /* The slow-client watchdog: every connection's watch, under wlock. */
+    /* The slow-client watchdog: every connection's watch, under wlock; the timer is the
+     * loop's. */
     pthread_mutex_t wlock;
-    pthread_cond_t wwake;
     struct watch *watches;
-    bool wstopping;
-    bool watchdog_running;
-    pthread_t watchdog;
+    struct ha_timer wtimer;
 };
 
 static uint64_t read_deadline(void)
@@ -149,32 +140,29 @@ static void watch_reading(struct MHD_Connection *mhd, bool reading)
         atomic_store_explicit(&w->deadline_ns, reading ? read_deadline() : 0, memory_order_relaxed);
 }
 
-static void *watchdog(void *arg)
+/* The watchdog's tick, on the loop: cuts off every connection past its read deadline. */
+static void watchdog(void *arg)
 {
     struct ha_server *s = arg;
+    uint64_t now = ha_mono_ns();
     pthread_mutex_lock(&s->wlock);
-    while (!s->wstopping) {
-        struct timespec until;
-        uint64_t now = ha_mono_ns();
-        for (struct watch *w = s->watches; w != NULL; w = w->next) {
-            uint64_t deadline = atomic_load_explicit(&w->deadline_ns, memory_order_relaxed);
-            if (deadline != 0 && now >= deadline) {
-                /* MHD sees end-of-stream on its next read and closes the connection. */
-                shutdown(w->fd, SHUT_RDWR);
-                atomic_store_explicit(&w->deadline_ns, 0, memory_order_relaxed);
-                ha_metrics_slow_client(s->app->metrics);
-            }
+    for (struct watch *w = s->watches; w != NULL; w = w->next) {
+        uint64_t deadline = atomic_load_explicit(&w->deadline_ns, memory_order_relaxed);
+        if (deadline != 0 && now >= deadline) {
+            /* MHD sees end-of-stream on its next read and closes the connection. */
+            shutdown(w->fd, SHUT_RDWR);
+            atomic_store_explicit(&w->deadline_ns, 0, memory_order_relaxed);
+            ha_metrics_slow_client(s->app->metrics);
         }
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->wwake, &s->wlock, &until);
     }
     pthread_mutex_unlock(&s->wlock);
-    return NULL;
+    ha_loop_timer_arm(s->app->loop, &s->wtimer, WATCHDOG_TICK_MS, watchdog, s);
+}
+
+static void watchdog_start(void *arg)
+{
+    struct ha_server *s = arg;
+    ha_loop_timer_arm(s->app->loop, &s->wtimer, WATCHDOG_TICK_MS, watchdog, s);
 }
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *mhd)
@@ -358,46 +346,23 @@ static int build_request(struct conn *c, const char *method)
     return 0;
 }
 
-static enum MHD_Result enqueue(struct conn *c)
+/* The login's answer is ready (on the loop's thread, or at once): MHD sends it. */
+static void resume(void *arg)
 {
-    struct ha_server *s = c->srv;
-    bool queued = false;
-    watch_reading(c->mhd, false);
-    pthread_mutex_lock(&s->lock);
-    if (s->count < QUEUE_CAP && !s->stopping) {
-        s->queue[(s->head + s->count) % QUEUE_CAP] = c;
-        s->count++;
-        queued = true;
-        c->phase = PHASE_WORKING;
-        MHD_suspend_connection(c->mhd);
-        pthread_cond_signal(&s->more);
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (!queued)
-        return reject(c, 503, "busy, try again\n");
-    return MHD_YES;
+    struct conn *c = arg;
+    c->phase = PHASE_DONE;
+    MHD_resume_connection(c->mhd);
 }
 
-static void *worker(void *arg)
+/* An outbound route: the connection waits, suspended, while its handler's calls run on the
+ * event loop; no thread waits with it. */
+static enum MHD_Result begin_outbound(struct conn *c)
 {
-    struct ha_server *s = arg;
-    for (;;) {
-        struct conn *c;
-        pthread_mutex_lock(&s->lock);
-        while (s->count == 0 && !s->stopping)
-            pthread_cond_wait(&s->more, &s->lock);
-        if (s->count == 0) {
-            pthread_mutex_unlock(&s->lock);
-            return NULL;
-        }
-        c = s->queue[s->head];
-        s->head = (s->head + 1) % QUEUE_CAP;
-        s->count--;
-        pthread_mutex_unlock(&s->lock);
-        ha_router_dispatch(s->app, c->route, &c->req, &c->resp);
-        c->phase = PHASE_DONE;
-        MHD_resume_connection(c->mhd);
-    }
+    watch_reading(c->mhd, false);
+    c->phase = PHASE_WORKING;
+    MHD_suspend_connection(c->mhd);
+    ha_router_begin(c->srv->app, c->route, &c->req, &c->resp, resume, c);
+    return MHD_YES;
 }
 
 static enum MHD_Result on_headers(struct conn *c, const char *method)
@@ -477,7 +442,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
     if (status != 0)
         return reject(c, status, status == 415 ? "expected a form body\n" : "malformed request\n");
     if (c->route->outbound)
-        return enqueue(c);
+        return begin_outbound(c);
     ha_router_dispatch(c->srv->app, c->route, &c->req, &c->resp);
     return send_response(c);
 }
@@ -568,38 +533,18 @@ static enum ha_err start_daemon(struct ha_server *s, const char **reason)
     return HA_OK;
 }
 
-static void stop_workers(struct ha_server *s)
-{
-    pthread_mutex_lock(&s->lock);
-    s->stopping = true;
-    pthread_cond_broadcast(&s->more);
-    pthread_mutex_unlock(&s->lock);
-    for (int i = 0; i < s->nworkers; i++)
-        pthread_join(s->workers[i], NULL);
-    s->nworkers = 0;
-}
-
 static void server_free(struct ha_server *s)
 {
     if (s == NULL)
         return;
+    /* The loop first: every login in flight ends and resumes its connection, and the
+     * watchdog's timer never runs again; MHD stops with no connection suspended. */
+    ha_app_stop(s->app);
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
-    stop_workers(s);
-    if (s->watchdog_running) {
-        pthread_mutex_lock(&s->wlock);
-        s->wstopping = true;
-        pthread_cond_signal(&s->wwake);
-        pthread_mutex_unlock(&s->wlock);
-        pthread_join(s->watchdog, NULL);
-    }
     pthread_mutex_destroy(&s->wlock);
-    pthread_cond_destroy(&s->wwake);
-    free(s->workers);
     ha_free_secret(s->tls_key);
     free(s->tls_cert);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->more);
     free(s);
 }
 
@@ -616,10 +561,7 @@ enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out, const ch
         return HA_ERR_NOMEM;
     }
     s->app = app;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->more, NULL);
     pthread_mutex_init(&s->wlock, NULL);
-    pthread_cond_init(&s->wwake, NULL);
     if (cfg->tls_cert_file != NULL && cfg->tls_key_file != NULL) {
         err = read_pem(cfg->tls_cert_file, &s->tls_cert);
         if (err == HA_OK)
@@ -629,19 +571,9 @@ enum ha_err ha_server_start(struct ha_app *app, struct ha_server **out, const ch
             goto out;
         }
     }
-    err = HA_ERR_NOMEM; /* the thread and memory failures below */
-    s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
-    if (s->workers == NULL)
-        goto out;
-    for (int i = 0; i < cfg->workers; i++) {
-        if (pthread_create(&s->workers[i], NULL, worker, s) != 0)
-            goto out;
-        s->nworkers++;
-    }
-    if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0)
-        goto out;
-    s->watchdog_running = true;
-    err = start_daemon(s, &why);
+    err = ha_loop_post(app->loop, watchdog_start, s);
+    if (err == HA_OK)
+        err = start_daemon(s, &why);
     if (err != HA_OK)
         goto out;
     *out = s;
@@ -665,8 +597,6 @@ void ha_server_stop(struct ha_server *s, long drain_ms)
     if (atomic_load(&s->inflight) > 0)
         ha_log(HA_LOG_WARN, "drain_deadline", NULL, "reason",
                "requests still in flight at the drain deadline", NULL);
-    /* Workers finish what they hold and resume those connections before MHD stops. */
-    stop_workers(s);
     server_free(s);
 }
 

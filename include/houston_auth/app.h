@@ -8,12 +8,14 @@
 #include "houston_auth/http.h"
 #include "houston_auth/http_client.h"
 #include "houston_auth/jwks.h"
+#include "houston_auth/loop.h"
 #include "houston_auth/oidc.h"
 #include "houston_auth/redirect_guard.h"
 #include "houston_auth/util.h"
 
 struct ha_metrics;
 struct ha_ratelimit;
+struct ha_loop;
 struct ha_used_state;
 struct ha_http_client;
 
@@ -43,12 +45,21 @@ struct ha_view {
     struct ha_view *next_stale; /* replaced but still held: ha_app.stale's list */
 };
 
+/* A login waiting for a JWKS fetch that an unknown kid started (ha_app_jwks_refetch). */
+struct ha_jwks_waiter {
+    ha_loop_fn fn;
+    void *arg;
+    struct ha_jwks_waiter *next;
+};
+
 struct ha_app {
     pthread_mutex_t view_lock; /* guards view, stale and every view's holders */
     struct ha_view *view;
     struct ha_view *stale; /* views a reload replaced while requests still held them */
     struct ha_http_client *client;
-    struct ha_http http; /* to the tenant and Houston; tests may swap it */
+    struct ha_http http;           /* synchronous: --check-config and ha_app_load_provider */
+    struct ha_loop *loop;          /* the event loop: outbound calls, timers */
+    struct ha_transport transport; /* to the tenant and Houston; tests may swap it */
     struct ha_clock clock;
     struct ha_rng rng;
     struct ha_metrics *metrics;
@@ -61,11 +72,17 @@ struct ha_app {
     const char *not_ready_reason; /* static string */
     struct ha_jwks_cache *jwks;   /* NULL until discovery succeeds */
 
-    /* Background readiness/refresh thread. */
-    pthread_t thread;
-    pthread_cond_t wake;
-    bool stopping;
-    bool thread_started;
+    /* Readiness and refresh, on the loop: discovery and JWKS with backoff, then the JWKS
+     * refresh on schedule. The loop thread's only. */
+    struct ha_timer ready_timer;
+    long backoff_ms;
+    struct ha_oidc_provider discovered; /* discovery done, JWKS not yet */
+    char *discovery_url;
+    struct ha_jwks_cache *loading; /* the first JWKS load in flight */
+    bool jwks_fetch_on_miss;       /* the fetch in flight was started by an unknown kid */
+    uint64_t jwks_fetch_t0;
+    struct ha_jwks_waiter *jwks_waiters;
+    bool loop_started;
 
     /* States already redeemed by this process (defence in depth next to the cleared cookie
      * and the tenant's single-use code). */
@@ -95,11 +112,19 @@ enum ha_err ha_app_reload(struct ha_app *app, struct ha_config *next, const char
  * HA_MAX_OPEN_KEYS). */
 size_t ha_app_cookie_keys(const struct ha_view *v, long now,
                           unsigned char keys[HA_MAX_OPEN_KEYS][HA_COOKIE_KEY_LEN]);
-/* Starts the thread that loads discovery and JWKS with backoff, then refreshes JWKS. */
+/* Starts the event loop's thread; on it, discovery and JWKS load with backoff, then JWKS is
+ * refreshed on schedule. */
 enum ha_err ha_app_start(struct ha_app *app);
 /* One synchronous attempt at discovery + JWKS (tests, --check-config). */
 enum ha_err ha_app_load_provider(struct ha_app *app, const char **reason);
+/* Ends every outbound call in flight (their callbacks see HA_ERR_IO), then stops the loop's
+ * thread. Idempotent. */
 void ha_app_stop(struct ha_app *app);
+/* On a kid the key set lacks: joins the JWKS fetch in flight or starts one (at most one per
+ * jwksMinRefetchSeconds), and returns true: w->fn(w->arg) then runs once it ends, and the key
+ * set may hold the kid. False when no fetch may start now: the kid is unknown. The loop
+ * thread (or, with an inline transport, the caller's). */
+bool ha_app_jwks_refetch(struct ha_app *app, struct ha_jwks_waiter *w, ha_loop_fn fn, void *arg);
 void ha_app_cleanup(struct ha_app *app);
 
 /* True when discovery and JWKS have loaded; then app->provider and app->jwks are immutable

@@ -40,7 +40,7 @@ struct ha_config {
     long request_timeout_ms;      /* default 5000 */
     long jwks_refresh_s;          /* scheduled refresh, default 3600 */
     long jwks_min_refetch_s;      /* throttle for unknown-kid refetches, default 30 */
-    int workers;                  /* threads doing outbound work, default 64 */
+    int peer_connections;         /* connections to one peer at once (tenant, Houston), 64 */
     int max_connections;          /* default 4096 */
     char *allowed_connections;    /* comma-separated: what /v1/oauth/start takes as integration */
     char *trusted_proxies;        /* comma-separated, as given ("" when none) */

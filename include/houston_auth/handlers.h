@@ -14,10 +14,25 @@ struct ha_ctx {
     const struct ha_view *view;
 };
 
+/* A request in flight through an asynchronous handler (one that calls the tenant or
+ * Houston): what it works with, and how it answers. The router allocates it, takes the view,
+ * and frees both in ha_call_done. */
+struct ha_call {
+    struct ha_ctx cx;
+    const struct ha_request *req; /* the server's, valid until reply runs */
+    struct ha_response *resp;
+    void (*reply)(void *arg); /* the server's: resp is ready, send it */
+    void *reply_arg;
+    const char *path;
+};
+/* Ends call: a failing err becomes a 500 (503 for HA_ERR_BUSY) as for synchronous handlers,
+ * then the view is released, reply runs and call is freed. Any thread. */
+void ha_call_done(struct ha_call *call, enum ha_err err);
+
 enum ha_err ha_handle_start(const struct ha_ctx *cx, const struct ha_request *req,
                             struct ha_response *resp);
-enum ha_err ha_handle_redirect(const struct ha_ctx *cx, const struct ha_request *req,
-                               struct ha_response *resp);
+/* Asynchronous: ends with ha_call_done, maybe before it returns. */
+void ha_handle_redirect(struct ha_call *call);
 enum ha_err ha_handle_logout(const struct ha_ctx *cx, const struct ha_request *req,
                              struct ha_response *resp);
 enum ha_err ha_handle_healthz(const struct ha_ctx *cx, const struct ha_request *req,

@@ -28,11 +28,21 @@ struct ha_houston_result {
 };
 void ha_houston_result_cleanup(struct ha_houston_result *r);
 
-/* POSTs form to houston_url + HA_HOUSTON_CALLBACK_PATH and checks the answer: a 302/303 whose
- * Location passes policy, carrying a Set-Cookie for cookie_name (or, without one, a Location
- * to the app's /login with an error). HA_ERR_IO/HA_ERR_TIMEOUT when Houston is unreachable,
- * HA_ERR_HTTP on any other status, HA_ERR_REFUSED when Location or cookie are refused. Logs
- * nothing above debug: the caller's one line for the failed login says why. */
+/* The POST of form to houston_url + HA_HOUSTON_CALLBACK_PATH, for an asynchronous call: *req
+ * borrows form and request_id, and *url (the caller's to free). HA_ERR_INVALID/HA_ERR_NOMEM. */
+enum ha_err ha_houston_callback_request(const char *houston_url, const char *form,
+                                        const char *request_id, struct ha_http_request *req,
+                                        char **url);
+/* Judges Houston's answer (err as the transport gave it), as ha_houston_callback does. */
+enum ha_err ha_houston_callback_answer(enum ha_err err, const struct ha_http_response *resp,
+                                       const struct ha_redirect_policy *policy,
+                                       const char *cookie_name, const char *request_id,
+                                       struct ha_houston_result *out);
+/* Both, through a synchronous call: POSTs form to houston_url + HA_HOUSTON_CALLBACK_PATH and checks
+ * the answer: a 302/303 whose Location passes policy, carrying a Set-Cookie for cookie_name (or,
+ * without one, a Location to the app's /login with an error). HA_ERR_IO/HA_ERR_TIMEOUT when Houston
+ * is unreachable, HA_ERR_HTTP on any other status, HA_ERR_REFUSED when Location or cookie are
+ * refused. Logs nothing above debug: the caller's one line for the failed login says why. */
 enum ha_err ha_houston_callback(const struct ha_http *http, const char *houston_url,
                                 const char *form, const struct ha_redirect_policy *policy,
                                 const char *cookie_name, const char *request_id,

@@ -1,6 +1,10 @@
 /* Outbound HTTP(S) to the tenant and Houston: libcurl with connect and total timeouts,
  * verified TLS, capped bodies and connection/TLS-session reuse. The only file that includes
- * <curl/curl.h> is http_client.c. Thread-safe. */
+ * <curl/curl.h> is http_client.c.
+ *
+ * Two ways to call: ha_http (synchronous, one blocking call; for --check-config, the dev
+ * tools and tests) and ha_transport (asynchronous: the sidecar's requests, non-blocking
+ * transfers on curl's multi interface driven by the event loop, loop.h). */
 #ifndef HOUSTON_AUTH_HTTP_CLIENT_H
 #define HOUSTON_AUTH_HTTP_CLIENT_H
 
@@ -49,20 +53,57 @@ static inline enum ha_err ha_http_do(const struct ha_http *h, const struct ha_ht
     return h->perform(h->ctx, req, resp);
 }
 
+/* The asynchronous call. done(ctx, err, resp) is called exactly once: on the event loop's
+ * thread, or before start returns (a transport that cannot start the request, or a test's
+ * transport that answers at once), so a caller does nothing after start that the callback
+ * could have freed. req and its strings are copied by start. err is HA_OK with any status;
+ * else HA_ERR_TIMEOUT, HA_ERR_IO, HA_ERR_TLS, HA_ERR_TOO_LARGE, HA_ERR_NOMEM. *resp is the
+ * callback's (ha_http_response_cleanup), empty unless err is HA_OK. */
+typedef void (*ha_http_done_fn)(void *ctx, enum ha_err err, struct ha_http_response *resp);
+struct ha_transport {
+    void (*start)(void *impl, const struct ha_http_request *req, ha_http_done_fn done, void *ctx);
+    void *impl;
+};
+static inline void ha_transport_start(const struct ha_transport *t,
+                                      const struct ha_http_request *req, ha_http_done_fn done,
+                                      void *ctx)
+{
+    t->start(t->impl, req, done, ctx);
+}
+/* A transport over a synchronous ha_http: each request runs at once and done is called before
+ * start returns. For tests and one-shot tools; *h must outlive the transport. */
+struct ha_transport ha_transport_inline(const struct ha_http *h);
+
+struct ha_loop;
 struct ha_http_client_opts {
     const char *ca_file; /* extra CA bundle (PEM) trusted besides the system store */
     long connect_timeout_ms;
-    long total_timeout_ms;
-    size_t max_body;          /* 0: HA_MAX_PEER_BODY */
-    const char *tenant_proxy; /* forward proxy for to_tenant requests; NULL: none */
+    long total_timeout_ms;     /* sync: curl's total timeout; async: from the call to start */
+    size_t max_body;           /* 0: HA_MAX_PEER_BODY */
+    const char *tenant_proxy;  /* forward proxy for to_tenant requests; NULL: none */
+    long max_host_connections; /* async: connections per peer at once; 0: 64 */
 };
 struct ha_http_client;
 /* Call once per process before threads start. */
 enum ha_err ha_http_global_init(void);
 enum ha_err ha_http_client_new(const struct ha_http_client_opts *o, struct ha_http_client **out);
+/* After ha_http_client_close (when attached) and the loop's stop. */
 void ha_http_client_free(struct ha_http_client *c);
-/* Performs one request. Redirects are not followed. HA_ERR_TIMEOUT, HA_ERR_IO (connect/TLS),
- * HA_ERR_TOO_LARGE (body over max_body). Any status is HA_OK: callers judge it. */
+/* Makes c's asynchronous transfers run on loop (a curl multi handle whose sockets and timer
+ * are the loop's). Before the loop starts. */
+enum ha_err ha_http_client_attach(struct ha_http_client *c, struct ha_loop *loop);
+/* On the loop thread: ends every transfer in flight (their callbacks get HA_ERR_IO) and makes
+ * later starts fail the same way. For the loop's before_stop. */
+void ha_http_client_close(struct ha_http_client *c);
+/* The asynchronous transport of an attached client. Any thread. Each request must end within
+ * total_timeout_ms of the call to start, also while it waits for a connection to the peer
+ * (at most max_host_connections per peer): then its callback gets HA_ERR_TIMEOUT. */
+struct ha_transport ha_http_client_transport(struct ha_http_client *c);
+/* Transfers in flight (started and not yet called back); loop thread. */
+size_t ha_http_client_in_flight(const struct ha_http_client *c);
+/* Performs one request, blocking; any thread. Redirects are not followed. HA_ERR_TIMEOUT,
+ * HA_ERR_IO (connect/TLS), HA_ERR_TOO_LARGE (body over max_body). Any status is HA_OK:
+ * callers judge it. */
 enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *req,
                                    struct ha_http_response *resp);
 /* A struct ha_http bound to c. */

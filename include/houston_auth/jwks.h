@@ -34,7 +34,8 @@ enum ha_err ha_jwks_set_find(const struct ha_jwks_set *set, const char *kid, EVP
 
 struct ha_jwks_cache_opts {
     const char *jwks_uri;
-    struct ha_http http;
+    struct ha_http http; /* synchronous fetches; perform NULL: none (the event loop fetches
+                          * through ha_jwks_cache_fetch_begin/_end, and a miss only misses) */
     struct ha_clock clock;
     long refresh_s;     /* a successful load is refreshed after this long */
     long min_refetch_s; /* at most one miss-triggered fetch per this window */
@@ -62,5 +63,23 @@ bool ha_jwks_cache_ready(const struct ha_jwks_cache *c);
  * *out is a new reference (the caller EVP_PKEY_free()s it). HA_ERR_JWT_KEY when no key. */
 enum ha_err ha_jwks_cache_get_key(struct ha_jwks_cache *c, const char *kid, EVP_PKEY **out);
 void ha_jwks_cache_get_stats(struct ha_jwks_cache *c, struct ha_jwks_cache_stats *out);
+
+/* Fetches driven from outside (the event loop's asynchronous calls), with the same
+ * throttling and coalescing as the synchronous ones. */
+enum ha_jwks_fetch {
+    HA_JWKS_FETCH_START, /* make *req, then call ha_jwks_cache_fetch_end with its answer */
+    HA_JWKS_FETCH_JOIN,  /* a fetch is in flight: its end is this miss's answer too */
+    HA_JWKS_FETCH_NO     /* not due (scheduled), or the miss window is closed (on_miss) */
+};
+/* on_miss: a token's kid was not found (throttled to one per min_refetch_s); else the
+ * scheduled refresh (when due). *req borrows the cache's strings. */
+enum ha_jwks_fetch ha_jwks_cache_fetch_begin(struct ha_jwks_cache *c, bool on_miss,
+                                             struct ha_http_request *req);
+/* The answer to a started fetch (err as the transport gave it): on success the new key set
+ * replaces the old one; on failure the old one keeps serving. Returns the fetch's result. */
+enum ha_err ha_jwks_cache_fetch_end(struct ha_jwks_cache *c, enum ha_err err,
+                                    const struct ha_http_response *resp);
+/* The jwks_uri, for log lines. */
+const char *ha_jwks_cache_uri(const struct ha_jwks_cache *c);
 
 #endif

@@ -2,6 +2,7 @@
 #ifndef HOUSTON_AUTH_OIDC_H
 #define HOUSTON_AUTH_OIDC_H
 
+#include "houston_auth/buf.h"
 #include "houston_auth/err.h"
 #include "houston_auth/http_client.h"
 #include "houston_auth/transaction.h"
@@ -20,7 +21,16 @@ void ha_oidc_provider_cleanup(struct ha_oidc_provider *p);
 enum ha_err ha_oidc_parse_discovery(const char *json, size_t len, const char *expected_issuer,
                                     int allow_http, struct ha_oidc_provider *out,
                                     const char **reason);
-/* GETs <issuer>.well-known/openid-configuration and parses it. */
+/* <issuer>.well-known/openid-configuration (*out the caller's). HA_ERR_TOO_LARGE. */
+enum ha_err ha_oidc_discovery_url(const char *issuer, char **out);
+/* The GET of url (borrowed). */
+void ha_oidc_discovery_request(const char *url, struct ha_http_request *req);
+/* Judges the discovery answer (err as the transport gave it), *reason on failure. */
+enum ha_err ha_oidc_discovery_answer(enum ha_err err, const struct ha_http_response *resp,
+                                     const char *issuer, struct ha_oidc_provider *out,
+                                     const char **reason);
+/* All three through a synchronous call: GETs <issuer>.well-known/openid-configuration and
+ * parses it. */
 enum ha_err ha_oidc_discover(const struct ha_http *http, const char *issuer,
                              struct ha_oidc_provider *out, const char **reason);
 
@@ -55,8 +65,24 @@ struct ha_token_request {
     const char *code_verifier;
     const char *request_id;
 };
-/* POSTs the authorization_code grant to token_endpoint. HA_ERR_HTTP with *reason on a non-200
- * answer or a body that is not the expected JSON (id_token, access_token, token_type Bearer). */
+/* The token request, for an asynchronous call: req points into the struct's own buffers. */
+struct ha_token_call {
+    struct ha_http_request req;
+    struct ha_buf body;
+    char *user, *pass;
+};
+/* Builds the authorization_code grant for token_endpoint (form, PKCE verifier, client
+ * authentication). HA_ERR_NOMEM/HA_ERR_TOO_LARGE; *call is cleaned up on error. */
+enum ha_err ha_oidc_token_call(const struct ha_oidc_provider *p, const struct ha_token_request *r,
+                               struct ha_token_call *call);
+void ha_token_call_cleanup(struct ha_token_call *call);
+/* Judges the token endpoint's answer (err as the transport gave it), with *reason on failure:
+ * the transport's error, HA_ERR_HTTP on a non-200 or a body that is not the expected JSON. */
+enum ha_err ha_oidc_token_answer(enum ha_err err, const struct ha_http_response *resp,
+                                 struct ha_token_response *out, const char **reason);
+/* Both, through a synchronous call: POSTs the authorization_code grant to token_endpoint.
+ * HA_ERR_HTTP with *reason on a non-200 answer or a body that is not the expected JSON (id_token,
+ * access_token, token_type Bearer). */
 enum ha_err ha_oidc_exchange_code(const struct ha_http *http, const struct ha_oidc_provider *p,
                                   const struct ha_token_request *r, struct ha_token_response *out,
                                   const char **reason);

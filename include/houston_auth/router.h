@@ -7,18 +7,21 @@
 #include "houston_auth/http.h"
 
 struct ha_ctx;
+struct ha_call;
 typedef enum ha_err (*ha_handler_fn)(const struct ha_ctx *cx, const struct ha_request *req,
                                      struct ha_response *resp);
+typedef void (*ha_begin_fn)(struct ha_call *call);
 
 struct ha_route {
     const char *path;
-    const char *allow; /* methods, as sent in Allow */
-    bool post;         /* accepts POST with a form body */
-    bool outbound;     /* calls the tenant or Houston: runs on a worker, not the I/O thread */
-    bool login;        /* part of a person's login or logout: logged at info */
-    bool early;        /* answered from the headers for any method; the body is never read */
-    bool config;       /* reads the configuration: the router takes a view for the request */
-    ha_handler_fn handle;
+    const char *allow;    /* methods, as sent in Allow */
+    bool post;            /* accepts POST with a form body */
+    bool outbound;        /* calls the tenant or Houston: asynchronous (begin, not handle) */
+    bool login;           /* part of a person's login or logout: logged at info */
+    bool early;           /* answered from the headers for any method; the body is never read */
+    bool config;          /* reads the configuration: the router takes a view for the request */
+    ha_handler_fn handle; /* synchronous routes */
+    ha_begin_fn begin;    /* outbound routes */
 };
 
 /* The route for a raw request path: an exact route of the table; else, for any other
@@ -32,6 +35,11 @@ bool ha_router_method_ok(const struct ha_route *route, const char *method);
  * fails. Always leaves a response. */
 void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
                         const struct ha_request *req, struct ha_response *resp);
+/* Starts an outbound route's handler with one configuration view taken for the request:
+ * reply(arg) runs once resp is ready (on the event loop's thread, or before this returns).
+ * Always ends in a response (500 when even the call cannot be made). */
+void ha_router_begin(struct ha_app *app, const struct ha_route *route, const struct ha_request *req,
+                     struct ha_response *resp, void (*reply)(void *arg), void *arg);
 /* Fills a plain-text error response for status. */
 void ha_router_error(struct ha_response *resp, int status, const char *message);
 

@@ -211,7 +211,7 @@ static void test_seed_file(void **state)
     assert_int_equal(r.cfg->request_timeout_ms, 5000);
     assert_int_equal(r.cfg->jwks_refresh_s, 3600);
     assert_int_equal(r.cfg->jwks_min_refetch_s, 30);
-    assert_int_equal(r.cfg->workers, 64);
+    assert_int_equal(r.cfg->peer_connections, 64);
     assert_int_equal(r.cfg->max_connections, 4096);
     assert_string_equal(r.cfg->log_level, "info");
     assert_false(r.cfg->dev);
@@ -310,12 +310,13 @@ static void test_precedence(void **state)
     struct run r;
     char path[64];
     char *text = filled(SEED_GLOBAL GUIDE_BLOCK "authSidecar:\n  audience: file-aud\n"
-                                                "  workers: 3\n");
+                                                "  peerConnections: 3\n");
     const char *env_on[] = {ENV_CLIENT, ENV_COOKIE, "AUTH_SIDECAR_AUDIENCE=env-aud",
-                            "AUTH_SIDECAR_WORKERS=5", NULL};
+                            "AUTH_SIDECAR_PEER_CONNECTIONS=5", NULL};
     const char *env_off[] = {ENV_CLIENT, ENV_COOKIE, NULL};
-    const char *flag_eq[] = {"--config", path, "--audience=flag-aud", "--workers=7", NULL};
-    const char *flag_sep[] = {"--workers", "9", "--config", path, "--audience", "flag2", NULL};
+    const char *flag_eq[] = {"--config", path, "--audience=flag-aud", "--peer-connections=7", NULL};
+    const char *flag_sep[] = {"--peer-connections", "9",     "--config", path,
+                              "--audience",         "flag2", NULL};
     const char *no_flag[] = {"--config", path, NULL};
     (void)state;
 
@@ -323,22 +324,22 @@ static void test_precedence(void **state)
     load(&r, flag_eq, env_on);
     assert_ok(&r);
     assert_string_equal(r.cfg->audience, "flag-aud");
-    assert_int_equal(r.cfg->workers, 7);
+    assert_int_equal(r.cfg->peer_connections, 7);
     ha_config_free(r.cfg);
     load(&r, flag_sep, env_on);
     assert_ok(&r);
     assert_string_equal(r.cfg->audience, "flag2");
-    assert_int_equal(r.cfg->workers, 9);
+    assert_int_equal(r.cfg->peer_connections, 9);
     ha_config_free(r.cfg);
     load(&r, no_flag, env_on);
     assert_ok(&r);
     assert_string_equal(r.cfg->audience, "env-aud");
-    assert_int_equal(r.cfg->workers, 5);
+    assert_int_equal(r.cfg->peer_connections, 5);
     ha_config_free(r.cfg);
     load(&r, no_flag, env_off);
     assert_ok(&r);
     assert_string_equal(r.cfg->audience, "file-aud");
-    assert_int_equal(r.cfg->workers, 3);
+    assert_int_equal(r.cfg->peer_connections, 3);
     ha_config_free(r.cfg);
     unlink(path);
     free(text);
@@ -559,9 +560,10 @@ static void test_bad_values(void **state)
         {"AUTH_SIDECAR_REQUEST_TIMEOUT_MS=60001", "authSidecar.requestTimeoutMs"},
         {"AUTH_SIDECAR_JWKS_REFRESH_SECONDS=59", "authSidecar.jwksRefreshSeconds"},
         {"AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS=0", "authSidecar.jwksMinRefetchSeconds"},
-        {"AUTH_SIDECAR_WORKERS=0",
-         "authSidecar.workers (env AUTH_SIDECAR_WORKERS, flag --workers)"},
-        {"AUTH_SIDECAR_WORKERS=2x", "authSidecar.workers"},
+        {"AUTH_SIDECAR_PEER_CONNECTIONS=0",
+         "authSidecar.peerConnections (env AUTH_SIDECAR_PEER_CONNECTIONS, flag "
+         "--peer-connections)"},
+        {"AUTH_SIDECAR_PEER_CONNECTIONS=2x", "authSidecar.peerConnections"},
         {"AUTH_SIDECAR_MAX_CONNECTIONS=65537", "authSidecar.maxConnections"},
         {"AUTH_SIDECAR_LOG_LEVEL=trace", "authSidecar.logLevel"},
         {"AUTH0_CLIENT_ID=", "auth0.clientId"},
@@ -844,7 +846,7 @@ static void test_print_masks_secrets(void **state)
     assert_non_null(strstr(out, "auth0.clientId = abc  (env AUTH0_CLIENT_ID)\n"));
     assert_non_null(strstr(out, "authSidecar.publicUrl = https://houston.astro.example.com  "
                                 "(default, from global.baseDomain)\n"));
-    assert_non_null(strstr(out, "authSidecar.workers = 64  (default)\n"));
+    assert_non_null(strstr(out, "authSidecar.peerConnections = 64  (default)\n"));
     assert_non_null(strstr(out, "authSidecar.listen = 0.0.0.0:8872  (default)\n"));
     free(out);
     ha_config_free(r.cfg);
@@ -944,7 +946,7 @@ static void test_restart_keys(void **state)
         {"AUTH_SIDECAR_REQUEST_TIMEOUT_MS=6000", "authSidecar.requestTimeoutMs"},
         {"AUTH_SIDECAR_JWKS_REFRESH_SECONDS=600", "authSidecar.jwksRefreshSeconds"},
         {"AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS=60", "authSidecar.jwksMinRefetchSeconds"},
-        {"AUTH_SIDECAR_WORKERS=8", "authSidecar.workers"},
+        {"AUTH_SIDECAR_PEER_CONNECTIONS=8", "authSidecar.peerConnections"},
         {"AUTH_SIDECAR_MAX_CONNECTIONS=100", "authSidecar.maxConnections"},
         {"AUTH_SIDECAR_AUDIENCE=other-api", NULL},
         {"AUTH_SIDECAR_LOG_LEVEL=debug", NULL},
@@ -1015,7 +1017,7 @@ static void test_yaml_shapes_refused(void **state)
         {"authSidecar: 5\n", "authSidecar.listen (env AUTH_SIDECAR_LISTEN, flag --listen): "
                              "authSidecar is not a mapping"},
         {"authSidecar:\n  listen: {host: x}\n", "authSidecar.listen"},
-        {"authSidecar:\n  workers: [1, 2]\n", "authSidecar.workers"},
+        {"authSidecar:\n  peerConnections: [1, 2]\n", "authSidecar.peerConnections"},
         {"authSidecar:\n  audience: a\n  audience: b\n", "authSidecar.audience"},
         {"global: {baseDomain: [unclosed\n", "not valid YAML"},
         {"authSidecar:\n\tlisten: x\n", "not valid YAML"},
@@ -1164,8 +1166,8 @@ static void test_help_lists_every_key(void **state)
                                          "--jwks-refresh-seconds",
                                          "AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS",
                                          "--jwks-min-refetch-seconds",
-                                         "AUTH_SIDECAR_WORKERS",
-                                         "--workers",
+                                         "AUTH_SIDECAR_PEER_CONNECTIONS",
+                                         "--peer-connections",
                                          "AUTH_SIDECAR_MAX_CONNECTIONS",
                                          "--max-connections",
                                          "AUTH_SIDECAR_LOG_LEVEL",

@@ -27,7 +27,7 @@
 
 enum ha_err standin_token09_init(struct standin *s)
 {
-    struct ha_http_client_opts o = {s->cfg.tenant_ca_file, CONNECT_MS, TOTAL_MS, 0, NULL};
+    struct ha_http_client_opts o = {s->cfg.tenant_ca_file, CONNECT_MS, TOTAL_MS, 0, NULL, 0};
     if (s->cfg.auth0_base_domain == NULL)
         return HA_OK;
     return ha_http_client_new(&o, &s->client);
