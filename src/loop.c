@@ -49,8 +49,10 @@ struct ha_loop {
     /* The thread. */
     pthread_t thread;
     bool started;
-    bool running_here; /* ha_loop_run on the caller's thread */
 };
+
+/* The loop whose ha_loop_run this thread is in: per thread, so asking needs no lock. */
+static _Thread_local const struct ha_loop *current;
 
 struct stop_call {
     struct ha_loop *l;
@@ -107,9 +109,7 @@ void ha_loop_free(struct ha_loop *l)
 
 bool ha_loop_in_thread(const struct ha_loop *l)
 {
-    if (l->running_here)
-        return true;
-    return l->started && pthread_equal(pthread_self(), l->thread);
+    return current == l;
 }
 
 enum ha_err ha_loop_post(struct ha_loop *l, ha_loop_fn fn, void *arg)
@@ -287,6 +287,7 @@ void ha_loop_run(struct ha_loop *l)
 {
     struct epoll_event evs[MAX_EVENTS];
 
+    current = l;
     l->quit = false;
     while (!l->quit) {
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, next_timeout(l));
@@ -296,6 +297,7 @@ void ha_loop_run(struct ha_loop *l)
         run_timers(l);
         bury(l);
     }
+    current = NULL;
 }
 
 void ha_loop_quit(struct ha_loop *l)
