@@ -2,13 +2,18 @@
  *
  * The sidecar's requests are asynchronous: each is an easy handle on one curl multi handle
  * whose sockets and timer are watched by the event loop (loop.h, curl_multi_socket_action),
- * so a login waiting on a peer costs an easy handle and a socket, never a thread. The multi
- * handle keeps live connections, DNS answers and (through a share handle) TLS sessions
- * across requests, at most max_host_connections per peer; a request that finds them all busy
- * waits inside curl. curl checks its total timeout only once a transfer has a connection, so
- * each transfer also has its own deadline here, counted from the call to start: the oldest
- * are first in a list (one timeout for all, so start order is deadline order) and one loop
- * timer ends those past it. The person's wait is bounded whatever the queue.
+ * so a login waiting on a peer costs a socket and buffers, never a thread. The multi handle
+ * keeps live connections, DNS answers and (through a share handle) TLS sessions across
+ * requests.
+ *
+ * At most max_host_connections transfers per peer (origin) are in curl at once; the others
+ * wait here, in start order, as a small record (the request's copy, no easy handle, no
+ * buffers), so a thousand logins caught in a peer's stall cost a thousand records, not a
+ * thousand curl handles. Each transfer has its own deadline, counted from the call to start
+ * and kept whether it waits here or in curl (curl would not time a transfer that has no
+ * connection yet): the oldest are first in one list (one timeout for all, so start order is
+ * deadline order) and one loop timer ends those past it. The person's wait is bounded
+ * whatever the queue.
  *
  * The synchronous call (ha_http_client_perform) uses an easy handle of its own per request
  * and is only for one-shot tools and tests.
@@ -36,9 +41,11 @@
 #include "houston_auth/http_client.h"
 #include "houston_auth/loop.h"
 #include "houston_auth/proto.h"
+#include "houston_auth/url.h"
 #include "houston_auth/util.h"
 
-#define POOL_MAX 32 /* idle easy handles kept for reuse */
+#define POOL_MAX 32  /* idle easy handles kept for reuse */
+#define MAX_PEERS 16 /* origins called: the tenant, Houston, maybe a JWKS host */
 #define DEFAULT_HOST_CONNECTIONS 64
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 #define MAX_KEPT_HEADER 4096
@@ -52,10 +59,15 @@ struct transfer {
     int too_large;
 };
 
+struct peer;
+
 /* One asynchronous request, from start to its callback. */
 struct xfer {
     struct ha_http_client *c;
-    CURL *h;
+    struct peer *peer;
+    CURL *h;      /* while curl holds it */
+    bool waiting; /* in peer's queue */
+    struct xfer *qprev, *qnext;
     struct curl_slist *headers;
     char *url;
     char *body; /* a secret (codes, tokens): wiped */
@@ -69,6 +81,14 @@ struct xfer {
     ha_http_done_fn done;
     void *ctx;
     struct xfer *prev, *next; /* the deadline list, oldest first */
+};
+
+/* A peer (an origin) and the transfers waiting for one of its slots, oldest first. */
+struct peer {
+    char *origin;
+    long active; /* transfers curl holds for it */
+    struct xfer *qhead, *qtail;
+    struct peer *next;
 };
 
 struct ha_http_client {
@@ -90,6 +110,8 @@ struct ha_http_client {
     size_t in_flight;
     CURL *pool[POOL_MAX];
     size_t pool_count;
+    struct peer *peers; /* at most MAX_PEERS */
+    size_t npeers;
     bool closed;
 };
 
@@ -138,6 +160,12 @@ void ha_http_client_free(struct ha_http_client *c)
         curl_multi_cleanup(c->multi);
     if (c->share != NULL)
         curl_share_cleanup(c->share);
+    while (c->peers != NULL) {
+        struct peer *p = c->peers;
+        c->peers = p->next;
+        free(p->origin);
+        free(p);
+    }
     pthread_mutex_destroy(&c->trust_lock);
     X509_STORE_free(c->trust);
     free(c->ca_file);
@@ -492,20 +520,55 @@ static void give_back(struct ha_http_client *c, CURL *h)
     }
 }
 
-/* Ends x: out of curl and the list, then its callback, which owns the answer from then on. */
+static void launch(struct xfer *x);
+
+static void dequeue(struct xfer *x)
+{
+    struct peer *p = x->peer;
+    if (x->qprev != NULL)
+        x->qprev->qnext = x->qnext;
+    else
+        p->qhead = x->qnext;
+    if (x->qnext != NULL)
+        x->qnext->qprev = x->qprev;
+    else
+        p->qtail = x->qprev;
+    x->qprev = x->qnext = NULL;
+    x->waiting = false;
+}
+
+/* Hands p's oldest waiting transfers to curl while p has free slots. */
+static void admit(struct ha_http_client *c, struct peer *p)
+{
+    while (p != NULL && p->qhead != NULL && p->active < c->max_host_connections) {
+        struct xfer *x = p->qhead;
+        dequeue(x);
+        launch(x);
+    }
+}
+
+/* Ends x: out of curl (its slot goes to the oldest waiting transfer) or out of the queue, out
+ * of the deadline list, then its callback, which owns the answer from then on. */
 static void finish(struct xfer *x, enum ha_err err)
 {
     struct ha_http_client *c = x->c;
     struct ha_http_response r = {0};
+    struct peer *freed = NULL;
 
     if (x->h != NULL) {
         curl_multi_remove_handle(c->multi, x->h);
         err = take_answer(x->h, err, &x->resp);
         give_back(c, x->h);
         x->h = NULL;
+        x->peer->active--;
+        freed = x->peer;
+    } else if (x->waiting) {
+        dequeue(x);
     }
     list_remove(c, x);
     c->in_flight--;
+    if (!c->closed)
+        admit(c, freed);
     if (err == HA_OK) {
         r = x->resp;
         memset(&x->resp, 0, sizeof(x->resp));
@@ -618,24 +681,38 @@ static CURL *borrow(struct ha_http_client *c)
     return curl_easy_init();
 }
 
-/* On the loop: hands x to curl, or calls it back at once when that cannot be. */
-static void begin(void *arg)
+/* The peer for url's origin, made on first use. NULL when out of memory, the URL has no
+ * origin, or there are MAX_PEERS already. */
+static struct peer *peer_of(struct ha_http_client *c, const char *url)
 {
-    struct xfer *x = arg;
-    struct ha_http_client *c = x->c;
-    bool first = c->oldest == NULL;
+    char *origin = NULL;
+    struct peer *p;
 
-    x->prev = c->newest;
-    if (c->newest != NULL)
-        c->newest->next = x;
-    else
-        c->oldest = x;
-    c->newest = x;
-    c->in_flight++;
-    if (c->closed) {
-        finish(x, HA_ERR_IO);
-        return;
+    if (ha_url_origin(url, &origin) != HA_OK)
+        return NULL;
+    for (p = c->peers; p != NULL; p = p->next) {
+        if (strcmp(p->origin, origin) == 0) {
+            free(origin);
+            return p;
+        }
     }
+    p = c->npeers < MAX_PEERS ? calloc(1, sizeof(*p)) : NULL;
+    if (p == NULL) {
+        free(origin);
+        return NULL;
+    }
+    p->origin = origin;
+    p->next = c->peers;
+    c->peers = p;
+    c->npeers++;
+    return p;
+}
+
+/* Gives x to curl in one of its peer's slots; on failure, calls it back at once. */
+static void launch(struct xfer *x)
+{
+    struct ha_http_client *c = x->c;
+
     x->h = borrow(c);
     if (x->h == NULL) {
         finish(x, HA_ERR_NOMEM);
@@ -654,8 +731,42 @@ static void begin(void *arg)
         finish(x, HA_ERR_NOMEM);
         return;
     }
+    x->peer->active++;
+}
+
+/* On the loop: a new transfer takes its place in the deadline list, then a slot of its peer,
+ * or the end of the peer's queue; or it is called back at once when it cannot run. */
+static void begin(void *arg)
+{
+    struct xfer *x = arg;
+    struct ha_http_client *c = x->c;
+    bool first = c->oldest == NULL;
+
+    x->prev = c->newest;
+    if (c->newest != NULL)
+        c->newest->next = x;
+    else
+        c->oldest = x;
+    c->newest = x;
+    c->in_flight++;
     if (first)
         arm_deadline(c);
+    x->peer = c->closed ? NULL : peer_of(c, x->url);
+    if (x->peer == NULL) {
+        finish(x, c->closed ? HA_ERR_IO : HA_ERR_NOMEM);
+        return;
+    }
+    if (x->peer->active < c->max_host_connections && x->peer->qhead == NULL) {
+        launch(x);
+        return;
+    }
+    x->waiting = true;
+    x->qprev = x->peer->qtail;
+    if (x->peer->qtail != NULL)
+        x->peer->qtail->qnext = x;
+    else
+        x->peer->qhead = x;
+    x->peer->qtail = x;
 }
 
 static void start(void *impl, const struct ha_http_request *req, ha_http_done_fn done, void *ctx)
