@@ -723,6 +723,69 @@ static void test_cache_lookup_not_blocked_by_fetch(void **state)
     fake_cleanup(&f);
 }
 
+/* Fetches driven from outside (the event loop's calls): a cache without a synchronous http
+ * never fetches on a miss by itself; fetch_begin/_end keep the same schedule, window and
+ * coalescing, and a failed or empty answer leaves the keys that work. */
+static void test_cache_driven_fetches(void **state)
+{
+    struct ha_jwks_cache_opts o = {URI, {NULL, NULL}, {clock_now, NULL}, REFRESH_S, WINDOW_S};
+    struct ha_http_response ok1 = {200, jwks_k1, strlen(jwks_k1), NULL, NULL, {NULL}, 0};
+    struct ha_http_response ok12 = {200, jwks_k1k2, strlen(jwks_k1k2), NULL, NULL, {NULL}, 0};
+    struct ha_http_response broken = {500, (char *)"oops", 4, NULL, NULL, {NULL}, 0};
+    struct ha_http_response empty = {200, (char *)"{\"keys\":[]}", 11, NULL, NULL, {NULL}, 0};
+    struct ha_http_request req;
+    struct ha_jwks_cache *c = NULL;
+    struct clock clk;
+    (void)state;
+    o.clock.ctx = &clk;
+    atomic_store(&clk.now, T0);
+    assert_int_equal(ha_jwks_cache_new(&o, &c), HA_OK);
+    /* Never loaded: the scheduled fetch is due; while it runs, another is not, a miss joins. */
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, false, &req), HA_JWKS_FETCH_START);
+    assert_string_equal(req.method, "GET");
+    assert_string_equal(req.url, URI);
+    assert_true(req.to_tenant);
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, false, &req), HA_JWKS_FETCH_NO);
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, true, &req), HA_JWKS_FETCH_JOIN);
+    assert_int_equal(ha_jwks_cache_fetch_end(c, HA_OK, &ok1), HA_OK);
+    assert_true(ha_jwks_cache_ready(c));
+    expect_cached(c, "kid1", k1);
+    /* A miss finds nothing and fetches nothing by itself. */
+    expect_miss(c, "kid2");
+    assert_int_equal(stats(c).fetches, 1);
+    /* The miss's refetch: a failure, then an empty set, keep kid1 serving. */
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, true, &req), HA_JWKS_FETCH_START);
+    assert_int_equal(ha_jwks_cache_fetch_end(c, HA_ERR_TIMEOUT, &broken), HA_ERR_TIMEOUT);
+    expect_cached(c, "kid1", k1);
+    /* Inside the window: throttled. */
+    atomic_store(&clk.now, T0 + WINDOW_S - 1);
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, true, &req), HA_JWKS_FETCH_NO);
+    assert_int_equal(stats(c).throttled_misses, 1);
+    atomic_store(&clk.now, T0 + WINDOW_S);
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, true, &req), HA_JWKS_FETCH_START);
+    assert_int_equal(ha_jwks_cache_fetch_end(c, HA_OK, &broken), HA_ERR_HTTP);
+    atomic_store(&clk.now, T0 + 2 * WINDOW_S);
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, true, &req), HA_JWKS_FETCH_START);
+    assert_int_equal(ha_jwks_cache_fetch_end(c, HA_OK, &empty), HA_ERR_INVALID);
+    expect_cached(c, "kid1", k1);
+    expect_miss(c, "kid2");
+    /* The rotation arrives: both keys. */
+    atomic_store(&clk.now, T0 + 3 * WINDOW_S);
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, true, &req), HA_JWKS_FETCH_START);
+    assert_int_equal(ha_jwks_cache_fetch_end(c, HA_OK, &ok12), HA_OK);
+    expect_cached(c, "kid1", k1);
+    expect_cached(c, "kid2", k2);
+    /* The scheduled refresh is due only after refresh_s since the last success. */
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, false, &req), HA_JWKS_FETCH_NO);
+    atomic_store(&clk.now, T0 + 3 * WINDOW_S + REFRESH_S);
+    assert_int_equal(ha_jwks_cache_fetch_begin(c, false, &req), HA_JWKS_FETCH_START);
+    assert_int_equal(ha_jwks_cache_fetch_end(c, HA_OK, &ok1), HA_OK);
+    expect_miss(c, "kid2");
+    assert_int_equal(stats(c).fetches, 6);
+    assert_int_equal(stats(c).fetch_failures, 3);
+    ha_jwks_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -736,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_cache_tick),
         cmocka_unit_test(test_cache_concurrent_misses_share_fetch),
         cmocka_unit_test(test_cache_lookup_not_blocked_by_fetch),
+        cmocka_unit_test(test_cache_driven_fetches),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
