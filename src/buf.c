@@ -98,8 +98,13 @@ enum ha_err ha_buf_append_param(struct ha_buf *b, const char *key, const char *v
         goto out;
     if (b->len > 0 && b->data[b->len - 1] != '?')
         err = ha_buf_append(b, "&", 1);
+    /* Plain appends: a format would scan each value (tokens of a few KiB) twice. */
     if (err == HA_OK)
-        err = ha_buf_appendf(b, "%s=%s", k, v);
+        err = ha_buf_append(b, k, strlen(k));
+    if (err == HA_OK)
+        err = ha_buf_append(b, "=", 1);
+    if (err == HA_OK)
+        err = ha_buf_append(b, v, strlen(v));
     if (err != HA_OK && b->data != NULL) {
         b->len = before;
         b->data[before] = '\0';

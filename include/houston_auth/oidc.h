@@ -77,8 +77,9 @@ enum ha_err ha_oidc_token_call(const struct ha_oidc_provider *p, const struct ha
                                struct ha_token_call *call);
 void ha_token_call_cleanup(struct ha_token_call *call);
 /* Judges the token endpoint's answer (err as the transport gave it), with *reason on failure:
- * the transport's error, HA_ERR_HTTP on a non-200 or a body that is not the expected JSON. */
-enum ha_err ha_oidc_token_answer(enum ha_err err, const struct ha_http_response *resp,
+ * the transport's error, HA_ERR_HTTP on a non-200 or a body that is not the expected JSON.
+ * The body is read in place (modified). */
+enum ha_err ha_oidc_token_answer(enum ha_err err, struct ha_http_response *resp,
                                  struct ha_token_response *out, const char **reason);
 /* Both, through a synchronous call: POSTs the authorization_code grant to token_endpoint.
  * HA_ERR_HTTP with *reason on a non-200 answer or a body that is not the expected JSON (id_token,
