@@ -315,7 +315,7 @@ static void on_tokens(void *ctx, enum ha_err err, struct ha_http_response *resp)
     err = ha_oidc_token_answer(err, resp, &l->tokens, &reason);
     ha_http_response_cleanup(resp);
     if (err != HA_OK) {
-        end(l, fail_with(l, HA_E_TOKEN_EXCHANGE, reason, "error", ha_err_str(err)));
+        end(l, fail_with(l, HA_E_TOKEN_EXCHANGE, reason, "peer_error", ha_err_str(err)));
         return;
     }
     err = verify_tokens(l);
@@ -376,9 +376,9 @@ static void end(struct login *l, enum ha_err err)
 {
     struct ha_call *call = l->call;
 
-    if (err == HA_OK)
-        err = relay(l, call->resp);
-    else
+    if (err == HA_OK && relay(l, call->resp) != HA_OK)
+        err = fail(l, HA_E_BUSY, "out of memory relaying Houston's answer");
+    if (err != HA_OK)
         err = ha_login_fail(l->cx, l->req, call->resp, &l->error, l->cookie[0] ? l->cookie : NULL);
     ha_metrics_observe_ns(l->cx->app->metrics, HA_HIST_REDIRECT_OWN,
                           ha_mono_ns() - l->t0 - l->waited_ns);

@@ -492,7 +492,8 @@ enum ha_err ha_houston_callback_answer(enum ha_err err, const struct ha_http_res
                                        struct ha_houston_result *out)
 {
     if (err != HA_OK)
-        return err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS || err == HA_ERR_NOMEM
+        return err == HA_ERR_IO || err == HA_ERR_TIMEOUT || err == HA_ERR_TLS ||
+                       err == HA_ERR_NOMEM || err == HA_ERR_TOO_LARGE
                    ? err
                    : HA_ERR_HTTP;
     return check_answer(resp, policy, cookie_name, request_id, out);

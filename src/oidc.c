@@ -12,7 +12,8 @@
 #include "houston_auth/util.h"
 
 #define MAX_ENDPOINT 2048
-#define MAX_EXPIRES_IN 1e9 /* seconds; an expires_in past it (or not a positive integer) is sent as 0 */
+#define MAX_EXPIRES_IN                                                                             \
+    1e9 /* seconds; an expires_in past it (or not a positive integer) is sent as 0 */
 
 void ha_oidc_provider_cleanup(struct ha_oidc_provider *p)
 {
@@ -343,6 +344,7 @@ enum ha_err ha_oidc_token_answer(enum ha_err err, struct ha_http_response *resp,
     if (err != HA_OK) {
         *reason = err == HA_ERR_TIMEOUT     ? "token endpoint timed out"
                   : err == HA_ERR_TOO_LARGE ? "token response too large"
+                  : err == HA_ERR_NOMEM     ? "out of memory calling the token endpoint"
                                             : "token endpoint unreachable";
         return err;
     }

@@ -16,7 +16,7 @@
 
 static const struct ha_route routes[] = {
     {HA_PATH_START, "GET, HEAD", false, false, true, false, true, ha_handle_start, NULL},
-    {HA_PATH_REDIRECT, "GET, HEAD, POST", true, true, true, false, true, NULL, ha_handle_redirect},
+    {HA_PATH_REDIRECT, "GET, POST", true, true, true, false, true, NULL, ha_handle_redirect},
     {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, ha_handle_logout, NULL},
     {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, ha_handle_healthz, NULL},
     {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, ha_handle_readyz, NULL},
@@ -49,8 +49,12 @@ const struct ha_route *ha_router_find(const char *path)
 
 bool ha_router_method_ok(const struct ha_route *route, const char *method)
 {
-    if (route->early || strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+    if (route->early || strcmp(method, "GET") == 0)
         return true;
+    /* A HEAD of the redirect (a link prefetcher, a scanner) would spend the one-time code
+     * and state on an answer nobody reads: the routes that call peers refuse it. */
+    if (strcmp(method, "HEAD") == 0)
+        return !route->outbound;
     return route->post && strcmp(method, "POST") == 0;
 }
 

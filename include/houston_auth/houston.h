@@ -40,9 +40,10 @@ enum ha_err ha_houston_callback_answer(enum ha_err err, const struct ha_http_res
                                        struct ha_houston_result *out);
 /* Both, through a synchronous call: POSTs form to houston_url + HA_HOUSTON_CALLBACK_PATH and checks
  * the answer: a 302/303 whose Location passes policy, carrying a Set-Cookie for cookie_name (or,
- * without one, a Location to the app's /login with an error). HA_ERR_IO/HA_ERR_TIMEOUT when Houston
- * is unreachable, HA_ERR_HTTP on any other status, HA_ERR_REFUSED when Location or cookie are
- * refused. Logs nothing above debug: the caller's one line for the failed login says why. */
+ * without one, a Location to the app's /login with an error). HA_ERR_IO/HA_ERR_TIMEOUT/HA_ERR_TLS
+ * when Houston is unreachable, HA_ERR_TOO_LARGE past the body cap, HA_ERR_HTTP on any other
+ * status, HA_ERR_REFUSED when Location or cookie are refused. Logs nothing above debug: the
+ * caller's one line for the failed login says why. */
 enum ha_err ha_houston_callback(const struct ha_http *http, const char *houston_url,
                                 const char *form, const struct ha_redirect_policy *policy,
                                 const char *cookie_name, const char *request_id,

@@ -28,7 +28,8 @@ struct ha_route {
  * spelling inside Houston's OAuth namespace (ha_url_normalize_path of it is
  * HA_HOUSTON_OAUTH_PREFIX or below it), the early route that refuses it; else NULL. */
 const struct ha_route *ha_router_find(const char *path);
-/* True when method is allowed on route (HEAD wherever GET is; any on an early route). */
+/* True when method is allowed on route (HEAD wherever GET is, but on outbound routes; any
+ * on an early route). */
 bool ha_router_method_ok(const struct ha_route *route, const char *method);
 /* Runs route's handler with one configuration view taken for the request; fills a 404/405 when
  * route is NULL or the method is refused, and a 500 (or 503 for HA_ERR_BUSY) when the handler

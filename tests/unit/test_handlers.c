@@ -829,6 +829,11 @@ static void test_failed_login_logged_once(void **state)
     assert_login_error(&resp, "token_exchange_failed");
     assert_int_equal(log_lines(f, mark, "\"event\":\"login_failed\"", &with), 1);
     assert_int_equal(with, 1);
+    /* The line names the code the person saw, and the peer's answer in a field of its own. */
+    log_lines(f, mark, "\"error\":\"token_exchange_failed\"", &with);
+    assert_int_equal(with, 1);
+    log_lines(f, mark, "\"peer_error\":", &with);
+    assert_int_equal(with, 1);
     ha_response_cleanup(&resp);
 
     ha_log_set_stream(NULL);

@@ -101,6 +101,10 @@ static void test_find(void **state)
         assert_non_null(r);
         assert_string_equal(r->path, own[i]);
         assert_false(r->early);
+        assert_true(ha_router_method_ok(r, "GET"));
+        /* HEAD wherever GET is, but on the redirect: it would spend the code and state. */
+        assert_int_equal(ha_router_method_ok(r, "HEAD"), strcmp(own[i], HA_PATH_REDIRECT) != 0);
+        assert_int_equal(ha_router_method_ok(r, "POST"), strcmp(own[i], HA_PATH_REDIRECT) == 0);
     }
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         if (ha_router_find(unknown[i]) != NULL)
