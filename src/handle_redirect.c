@@ -49,6 +49,7 @@ struct login {
     uint64_t t0;                 /* the login's start */
     uint64_t call_t0;            /* the call in flight's start */
     uint64_t waited_ns;          /* time spent waiting on the tenant, JWKS and Houston */
+    uint64_t deadline_ns;        /* the person's: requestTimeoutMs from the first call */
     bool key_missed;             /* a token's kid was not in the key set */
     bool refetched;              /* the one JWKS refetch a login may wait for */
     struct ha_jwks_waiter waiter;
@@ -215,6 +216,9 @@ static enum ha_err exchange(struct login *l)
     if (ha_oidc_token_call(&l->cx->app->provider, &r, &tc) != HA_OK)
         return fail(l, HA_E_TOKEN_EXCHANGE, "token request could not be built");
     l->call_t0 = ha_mono_ns();
+    /* One budget for both calls: a person waits requestTimeoutMs at most, not one per peer. */
+    l->deadline_ns = l->call_t0 + (uint64_t)cfg->request_timeout_ms * 1000000u;
+    tc.req.deadline_ns = l->deadline_ns;
     ha_transport_start(t, &tc.req, on_tokens, l); /* l may be gone from here on */
     ha_token_call_cleanup(&tc);
     return HA_OK;
@@ -283,6 +287,7 @@ static enum ha_err hand_off(struct login *l)
         return fail(l, HA_E_HOUSTON_REJECTED, "Houston's form could not be built");
     }
     l->call_t0 = ha_mono_ns();
+    req.deadline_ns = l->deadline_ns;
     ha_transport_start(&cx->app->transport, &req, on_houston, l); /* l may be gone */
     ha_free_secret(form);
     free(url);

@@ -9,11 +9,12 @@
  * At most max_host_connections transfers per peer (origin) are in curl at once; the others
  * wait here, in start order, as a small record (the request's copy, no easy handle, no
  * buffers), so a thousand logins caught in a peer's stall cost a thousand records, not a
- * thousand curl handles. Each transfer has its own deadline, counted from the call to start
- * and kept whether it waits here or in curl (curl would not time a transfer that has no
- * connection yet): the oldest are first in one list (one timeout for all, so start order is
- * deadline order) and one loop timer ends those past it. The person's wait is bounded
- * whatever the queue.
+ * thousand curl handles. Each transfer has its own deadline: the total timeout from the call
+ * to start, or sooner when the caller says so (a login's calls share one), kept whether it
+ * waits here or in curl (curl would not time a transfer that has no connection yet). The
+ * deadlines are in one list, soonest first (nearly always start order, so an insertion is
+ * at the end), and one loop timer ends those past it; a waiting transfer past its deadline
+ * never reaches the peer. The person's wait is bounded whatever the queue.
  *
  * The synchronous call (ha_http_client_perform) uses an easy handle of its own per request
  * and is only for one-shot tools and tests.
@@ -472,6 +473,8 @@ static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_requ
         return NULL;
     x->c = c;
     x->deadline_ns = ha_mono_ns() + (uint64_t)c->total_timeout_ms * 1000000u;
+    if (req->deadline_ns != 0 && req->deadline_ns < x->deadline_ns)
+        x->deadline_ns = req->deadline_ns;
     x->post = is_post(req);
     x->to_tenant = req->to_tenant;
     x->headers = build_headers(req);
@@ -521,6 +524,7 @@ static void give_back(struct ha_http_client *c, CURL *h)
 }
 
 static void launch(struct xfer *x);
+static void finish(struct xfer *x, enum ha_err err);
 
 static void dequeue(struct xfer *x)
 {
@@ -537,13 +541,18 @@ static void dequeue(struct xfer *x)
     x->waiting = false;
 }
 
-/* Hands p's oldest waiting transfers to curl while p has free slots. */
+/* Hands p's oldest waiting transfers to curl while p has free slots; one already past its
+ * deadline (a stall just ended them all) ends at once, never reaching the peer. */
 static void admit(struct ha_http_client *c, struct peer *p)
 {
+    uint64_t now = ha_mono_ns();
     while (p != NULL && p->qhead != NULL && p->active < c->max_host_connections) {
         struct xfer *x = p->qhead;
         dequeue(x);
-        launch(x);
+        if (x->deadline_ns <= now)
+            finish(x, HA_ERR_TIMEOUT);
+        else
+            launch(x);
     }
 }
 
@@ -708,6 +717,13 @@ static struct peer *peer_of(struct ha_http_client *c, const char *url)
     return p;
 }
 
+/* Milliseconds until x's deadline, at least 1. */
+static long left_ms(const struct xfer *x)
+{
+    uint64_t now = ha_mono_ns();
+    return x->deadline_ns > now ? (long)((x->deadline_ns - now) / 1000000u) + 1 : 1;
+}
+
 /* Gives x to curl in one of its peer's slots; on failure, calls it back at once. */
 static void launch(struct xfer *x)
 {
@@ -723,6 +739,8 @@ static void launch(struct xfer *x)
     set_common(c, x->h, &x->t);
     set_request(c, x->h, x->url, x->headers, x->to_tenant, x->post, x->body, x->body_len, x->user,
                 x->pass);
+    /* curl's own timeout is what is left of the deadline (ours ends it anyway). */
+    curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, left_ms(x));
     curl_easy_setopt(x->h, CURLOPT_SHARE, c->share);
     curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
     if (curl_multi_add_handle(c->multi, x->h) != CURLM_OK) {
@@ -734,22 +752,35 @@ static void launch(struct xfer *x)
     x->peer->active++;
 }
 
+/* Puts x in the deadline list, soonest first: almost always at the end (calls start in order
+ * and share one timeout), before the newer ones when a login's shared deadline is sooner. */
+static void insert_by_deadline(struct ha_http_client *c, struct xfer *x)
+{
+    struct xfer *after = c->newest;
+    while (after != NULL && after->deadline_ns > x->deadline_ns)
+        after = after->prev;
+    x->prev = after;
+    x->next = after != NULL ? after->next : c->oldest;
+    if (x->next != NULL)
+        x->next->prev = x;
+    else
+        c->newest = x;
+    if (after != NULL)
+        after->next = x;
+    else
+        c->oldest = x;
+}
+
 /* On the loop: a new transfer takes its place in the deadline list, then a slot of its peer,
  * or the end of the peer's queue; or it is called back at once when it cannot run. */
 static void begin(void *arg)
 {
     struct xfer *x = arg;
     struct ha_http_client *c = x->c;
-    bool first = c->oldest == NULL;
 
-    x->prev = c->newest;
-    if (c->newest != NULL)
-        c->newest->next = x;
-    else
-        c->oldest = x;
-    c->newest = x;
+    insert_by_deadline(c, x);
     c->in_flight++;
-    if (first)
+    if (c->oldest == x)
         arm_deadline(c);
     x->peer = c->closed ? NULL : peer_of(c, x->url);
     if (x->peer == NULL) {

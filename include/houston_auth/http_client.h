@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "houston_auth/err.h"
 
 #define HA_HTTP_MAX_SET_COOKIES 8
@@ -27,6 +28,8 @@ struct ha_http_request {
     const char *request_id; /* sent as X-Request-Id when non-NULL */
     bool to_tenant;         /* may go through the client's tenant_proxy; nothing else ever
                              * uses a proxy, whatever http_proxy and friends say */
+    uint64_t deadline_ns;   /* async: ha_mono_ns() by which it ends, if sooner than the
+                             * client's total timeout (a login's calls share one); 0: none */
 };
 
 struct ha_http_response {

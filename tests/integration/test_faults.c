@@ -1136,6 +1136,23 @@ static void test_houston_slow(void **state)
     slow_peer(it_env()->sidecar_url, NULL, "{\"delay_ms\":4000}", "houston_unavailable");
 }
 
+/* A slow tenant (within the timeout) and a stalled Houston: the login's two calls share one
+ * budget, so the person waits one timeout, not one per peer (per call, the tenant's 1.4 s
+ * and Houston's 1.5 s would add up to 2.9 s). */
+static void test_one_budget_per_login(void **state)
+{
+    struct it_env *e = it_env();
+    struct job j = {e->sidecar_url, 0, 0, "houston_unavailable"};
+    (void)state;
+    assert_int_equal(it_tenant_fault(e, "{\"token_delay_ms\":1400}"), 200);
+    assert_int_equal(it_houston_fault(e, "{\"delay_ms\":4000}"), 200);
+    login_job(&j);
+    print_message("ended %s in %.2f s\n", j.ok ? j.code : "otherwise", j.seconds);
+    assert_true(j.ok);
+    assert_true(j.seconds * 1000 < TIMEOUT_MS + 1000);
+    assert_int_equal(it_peers_reset(e), 0);
+}
+
 /* Two connections per peer for CONCURRENT logins: the other logins wait inside curl for a
  * connection, and that wait is within their timeout (curl would not time a transfer that has
  * no connection yet: the sidecar's own deadline does). */
@@ -1306,6 +1323,7 @@ int main(void)
         cmocka_unit_test_setup(test_tenant_slow, it_test_setup),
         cmocka_unit_test_setup(test_houston_slow, it_test_setup),
         cmocka_unit_test_setup(test_slow_peers_few_connections, it_test_setup),
+        cmocka_unit_test_setup(test_one_budget_per_login, it_test_setup),
         cmocka_unit_test_setup(test_unknown_kid_flood, it_test_setup),
         cmocka_unit_test_setup(test_jwks_failing_warm_cache, it_test_setup),
         cmocka_unit_test(test_logs_hold_no_secrets),
