@@ -48,6 +48,7 @@
 #define POOL_MAX 32  /* idle easy handles kept for reuse */
 #define MAX_PEERS 16 /* origins called: the tenant, Houston, maybe a JWKS host */
 #define DEFAULT_HOST_CONNECTIONS 64
+#define LAUNCH_MIN_MS 1000 /* or a fifth of the total timeout, if less */
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 #define MAX_KEPT_HEADER 4096
 /* curl's receive buffer per transfer (its default is 16 KiB): answers from the tenant and
@@ -101,6 +102,7 @@ struct ha_http_client {
     long total_timeout_ms;
     size_t max_body;
     long max_host_connections;
+    long launch_min_ms; /* a waiting transfer with less time left is not started */
     /* Asynchronous transfers: the loop thread's only. */
     struct ha_loop *loop;
     CURLM *multi;
@@ -133,6 +135,8 @@ enum ha_err ha_http_client_new(const struct ha_http_client_opts *o, struct ha_ht
     c->max_body = o->max_body == 0 ? HA_MAX_PEER_BODY : o->max_body;
     c->max_host_connections =
         o->max_host_connections > 0 ? o->max_host_connections : DEFAULT_HOST_CONNECTIONS;
+    c->launch_min_ms =
+        c->total_timeout_ms / 5 < LAUNCH_MIN_MS ? c->total_timeout_ms / 5 : LAUNCH_MIN_MS;
     if (o->tenant_proxy != NULL) {
         c->tenant_proxy = strdup(o->tenant_proxy);
         if (c->tenant_proxy == NULL)
@@ -541,15 +545,18 @@ static void dequeue(struct xfer *x)
     x->waiting = false;
 }
 
-/* Hands p's oldest waiting transfers to curl while p has free slots; one already past its
- * deadline (a stall just ended them all) ends at once, never reaching the peer. */
+/* Hands p's oldest waiting transfers to curl while p has free slots. One with less than
+ * launch_min_ms left ends at once with HA_ERR_TIMEOUT, never reaching the peer: when a stall
+ * ends the calls it held, the next in line are only milliseconds younger, and starting them
+ * would send a burst of requests (new connections, single-use codes spent) that cannot finish
+ * in time, to a peer that just failed to answer. */
 static void admit(struct ha_http_client *c, struct peer *p)
 {
-    uint64_t now = ha_mono_ns();
+    uint64_t soon = ha_mono_ns() + (uint64_t)c->launch_min_ms * 1000000u;
     while (p != NULL && p->qhead != NULL && p->active < c->max_host_connections) {
         struct xfer *x = p->qhead;
         dequeue(x);
-        if (x->deadline_ns <= now)
+        if (x->deadline_ns <= soon)
             finish(x, HA_ERR_TIMEOUT);
         else
             launch(x);

@@ -1081,6 +1081,9 @@ static void *probe_loop(void *arg)
     return NULL;
 }
 
+/* The tenant's token requests during the last slow_peer, up to its reset. */
+static long stalled_token_requests;
+
 /* CONCURRENT logins at the sidecar at base while a peer sleeps past the request timeout: each
  * ends with code within one timeout and a margin, however few connections to the peer the
  * sidecar may open (the time a login waits for one counts against its own timeout), the
@@ -1120,6 +1123,7 @@ static void slow_peer(const char *base, const char *tenant_fault, const char *ho
     assert_int_equal(p.failed, 0);
     assert_true(p.count >= 10);
     assert_true(p.worst_ms < 1000);
+    stalled_token_requests = tenant_stat("token_requests"); /* the reset clears it */
     assert_int_equal(it_peers_reset(e), 0);
     login_expect(base, NULL, "the first login after the fault");
 }
@@ -1153,7 +1157,7 @@ static void test_one_budget_per_login(void **state)
     assert_int_equal(it_peers_reset(e), 0);
 }
 
-/* Two connections per peer for CONCURRENT logins: the other logins wait inside curl for a
+/* Two connections per peer for CONCURRENT logins: the other logins wait in the sidecar for a
  * connection, and that wait is within their timeout (curl would not time a transfer that has
  * no connection yet: the sidecar's own deadline does). */
 static void test_slow_peers_few_connections(void **state)
@@ -1162,7 +1166,11 @@ static void test_slow_peers_few_connections(void **state)
     char base[128];
     (void)state;
     it_spare_start(2, "sidecar-few-connections.log", extra, base, sizeof(base));
+    assert_int_equal(it_peers_reset(it_env()), 0);
     slow_peer(base, "{\"token_delay_ms\":4000}", NULL, "token_exchange_failed");
+    /* When the two calls the stall held end, the others in line have no time left to finish:
+     * none is started (no burst of spent codes at a tenant that just failed to answer). */
+    assert_int_equal(stalled_token_requests, 2);
     slow_peer(base, NULL, "{\"delay_ms\":4000}", "houston_unavailable");
 }
 
