@@ -239,6 +239,12 @@ static enum MHD_Result send_response(struct conn *c)
         MHD_add_response_header(r, "Set-Cookie", rs->set_cookies[i]);
     if (c->req.request_id[0] != '\0')
         MHD_add_response_header(r, "X-Request-Id", c->req.request_id);
+    /* A login's last answer sends the browser to the app, off this host: its connection is
+     * closed rather than kept idle, because libmicrohttpd zeroes a kept connection's whole
+     * memory pool (CONN_MEMORY_LIMIT) for the next request, so a thousand logins ending at
+     * once (a stalled peer's timeout) would otherwise hold a thousand touched pools. */
+    if (c->route != NULL && c->route->outbound)
+        MHD_add_response_header(r, "Connection", "close");
     ret = MHD_queue_response(c->mhd, (unsigned int)rs->status, r);
     MHD_destroy_response(r);
     {

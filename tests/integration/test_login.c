@@ -257,6 +257,11 @@ static void full_login(const char *query, const char *connection, const char *in
     }
     assert_int_equal(it_get(c, l.authorize.location, &l.redirect), 0);
     it_note_login(&l);
+    /* The login's last answer closes its connection (the browser goes on to the app), and the
+     * start's stays open for the redirect back. */
+    assert_non_null(it_resp_header(&l.redirect, "Connection"));
+    assert_string_equal(it_resp_header(&l.redirect, "Connection"), "close");
+    assert_null(it_resp_header(&l.start, "Connection"));
     token = check_final(c, &l.redirect, state, full);
     rec = it_houston_received(e);
     assert_non_null(rec);
