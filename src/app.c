@@ -253,50 +253,6 @@ static void set_not_ready(struct ha_app *app, const char *reason)
     pthread_mutex_unlock(&app->lock);
 }
 
-enum ha_err ha_app_load_provider(struct ha_app *app, const char **reason)
-{
-    struct ha_oidc_provider p = {0};
-    struct ha_jwks_cache *jwks = NULL;
-    struct ha_jwks_cache_opts jo;
-    const struct ha_view *v = ha_app_view_acquire(app);
-    enum ha_err err;
-    uint64_t t0;
-
-    err = ha_oidc_discover(&app->http, v->cfg->issuer, &p, reason);
-    if (err != HA_OK)
-        goto out;
-    jo.jwks_uri = p.jwks_uri;
-    jo.http = app->http;
-    jo.clock = app->clock;
-    jo.refresh_s = v->cfg->jwks_refresh_s;
-    jo.min_refetch_s = v->cfg->jwks_min_refetch_s;
-    err = ha_jwks_cache_new(&jo, &jwks);
-    if (err != HA_OK) {
-        *reason = "JWKS cache could not be created";
-        goto out;
-    }
-    t0 = ha_mono_ns();
-    err = ha_jwks_cache_refresh(jwks);
-    ha_metrics_observe_ns(app->metrics, HA_HIST_JWKS, ha_mono_ns() - t0);
-    if (err != HA_OK) {
-        *reason = "JWKS could not be loaded";
-        goto out;
-    }
-    pthread_mutex_lock(&app->lock);
-    app->provider = p;
-    app->jwks = jwks;
-    app->provider_ready = true;
-    app->not_ready_reason = NULL;
-    pthread_mutex_unlock(&app->lock);
-    memset(&p, 0, sizeof(p));
-    jwks = NULL;
-out:
-    ha_app_view_release(app, v);
-    ha_oidc_provider_cleanup(&p);
-    ha_jwks_cache_free(jwks);
-    return err;
-}
-
 static void ready_step(void *arg);
 
 static void arm_ready(struct ha_app *app, long ms)

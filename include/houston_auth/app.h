@@ -115,8 +115,6 @@ size_t ha_app_cookie_keys(const struct ha_view *v, long now,
 /* Starts the event loop's thread; on it, discovery and JWKS load with backoff, then JWKS is
  * refreshed on schedule. */
 enum ha_err ha_app_start(struct ha_app *app);
-/* One synchronous attempt at discovery + JWKS (tests, --check-config). */
-enum ha_err ha_app_load_provider(struct ha_app *app, const char **reason);
 /* Ends every outbound call in flight (their callbacks see HA_ERR_IO), then stops the loop's
  * thread. Idempotent. */
 void ha_app_stop(struct ha_app *app);
