@@ -57,6 +57,7 @@
 #define PREP_DEADLINE_MS 180000.0
 #define FAULT_TIMEOUT_MS 5000L
 #define CLEAR_RETRY_MS 500.0
+#define MAX_ERROR_CODE 48
 #define HIST_BUCKETS 61 /* one per second of waiting, the last one "60 s and more" */
 #define ERR_LEN 256
 
@@ -104,6 +105,7 @@ struct browser {
     enum outcome outcome;
     long status;
     bool success;
+    char error[MAX_ERROR_CODE]; /* the error= value of the answer's Location, if any */
     double wait_ms;
 };
 
@@ -522,6 +524,26 @@ static void send_callback(struct run *r, struct browser *b)
     }
 }
 
+/* The value of "error=" in a Location's query (the login failure a relying party names),
+ * cut at the next '&'; "" when there is none. */
+static void error_code(const char *location, char *out, size_t cap)
+{
+    const char *q = location != NULL ? strchr(location, '?') : NULL;
+    const char *p = q;
+    size_t n;
+    out[0] = '\0';
+    while (p != NULL && strncmp(p + 1, "error=", 6) != 0)
+        p = strchr(p + 1, '&');
+    if (p == NULL)
+        return;
+    p += 7;
+    n = strcspn(p, "&#");
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
 static void callback_done(struct run *r, struct browser *b, CURLcode rc)
 {
     b->wait_ms = now_ms() - b->x.t_sent;
@@ -530,6 +552,7 @@ static void callback_done(struct run *r, struct browser *b, CURLcode rc)
     case CURLE_OK:
         b->outcome = O_ANSWERED;
         b->success = b->x.r.success;
+        error_code(b->x.r.location, b->error, sizeof(b->error));
         break;
     case CURLE_OPERATION_TIMEDOUT:
         b->outcome = O_GAVE_UP;
@@ -810,6 +833,32 @@ static void report_statuses(const struct run *r)
     printf("\n");
 }
 
+/* The error= codes the answers redirected to, each with its count ("-" for none). */
+static void report_errors(const struct run *r)
+{
+    const char *code[MAX_STATUS];
+    int n[MAX_STATUS], k = 0, errors = 0;
+    for (int i = 0; i < r->o->browsers; i++) {
+        const struct browser *b = &r->bs[i];
+        int j = 0;
+        if (b->outcome != O_ANSWERED || b->error[0] == '\0')
+            continue;
+        errors++;
+        while (j < k && strcmp(code[j], b->error) != 0)
+            j++;
+        if (j == k && k < MAX_STATUS) {
+            code[k] = b->error;
+            n[k++] = 0;
+        }
+        if (j < k)
+            n[j]++;
+    }
+    printf("error_redirects %d\nerror_codes", errors);
+    for (int j = 0; j < k; j++)
+        printf(" %s:%d", code[j], n[j]);
+    printf("%s\n", k == 0 ? " -" : "");
+}
+
 /* Answers per whole second of waiting: "5:64" is 64 answers after 5 s and before 6 s. */
 static void report_waits(const struct run *r, double *v)
 {
@@ -849,6 +898,7 @@ static void report(struct run *r, double prep_s, double *scratch)
            count(r, O_OTHER));
     printf("unfinished %d\n", unfinished);
     report_statuses(r);
+    report_errors(r);
     report_waits(r, scratch);
     qsort(r->probe_ms, (size_t)r->probes_done, sizeof(double), cmp_double);
     printf("probes %d\nprobes_in_time %d\nprobes_late_or_failed %d\nprobe_p50_ms %.1f\n"
