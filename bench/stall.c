@@ -16,7 +16,8 @@
  *    their callbacks, all at once or --step at a time every --step-ms, each on a connection
  *    of its own, and each records the time from its send to its answer (any HTTP status), a
  *    reset, a refused connection or --give-up-ms. At t0 + --stall-ms the fault is cleared
- *    (POST --fault-clear, retried every 500 ms while the peer does not take it).
+ *    (POST --fault-clear on the control's own keep-alive connection, retried every 500 ms
+ *    while the peer does not take it).
  * 3. Meanwhile --probe is fetched every --probe-every-ms on a fresh connection, and answers
  *    within --probe-within-ms are counted; with --rss-pid, that process's VmRSS is read just
  *    before the first step and --step-ms after each step (logins in flight: those sent).
@@ -57,6 +58,7 @@
 #define PREP_DEADLINE_MS 180000.0
 #define FAULT_TIMEOUT_MS 5000L
 #define CLEAR_RETRY_MS 500.0
+#define CTL_PING_MS 10000.0 /* the peers close a connection idle for 30 s */
 #define MAX_ERROR_CODE 48
 #define HIST_BUCKETS 61 /* one per second of waiting, the last one "60 s and more" */
 #define ERR_LEN 256
@@ -84,7 +86,8 @@ struct reply {
     bool success; /* it set --success-cookie */
 };
 
-enum kind { K_PREP, K_CALLBACK, K_PROBE, K_CLEAR };
+enum kind { K_PREP, K_CALLBACK, K_PROBE, K_CTL };
+enum ctl_op { CTL_SET, CTL_PING, CTL_CLEAR };
 enum outcome { O_NONE, O_ANSWERED, O_RESET, O_REFUSED, O_GAVE_UP, O_OTHER };
 
 struct xfer {
@@ -117,9 +120,11 @@ struct run {
     struct browser *bs;
     int prepared, prep_failed, active_prep, next_prep;
     int sent, done, steps_sent;
-    double t0, clear_at, cleared_ms, hard_end;
-    bool clear_active, cleared;
-    struct xfer clear;
+    double t0, clear_at, cleared_ms, next_ping, hard_end;
+    struct xfer ctl; /* the fault control's keep-alive handle */
+    enum ctl_op ctl_op;
+    bool ctl_active, ctl_ok, cleared;
+    long ctl_connects; /* connections the control opened: 1 when the keep-alive held */
     long rss_kb[MAX_STEPS + 1];
     int rss_inflight[MAX_STEPS + 1], nrss;
     double next_probe;
@@ -128,6 +133,8 @@ struct run {
     double probe_ms[MAX_PROBES];
     char first_error[ERR_LEN];
 };
+
+static void pump(struct run *r, int wait_ms);
 
 static double now_ms(void)
 {
@@ -433,19 +440,11 @@ out:
 
 /* ---- 2. the stall ---- */
 
-/* A POST of a JSON body to the fault control; the handle is not yet added anywhere. */
-static CURL *new_fault_post(struct run *r, struct xfer *x, const char *body,
-                            struct curl_slist *json)
-{
-    CURL *h;
-    x->kind = K_CLEAR;
-    h = new_get(r, x, r->o->fault_url, FAULT_TIMEOUT_MS);
-    if (h == NULL)
-        return NULL;
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, json);
-    return h;
-}
+/* The fault control goes over one keep-alive connection, opened before the stall and used
+ * every CTL_PING_MS so that it never idles out. The peers serve a bounded number of
+ * connections (256, each held for the whole injected delay, whether its client is still
+ * there or not), so a control request on a new connection could wait until the stall's first
+ * held requests end, and the stall would last longer than --stall-ms. */
 
 static struct curl_slist *json_header(void)
 {
@@ -455,49 +454,81 @@ static struct curl_slist *json_header(void)
     return json;
 }
 
-/* Sets the fault and waits for the peer to take it (200). */
-static int set_fault(struct run *r)
+static int ctl_init(struct run *r)
 {
-    struct xfer x = {0};
-    long status = 0;
-    CURLcode rc;
     if (r->o->fault_url == NULL)
         return 0;
-    if (new_fault_post(r, &x, r->o->fault_set, json_header()) == NULL)
+    r->ctl.kind = K_CTL;
+    if (new_get(r, &r->ctl, r->o->fault_url, FAULT_TIMEOUT_MS) == NULL)
         return -1;
-    rc = curl_easy_perform(x.h);
-    curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status != 200)
+    curl_easy_setopt(r->ctl.h, CURLOPT_FRESH_CONNECT, 0L);
+    curl_easy_setopt(r->ctl.h, CURLOPT_FORBID_REUSE, 0L);
+    curl_easy_setopt(r->ctl.h, CURLOPT_HTTPHEADER, json_header());
+    return 0;
+}
+
+static int ctl_send(struct run *r, enum ctl_op op)
+{
+    CURL *h = r->ctl.h;
+    if (op == CTL_PING)
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    else
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS,
+                         op == CTL_SET ? r->o->fault_set : r->o->fault_clear);
+    r->ctl_op = op;
+    if (curl_multi_add_handle(r->m, h) != CURLM_OK)
+        return -1;
+    r->ctl_active = true;
+    return 0;
+}
+
+static void ctl_done(struct run *r, CURLcode rc)
+{
+    long status = 0, connects = 0;
+    curl_easy_getinfo(r->ctl.h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(r->ctl.h, CURLINFO_NUM_CONNECTS, &connects);
+    r->ctl_connects += connects;
+    curl_multi_remove_handle(r->m, r->ctl.h); /* the connection stays in the multi's cache */
+    reply_cleanup(&r->ctl.r);
+    r->ctl_active = false;
+    r->ctl_ok = rc == CURLE_OK && status == 200;
+    if (!r->ctl_ok && r->ctl_op != CTL_PING)
         note_error(r, rc != CURLE_OK ? curl_easy_strerror(rc) : "the fault control refused",
                    r->o->fault_url, status);
-    curl_easy_cleanup(x.h);
-    reply_cleanup(&x.r);
-    return rc == CURLE_OK && status == 200 ? 0 : -1;
-}
-
-static void clear_fault(struct run *r, double now)
-{
-    if (r->o->fault_url == NULL || r->cleared || r->clear_active || now < r->clear_at)
+    if (r->ctl_op != CTL_CLEAR)
         return;
-    if (new_fault_post(r, &r->clear, r->o->fault_clear, json_header()) == NULL ||
-        curl_multi_add_handle(r->m, r->clear.h) != CURLM_OK) {
-        r->clear_at = now + CLEAR_RETRY_MS;
-        return;
-    }
-    r->clear_active = true;
-}
-
-static void clear_done(struct run *r, CURLcode rc)
-{
-    long status = 0;
-    curl_easy_getinfo(r->clear.h, CURLINFO_RESPONSE_CODE, &status);
-    xfer_done(r, &r->clear);
-    r->clear_active = false;
-    if (rc == CURLE_OK && status == 200) {
+    if (r->ctl_ok) {
         r->cleared = true;
         r->cleared_ms = now_ms() - r->t0;
     } else {
-        r->clear_at = now_ms() + CLEAR_RETRY_MS; /* the peer may be at its connection limit */
+        r->clear_at = now_ms() + CLEAR_RETRY_MS;
+    }
+}
+
+/* Sets the fault and waits for the peer to take it (200). */
+static int set_fault(struct run *r)
+{
+    double deadline = now_ms() + (double)FAULT_TIMEOUT_MS + 1000;
+    if (r->o->fault_url == NULL)
+        return 0;
+    if (ctl_send(r, CTL_SET) != 0)
+        return -1;
+    while (r->ctl_active && now_ms() < deadline)
+        pump(r, 50);
+    return !r->ctl_active && r->ctl_ok ? 0 : -1;
+}
+
+/* Keeps the control connection in use until the stall ends, then clears the fault. */
+static void control(struct run *r, double now)
+{
+    if (r->o->fault_url == NULL || r->cleared || r->ctl_active)
+        return;
+    if (now >= r->clear_at) {
+        if (ctl_send(r, CTL_CLEAR) != 0)
+            r->clear_at = now + CLEAR_RETRY_MS;
+    } else if (now >= r->next_ping) {
+        ctl_send(r, CTL_PING);
+        r->next_ping = now + CTL_PING_MS;
     }
 }
 
@@ -691,7 +722,7 @@ static void drain(struct run *r)
         else if (x->kind == K_PROBE)
             probe_done(r, x, msg->data.result);
         else
-            clear_done(r, msg->data.result);
+            ctl_done(r, msg->data.result);
     }
 }
 
@@ -743,8 +774,8 @@ static int next_wait(const struct run *r, double now)
         next = min_d(next, r->t0 + (double)r->steps_sent * (double)o->step_ms);
     if (o->probe != NULL)
         next = min_d(next, r->next_probe);
-    if (o->fault_url != NULL && !r->cleared && !r->clear_active)
-        next = min_d(next, r->clear_at);
+    if (o->fault_url != NULL && !r->cleared && !r->ctl_active)
+        next = min_d(next, min_d(r->clear_at, r->next_ping));
     return next <= now ? 0 : (int)(next - now) + 1;
 }
 
@@ -756,11 +787,12 @@ static void stall(struct run *r)
     r->clear_at = r->t0 + (double)o->stall_ms;
     r->next_probe = r->t0;
     r->cleared_ms = -1;
+    r->next_ping = r->t0 + CTL_PING_MS;
     r->hard_end = r->t0 + max_d(steps_ms + (double)o->give_up_ms, (double)o->stall_ms) + 10000;
     for (now = r->t0; now < r->hard_end && !stall_over(r, now); now = now_ms()) {
         send_steps(r, now);
         probes(r, now);
-        clear_fault(r, now);
+        control(r, now);
         pump(r, next_wait(r, now));
     }
 }
@@ -772,8 +804,8 @@ static void drop_rest(struct run *r)
         if (r->bs[i].x.h != NULL)
             xfer_done(r, &r->bs[i].x);
     }
-    if (r->clear.h != NULL)
-        xfer_done(r, &r->clear);
+    if (r->ctl.h != NULL)
+        xfer_done(r, &r->ctl);
     for (int i = 0; i < MAX_LIVE_PROBES; i++) {
         if (r->live[i] != NULL) {
             xfer_done(r, r->live[i]);
@@ -905,7 +937,8 @@ static void report(struct run *r, double prep_s, double *scratch)
            "probe_max_ms %.1f\n",
            r->probes_done, r->probes_in_time, r->probes_late, pct(r->probe_ms, r->probes_done, 0.5),
            r->probes_done > 0 ? r->probe_ms[r->probes_done - 1] : 0.0);
-    printf("fault_cleared_ms %.0f\nstall_seconds %.1f\n", r->cleared_ms, (now_ms() - r->t0) / 1e3);
+    printf("fault_cleared_ms %.0f\nfault_control_connections %ld\nstall_seconds %.1f\n",
+           r->cleared_ms, r->ctl_connects, (now_ms() - r->t0) / 1e3);
     for (int i = 0; i < r->nrss && r->o->rss_pid > 0; i++)
         printf("rss_kb_inflight_%d %ld\n", r->rss_inflight[i], r->rss_kb[i]);
     if (r->first_error[0] != '\0')
@@ -1059,7 +1092,11 @@ static int run_init(struct run *r, const struct opts *o)
     curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     for (int i = 0; i < o->nresolve; i++)
         r->resolve = curl_slist_append(r->resolve, o->resolve[i]);
-    return 0;
+    /* curl counts connections in use against this cap and closes the oldest idle one when it
+     * is passed: that would be the fault control's, the only one ever kept. */
+    curl_multi_setopt(r->m, CURLMOPT_MAXCONNECTS,
+                      (long)o->browsers + o->prep_conc + MAX_LIVE_PROBES + 16);
+    return ctl_init(r);
 }
 
 static void run_cleanup(struct run *r)

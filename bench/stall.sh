@@ -272,8 +272,12 @@ scenario_rows s2 - "$S2"
 R_LIST=$(awk '/^rss_kb_inflight_/ {sub("rss_kb_inflight_", "", $1); print $1, $2}' "$WORK/steps.txt")
 R_SHOW=$(awk '{printf "%s%s", (NR > 1 ? " / " : ""), sprintf("%.1f", $2 / 1024)}' <<<"$R_LIST")
 R_AT=$(awk '{printf "%s%s", (NR > 1 ? " / " : ""), $1}' <<<"$R_LIST")
-R_SLOPE=$(awk '{n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2}
-  END {d = n * sxx - sx * sx; if (d == 0) print "n/a"; else printf "%.1f", (n * sxy - sx * sy) / d}' <<<"$R_LIST")
+slope() { # "x y" lines with x >= $1: the least-squares slope, KiB per login
+  awk -v from="$1" '$1 >= from {n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2}
+    END {d = n * sxx - sx * sx; if (d == 0) print "n/a"; else printf "%.1f", (n * sxy - sx * sy) / d}'
+}
+R_SLOPE=$(slope 0 <<<"$R_LIST")
+R_MARGINAL=$(slope 1 <<<"$R_LIST")
 row "RSS with $R_AT logins in flight ($S1), MiB" "$R_SHOW" "—" "—" "report" "—"
 row "RSS per login in flight, KiB (least-squares slope of those)" "$R_SLOPE" "—" "—" "report" "—"
 row "RSS idle after /readyz, MiB (ref: bench_floor, the same libraries initialised)" \
@@ -298,7 +302,7 @@ details() { # tag name
   if [ "$(v "$t" fault_cleared_ms)" = -1 ]; then
     echo "  The fault was never cleared (the peer refused the control until the end)."
   else
-    echo "  The fault was cleared at $(secs "$(v "$t" fault_cleared_ms)") s;"
+    echo "  The fault was cleared at $(secs "$(v "$t" fault_cleared_ms)") s (the control used $(v "$t" fault_control_connections) connection(s));"
   fi
   echo "  the scenario lasted $(v "$t" stall_seconds) s. Probes p50 $(v "$t" probe_p50_ms) ms, max $(v "$t" probe_max_ms) ms."
   if grep -q '^first_error' "$WORK/$t.txt"; then
@@ -329,8 +333,9 @@ details() { # tag name
   details s2 "houston-auth, $S2"
   echo "- Memory: the RSS run sends the callbacks $STEP at a time, one step a second, into the tenant"
   echo "  stall, and reads VmRSS just before each step and a second after the last: $R_SHOW MiB"
-  echo "  at $R_AT in flight. Idle: houston-auth $I_THREADS threads, bench_floor $F_THREADS (its MHD"
-  echo "  I/O pool is the sidecar's size, with no worker threads)."
+  echo "  at $R_AT in flight. The slope without the reading at 0 (what one more login costs once"
+  echo "  the first step is in): $R_MARGINAL KiB. Idle: houston-auth $I_THREADS threads, bench_floor"
+  echo "  $F_THREADS (its MHD I/O pool is the sidecar's size, with no worker threads)."
 } >"$WORK/stall-results.md"
 cp "$WORK/stall-results.md" "$ROOT/bench/stall-results.md"
 echo
