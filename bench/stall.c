@@ -26,11 +26,11 @@
  * --stop-after-steps ends it after the last RSS reading instead. Everything is bounded: each
  * transfer has a timeout, the preparation a deadline, the stall a hard end.
  *
- * One thread and one curl multi handle drive every transfer; nothing is reused between
- * transfers (FORBID_REUSE), so each request is its own TCP connection and the relying party
- * sees N connections at once. TLS sessions to the tenant are shared. Cookies are kept by this
- * program (the relying parties mark theirs Secure and are driven over plain HTTP, as in
- * loadgen.c); the tenant gets none.
+ * One thread and one curl multi handle drive every transfer. No connection is reused
+ * (FORBID_REUSE) but the fault control's, so each request is its own TCP connection and the
+ * relying party sees N connections at once. TLS sessions to the tenant are shared. Cookies
+ * are kept by this program (the relying parties mark theirs Secure and are driven over plain
+ * HTTP, as in loadgen.c); the tenant gets none.
  *
  * Prints "name value" lines (counts, percentiles in ms, RSS in KiB). Exit 1 when the
  * preparation or the fault control fails, 2 on bad arguments. */

@@ -4,7 +4,7 @@
 # default build-bench, Release), starts the dev tenant, the Houston stand-in (with its test
 # controls), houston-auth, bench_floor and Apache on free loopback ports, stops every process
 # it started (also on failure or Ctrl-C), prints one table and writes it to
-# bench/stall-results.md. About 4 minutes. See "Stalls" in bench/README.md.
+# bench/stall-results.md. About 2.5 minutes. See "Stalls" in bench/README.md.
 #
 # Scenarios, each on a fresh relying party and a fresh dev tenant:
 #   1. the tenant's token endpoint stalls (token_delay_ms) for BENCH_STALL_SECONDS: houston-auth
@@ -76,17 +76,22 @@ peak() { awk -v c="$2" 'BEGIN {m = 0} $c > m {m = $c} END {print m}' "$1"; } # f
 
 # Runs bench_stall with its gen array and args while sampling pid; OUT is the figures file.
 drive() { # tag gen-array-name pid one|tree [bench_stall args...]
-  local tag=$1 pid=$3 mode=$4 s
+  local tag=$1 pid=$3 mode=$4 s d
   local -n gen=$2
   shift 4
   OUT=$WORK/$tag.txt
   sample "$pid" "$OUT.samples" "$mode" &
   s=$!
   PIDS+=("$s")
-  if ! "$B/bench_stall" "${gen[@]}" "$@" >"$OUT" 2>"$WORK/$tag.err"; then
+  # In the background, so a signal to this script is acted on at once (cleanup stops it).
+  "$B/bench_stall" "${gen[@]}" "$@" >"$OUT" 2>"$WORK/$tag.err" &
+  d=$!
+  PIDS+=("$d")
+  if ! wait "$d"; then
     touch "$OUT.samples.stop"
     die "bench_stall failed ($tag): $(cat "$WORK/$tag.err")"
   fi
+  stop_pid "$d"
   touch "$OUT.samples.stop"
   stop_pid "$s"
 }
@@ -228,13 +233,14 @@ answered() { # tag: "a of n", with the failures named
 }
 frac() { calc "$(v "$1" "$2") / $(v "$1" "$3")" 4; } # tag numerator denominator
 scenario_rows() { # tag ref-tag|- what
-  local t=$1 r=$2 what=$3 ours ref ratio hwm rhwm thr
+  local t=$1 r=$2 what=$3 ours ref ratio hwm rhwm thr by=" (no reference: Apache has no Houston)"
+  [ "$r" = - ] || by=" (ref: Apache + mod_auth_openidc)"
   ours=$(answered "$t")
   if [ "$r" = - ]; then ref="—" ratio="—"; else
     ref=$(answered "$r")
     ratio=$(calc "$(frac "$t" answered browsers) / $(frac "$r" answered browsers)")
   fi
-  row "$what: browsers answered (ref: Apache + mod_auth_openidc)" "$ours" "$ref" "$ratio" "all" \
+  row "$what: browsers answered$by" "$ours" "$ref" "$ratio" "all" \
     "$(met "$(v "$t" answered) == $(v "$t" browsers)")"
   for q in p50 max; do
     ours=$(secs "$(v "$t" "wait_${q}_ms")")
@@ -250,7 +256,9 @@ scenario_rows() { # tag ref-tag|- what
     ref="$(v "$r" probes_in_time)/$(v "$r" probes)"
     ratio=$(calc "$(frac "$t" probes_in_time probes) / $(frac "$r" probes_in_time probes)")
   fi
-  row "$what: probes answered within 1 s (ref: a static file)" "$ours" "$ref" "$ratio" "all" \
+  by=""
+  [ "$r" = - ] || by=" (ref: Apache's static file)"
+  row "$what: /healthz probes answered within 1 s$by" "$ours" "$ref" "$ratio" "all" \
     "$(met "$(v "$t" probes_in_time) == $(v "$t" probes)")"
   hwm=$(peak "$WORK/$t.txt.samples" 2)
   if [ "$r" = - ]; then ref="—" ratio="—"; else
