@@ -620,7 +620,7 @@ static long read_rss_kb(int pid)
             break;
         }
     }
-    fclose(f);
+    (void)fclose(f);
     return kb;
 }
 
@@ -789,7 +789,10 @@ static void stall(struct run *r)
     r->cleared_ms = -1;
     r->next_ping = r->t0 + CTL_PING_MS;
     r->hard_end = r->t0 + max_d(steps_ms + (double)o->give_up_ms, (double)o->stall_ms) + 10000;
-    for (now = r->t0; now < r->hard_end && !stall_over(r, now); now = now_ms()) {
+    for (;;) {
+        now = now_ms();
+        if (now >= r->hard_end || stall_over(r, now))
+            break;
         send_steps(r, now);
         probes(r, now);
         control(r, now);
@@ -800,7 +803,7 @@ static void stall(struct run *r)
 /* Transfers still running at the end (the hard end, or --stop-after-steps) are dropped. */
 static void drop_rest(struct run *r)
 {
-    for (int i = 0; i < r->o->browsers; i++) {
+    for (int i = 0; r->bs != NULL && i < r->o->browsers; i++) {
         if (r->bs[i].x.h != NULL)
             xfer_done(r, &r->bs[i].x);
     }
@@ -1081,8 +1084,6 @@ static int raise_nofile(int browsers)
 
 static int run_init(struct run *r, const struct opts *o)
 {
-    memset(r, 0, sizeof(*r));
-    r->o = o;
     r->m = curl_multi_init();
     r->share = curl_share_init();
     r->bs = calloc((size_t)o->browsers, sizeof(*r->bs));
@@ -1124,6 +1125,8 @@ int main(int argc, char **argv)
     }
     if (raise_nofile(o.browsers) != 0 || curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
         return 1;
+    memset(&r, 0, sizeof(r));
+    r.o = &o;
     scratch = calloc((size_t)o.browsers, sizeof(double));
     if (scratch == NULL || run_init(&r, &o) != 0)
         goto out;
