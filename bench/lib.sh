@@ -98,6 +98,7 @@ val() { awk -v k="$2" '$1 == k {print $2; exit}' "$1"; }
 calc() { awk "BEGIN {printf \"%.${2:-3}f\", $1}"; }
 
 # ---- the build ----
+EXTRA_TARGETS=() # built beside the programs every script needs (bench/stall.sh adds its own)
 bench_build() {
   say "installing what is missing (scripts/deps.sh bench)"
   "$ROOT/scripts/deps.sh" bench
@@ -110,7 +111,7 @@ bench_build() {
   if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHA_BUILD_DEV_TOOLS=ON \
     -DHA_BUILD_BENCH=ON >"$log" 2>&1 ||
     ! cmake --build "$BUILD" -j2 --target houston-auth dev-tenant houston-standin bench_verify \
-      bench_login bench_ready >>"$log" 2>&1; then
+      bench_login bench_ready "${EXTRA_TARGETS[@]}" >>"$log" 2>&1; then
     tail -30 "$log" >&2
     die "build failed (log: $log)"
   fi
@@ -142,6 +143,7 @@ bench_build() {
 }
 
 # ---- the peers ----
+STANDIN_ARGS=() # extra flags for the Houston stand-in (bench/stall.sh: --test-controls)
 TENANT_PID=
 start_tenant() {
   "$BUILD/tools/dev-tenant" --listen "127.0.0.1:$PT" --state-dir "$WORK/tenant" \
@@ -167,7 +169,8 @@ start_peers() {
   say "starting the dev tenant and the Houston stand-in"
   start_tenant
   "$BUILD/tools/houston-standin" --listen "127.0.0.1:$PH" --base-domain "$BASE" \
-    --app-url "https://app.$BASE" --log-level warn >"$WORK/houston.log" 2>&1 &
+    --app-url "https://app.$BASE" --log-level warn "${STANDIN_ARGS[@]}" \
+    >"$WORK/houston.log" 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$PH/v1/healthz" 200 "the Houston stand-in"
 }
