@@ -177,8 +177,9 @@ static void strv_setenv(struct strv *s, const char *kv)
 
 static void base_env(struct strv *s)
 {
-    static const char *const keep[] = {"PATH",          "HOME",         "ASAN_OPTIONS",
-                                       "UBSAN_OPTIONS", "LSAN_OPTIONS", "LD_LIBRARY_PATH"};
+    static const char *const keep[] = {"PATH",           "HOME",         "ASAN_OPTIONS",
+                                       "UBSAN_OPTIONS",  "LSAN_OPTIONS", "TSAN_OPTIONS",
+                                       "LD_LIBRARY_PATH"};
     s->n = 0;
     s->v[0] = NULL;
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {

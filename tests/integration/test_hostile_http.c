@@ -42,10 +42,12 @@
 #define TRICKLE_EVERY_MS 2000
 #define CLOSE_SLACK_S 8
 #define LIMITED_CONNECTIONS 16
-/* The sidecar's resident memory must stay under this (ASan's shadow memory and quarantine
- * need far more than the sidecar itself). */
+/* The sidecar's resident memory must stay under this (ASan's shadow memory and quarantine,
+ * and TSan's shadow and per-thread state, need far more than the sidecar itself). */
 #if defined(__SANITIZE_ADDRESS__)
 #define RSS_BOUND_KB (256L * 1024)
+#elif defined(__SANITIZE_THREAD__)
+#define RSS_BOUND_KB (512L * 1024)
 #else
 #define RSS_BOUND_KB (64L * 1024)
 #endif
