@@ -7,6 +7,7 @@
  * becomes U+FFFD, so the line is always valid JSON. A key given twice keeps its last value,
  * as a JSON object would. tests/unit/test_log.c reads every line back with jansson. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +18,16 @@
 
 #define MAX_LINE (64 * 1024) /* a longer line is dropped */
 
-static enum ha_log_level min_level = HA_LOG_INFO;
+/* Read by every thread, written by main on a reload: relaxed atomics (a line logged at the
+ * old level during a reload is fine, a torn read is not). */
+static _Atomic int min_level = HA_LOG_INFO;
 static FILE *log_stream;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void ha_log_set_level(enum ha_log_level level)
 {
-    min_level = level;
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
 }
 
 enum ha_err ha_log_parse_level(const char *s, enum ha_log_level *out)
@@ -40,7 +43,7 @@ enum ha_err ha_log_parse_level(const char *s, enum ha_log_level *out)
 
 int ha_log_enabled(enum ha_log_level level)
 {
-    return level >= min_level;
+    return (int)level >= atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
 void ha_log_set_stream(FILE *f)
@@ -145,7 +148,7 @@ void ha_log(enum ha_log_level level, const char *event, const char *rid, ...)
     enum ha_err err;
     FILE *f = log_stream != NULL ? log_stream : stderr;
 
-    if (level < min_level)
+    if (!ha_log_enabled(level))
         return;
     ha_buf_init(&b, MAX_LINE);
     format_time(when, sizeof(when));
