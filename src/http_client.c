@@ -30,6 +30,7 @@
  * first TLS connection (a plain-HTTP probe never pays for it) and never changed after, as
  * its verify store (SSL_CTX_set1_verify_cert_store: curl still writes flags into the
  * connection's own, unused store, so sharing that one would be a data race). */
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,8 +502,12 @@ static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_requ
     return x;
 }
 
+/* The asserts here and in dequeue/finish state the lists' invariants (never input): the
+ * static analyser cannot infer them across finish -> admit -> finish. */
 static void list_remove(struct ha_http_client *c, struct xfer *x)
 {
+    assert(c->oldest != x || x->prev == NULL);
+    assert(c->newest != x || x->next == NULL);
     if (x->prev != NULL)
         x->prev->next = x->next;
     else
@@ -527,12 +532,16 @@ static void give_back(struct ha_http_client *c, CURL *h)
     }
 }
 
-static void launch(struct xfer *x);
-static void finish(struct xfer *x, enum ha_err err);
+static void launch(struct ha_http_client *c, struct xfer *x);
+static void finish(struct ha_http_client *c, struct xfer *x, enum ha_err err);
 
-static void dequeue(struct xfer *x)
+/* Takes x out of p's queue; p is x's peer (passed, not loaded, so the analyser sees the
+ * queue admit walks is the one changed). */
+static void dequeue(struct peer *p, struct xfer *x)
 {
-    struct peer *p = x->peer;
+    assert(p != NULL && x->peer == p && x->waiting);
+    assert(p->qhead != x || x->qprev == NULL);
+    assert(p->qtail != x || x->qnext == NULL);
     if (x->qprev != NULL)
         x->qprev->qnext = x->qnext;
     else
@@ -555,19 +564,19 @@ static void admit(struct ha_http_client *c, struct peer *p)
     uint64_t soon = ha_mono_ns() + (uint64_t)c->launch_min_ms * 1000000u;
     while (p != NULL && p->qhead != NULL && p->active < c->max_host_connections) {
         struct xfer *x = p->qhead;
-        dequeue(x);
+        dequeue(p, x);
         if (x->deadline_ns <= soon)
-            finish(x, HA_ERR_TIMEOUT);
+            finish(c, x, HA_ERR_TIMEOUT);
         else
-            launch(x);
+            launch(c, x);
     }
 }
 
 /* Ends x: out of curl (its slot goes to the oldest waiting transfer) or out of the queue, out
  * of the deadline list, then its callback, which owns the answer from then on. */
-static void finish(struct xfer *x, enum ha_err err)
+static void finish(struct ha_http_client *c, struct xfer *x, enum ha_err err)
 {
-    struct ha_http_client *c = x->c;
+    assert(x->c == c);
     struct ha_http_response r = {0};
     struct peer *freed = NULL;
 
@@ -576,10 +585,11 @@ static void finish(struct xfer *x, enum ha_err err)
         err = take_answer(x->h, err, &x->resp);
         give_back(c, x->h);
         x->h = NULL;
+        assert(x->peer != NULL);
         x->peer->active--;
         freed = x->peer;
     } else if (x->waiting) {
-        dequeue(x);
+        dequeue(x->peer, x);
     }
     list_remove(c, x);
     c->in_flight--;
@@ -603,7 +613,7 @@ static void collect(struct ha_http_client *c)
             continue;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         if (x != NULL)
-            finish(x, map_curl(m->data.result, &x->t));
+            finish(c, x, map_curl(m->data.result, &x->t));
     }
 }
 
@@ -674,7 +684,7 @@ static void on_deadline(void *arg)
     struct ha_http_client *c = arg;
     uint64_t now = ha_mono_ns();
     while (c->oldest != NULL && c->oldest->deadline_ns <= now)
-        finish(c->oldest, HA_ERR_TIMEOUT);
+        finish(c, c->oldest, HA_ERR_TIMEOUT);
     arm_deadline(c);
 }
 
@@ -732,13 +742,12 @@ static long left_ms(const struct xfer *x)
 }
 
 /* Gives x to curl in one of its peer's slots; on failure, calls it back at once. */
-static void launch(struct xfer *x)
+static void launch(struct ha_http_client *c, struct xfer *x)
 {
-    struct ha_http_client *c = x->c;
 
     x->h = borrow(c);
     if (x->h == NULL) {
-        finish(x, HA_ERR_NOMEM);
+        finish(c, x, HA_ERR_NOMEM);
         return;
     }
     x->t.resp = &x->resp;
@@ -753,7 +762,7 @@ static void launch(struct xfer *x)
     if (curl_multi_add_handle(c->multi, x->h) != CURLM_OK) {
         give_back(c, x->h);
         x->h = NULL;
-        finish(x, HA_ERR_NOMEM);
+        finish(c, x, HA_ERR_NOMEM);
         return;
     }
     x->peer->active++;
@@ -791,11 +800,11 @@ static void begin(void *arg)
         arm_deadline(c);
     x->peer = c->closed ? NULL : peer_of(c, x->url);
     if (x->peer == NULL) {
-        finish(x, c->closed ? HA_ERR_IO : HA_ERR_NOMEM);
+        finish(c, x, c->closed ? HA_ERR_IO : HA_ERR_NOMEM);
         return;
     }
     if (x->peer->active < c->max_host_connections && x->peer->qhead == NULL) {
-        launch(x);
+        launch(c, x);
         return;
     }
     x->waiting = true;
@@ -857,7 +866,7 @@ void ha_http_client_close(struct ha_http_client *c)
 {
     c->closed = true;
     while (c->oldest != NULL)
-        finish(c->oldest, HA_ERR_IO);
+        finish(c, c->oldest, HA_ERR_IO);
     ha_loop_timer_cancel(c->loop, &c->deadline_timer);
 }
 
