@@ -5,7 +5,6 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(realpath -m "${BUILD_DIR:-$ROOT/build-bench}")
-WORKERS=64 # the sidecar's worker pool (authSidecar.workers; its default)
 CONC=${BENCH_CONCURRENCY:-16}
 WARMUP=64
 BASE=astro.localhost
@@ -74,11 +73,18 @@ wait_http() { # url status what [curl args...]
 
 # ---- /proc readings ----
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 children_of() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp {print $1}'; }
 tree_ticks() { # pid: its CPU ticks, its reaped children's, and its live children's
   local t c
   t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat")
   for c in $(children_of "$1"); do t=$((t + $(ticks "$c" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+tree_sys_ticks() { # pid: the system part of tree_ticks
+  local t c
+  t=$(awk '{print $15 + $17}' "/proc/$1/stat")
+  for c in $(children_of "$1"); do t=$((t + $(sys_ticks "$c" 2>/dev/null || echo 0))); done
   echo "$t"
 }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
@@ -127,7 +133,7 @@ bench_build() {
   SIDECAR_ENV=(GLOBAL_BASE_DOMAIN="$BASE" AUTH0_ENABLED=true AUTH0_CLIENT_ID="$CLIENT_ID"
     AUTH0_BASE_DOMAIN="localhost:$PT" AUTH_SIDECAR_HOUSTON_URL="http://127.0.0.1:$PH"
     AUTH_SIDECAR_PUBLIC_URL="http://houston.$BASE:$PS" AUTH_SIDECAR_APP_URL="https://app.$BASE"
-    AUTH_SIDECAR_TENANT_CA_FILE="$CA" AUTH_SIDECAR_WORKERS="$WORKERS"
+    AUTH_SIDECAR_TENANT_CA_FILE="$CA"
     AUTH0_CLIENT_SECRET="$CLIENT_SECRET" AUTH_SIDECAR_COOKIE_SECRET="$(openssl rand -base64 48)"
     # The load comes from one address at hundreds of logins a second: the exchange limits
     # (which protect a real tenant's rate limit) would refuse most of it.

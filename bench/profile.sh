@@ -7,6 +7,8 @@
 #   login    houston-auth under callgrind while 200 logins run (4 browsers), after warm-up;
 #            and, when strace is installed, the outbound connections it opens meanwhile
 #   healthz  houston-auth under callgrind while wrk -t2 -c64 -d5s asks /healthz
+#   syscalls houston-auth under strace -c (every thread) during 300 logins (16 browsers):
+#            system calls per login, by name (not in the default set)
 #
 # Default: all three. Prints the top of each profile; BENCH_KEEP=1 keeps the callgrind files.
 set -euo pipefail
@@ -69,6 +71,26 @@ count_connections() {
     "$(grep -c "htons($PT)" "$WORK/connect.txt"), Houston $(grep -c "htons($PH)" "$WORK/connect.txt")"
 }
 
+count_syscalls() {
+  command -v strace >/dev/null || apt-get install -y -qq strace >/dev/null 2>&1 ||
+    die "strace is needed (apt-get install strace)"
+  local st
+  start_sidecar "$PS"
+  logins "$WORK/warm.txt" SIDECAR_GEN 20 4
+  strace -f -c -qq -o "$WORK/syscalls.txt" -p "$SIDECAR" &
+  st=$!
+  sleep 1
+  logins "$WORK/sys.txt" SIDECAR_GEN 300 16
+  kill -INT "$st" 2>/dev/null || true
+  wait "$st" 2>/dev/null || true
+  stop_pid "$SIDECAR"
+  echo "== system calls per login during 300 logins (16 browsers), all threads"
+  awk '$NF ~ /^[a-z_0-9]+$/ && $(NF-1) ~ /^[0-9]+$/ || $(NF-2) ~ /^[0-9]+$/ {
+         calls = ($(NF-1) ~ /^[0-9]+$/) ? $(NF-1) : $(NF-2); if ($NF == "total") next
+         printf "%8.2f  %s\n", calls / 300, $NF; sum += calls }
+       END { printf "%8.2f  all\n", sum / 300 }' "$WORK/syscalls.txt" | sort -rn
+}
+
 bench_build
 for w in "${WHAT[@]}"; do
   case "$w" in
@@ -84,6 +106,10 @@ for w in "${WHAT[@]}"; do
         echo "($(grep -E 'requests in' "$WORK/wrk.txt" | sed 's/^ *//') under valgrind)"
       fi
       ;;
-    *) die "unknown profile '$w' (verify, login, healthz)" ;;
+    syscalls)
+      [ -n "$TENANT_PID" ] || start_peers
+      count_syscalls
+      ;;
+    *) die "unknown profile '$w' (verify, login, healthz, syscalls)" ;;
   esac
 done

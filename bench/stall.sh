@@ -41,13 +41,10 @@ if [ "$STALL_S" -lt 1 ] || [ "$STALL_S" -gt 60 ]; then die "BENCH_STALL_SECONDS 
 # shellcheck disable=SC2034 # lib.sh reads both
 STANDIN_ARGS=(--test-controls)
 EXTRA_TARGETS=(bench_stall bench_floor)
-# The sidecar runs on its defaults but for the exchange limits lib.sh raises: no worker
-# count (authSidecar.workers goes away with the event-loop core) and no request timeout.
-unset AUTH_SIDECAR_WORKERS AUTH_SIDECAR_REQUEST_TIMEOUT_MS AUTH_SIDECAR_CONNECT_TIMEOUT_MS
+# The sidecar runs on its defaults but for the exchange limits lib.sh raises: no inherited
+# connection count or timeouts.
+unset AUTH_SIDECAR_PEER_CONNECTIONS AUTH_SIDECAR_REQUEST_TIMEOUT_MS AUTH_SIDECAR_CONNECT_TIMEOUT_MS
 bench_build
-keep=()
-for kv in "${SIDECAR_ENV[@]}"; do [[ $kv == AUTH_SIDECAR_WORKERS=* ]] || keep+=("$kv"); done
-SIDECAR_ENV=("${keep[@]}")
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 TENANT_FAULT=(--fault-url "$TENANT/__test/fault" --fault-set "{\"token_delay_ms\":$STALL_MS}"
