@@ -44,7 +44,14 @@
 #include "houston_auth/router.h"
 #include "houston_auth/server.h"
 
-#define CONN_MEMORY_LIMIT (32 * 1024)
+/* One page over 32 KiB: libmicrohttpd (0.9.75) mallocs pools of 32 KiB or less and maps
+ * larger ones with mmap. A mapped pool's pages are resident only once touched and go back
+ * to the kernel when its connection closes; a malloc'ed pool's pages, once touched (MHD
+ * zeroes the read buffer's tail when it answers), stay in the heap for good. With a
+ * thousand logins answered at once (a stalled peer's timeout) that was 15 MiB of peak RSS.
+ * The size itself is what every documented cap at once needs (4 KiB URL, 8 KiB Cookie,
+ * browser headers: at least 26 KiB; a test sends one). */
+#define CONN_MEMORY_LIMIT (32 * 1024 + 4096)
 #define CONN_TIMEOUT_S 15
 #define REQUEST_READ_TIMEOUT_S 10
 #define WATCHDOG_TICK_MS 500
