@@ -25,7 +25,7 @@
 #include <openssl/ssl.h>
 #include <yaml.h>
 
-#define CONN_MEMORY_LIMIT (32 * 1024) /* the sidecar's (src/server.c) */
+#define CONN_MEMORY_LIMIT (32 * 1024 + 4096) /* the sidecar's (src/server.c) */
 #define CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
