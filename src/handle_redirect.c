@@ -278,6 +278,9 @@ static enum ha_err hand_off(struct login *l)
     if (err == HA_OK)
         err = ha_houston_form(l->tokens.id_token, l->tokens.access_token, l->tokens.token_type,
                               l->tokens.expires_in, state, &form);
+    /* The tokens are in the form now: not kept while Houston is waited for (a thousand
+     * logins caught in a Houston stall held 2 KiB each). */
+    ha_token_response_cleanup(&l->tokens);
     if (err == HA_OK)
         err = ha_houston_callback_request(cx->view->cfg->houston_url, form, l->req->request_id,
                                           &req, &url);
