@@ -96,10 +96,16 @@ enum kind {
     KIND_LIST
 };
 
+#define MAX_IGNORED 8
+
 struct ha_config_meta {
     unsigned char src[K__COUNT];
     size_t cookie_secret_len;
     size_t prev_secret_len;
+    /* Keys of the sidecar's own section (and its removed variables) that were set but mean
+     * nothing: reported, never fatal (unknown keys are ignored by contract). */
+    struct ha_config_ignored ignored[MAX_IGNORED];
+    size_t nignored;
 };
 
 struct loader;
@@ -848,6 +854,59 @@ static enum ha_err refuse_secrets(struct loader *L, yaml_document_t *doc, yaml_n
     return HA_OK;
 }
 
+/* Keys that were, and what replaced them: named when they are still set. */
+static const struct {
+    const char *key, *env, *why;
+} removed[] = {
+    {"workers", "AUTH_SIDECAR_WORKERS",
+     "removed: outbound calls run on one event loop, not a pool of worker threads "
+     "(authSidecar.peerConnections bounds the connections to each peer); delete it"},
+};
+
+static void note_ignored(struct loader *L, const char *what, const char *name, const char *why)
+{
+    struct ha_config_ignored *i;
+    if (L->meta->nignored >= MAX_IGNORED)
+        return;
+    i = &L->meta->ignored[L->meta->nignored++];
+    snprintf(i->key, sizeof(i->key), "%s%.64s", what, name);
+    i->why = why;
+}
+
+/* Unknown keys are ignored (the configuration contract: Helm's file holds every component's
+ * settings). In authSidecar, the sidecar's own section, one is a typo or a removed setting
+ * left at its default without a word, so each is noted and reported at start and reload. */
+static void note_unknown_keys(struct loader *L, yaml_document_t *doc, yaml_node_t *root)
+{
+    const size_t n = sizeof(SIDECAR) - 1;
+    yaml_node_pair_t *pair;
+    yaml_node_t *sec, *k;
+    const char *name, *why;
+    int id;
+
+    if (find_node(L, doc, root, "authSidecar", &sec) != HA_OK || sec == NULL ||
+        sec->type != YAML_MAPPING_NODE)
+        return; /* the key walk reports a malformed section */
+    for (pair = sec->data.mapping.pairs.start; pair < sec->data.mapping.pairs.top; pair++) {
+        k = yaml_document_get_node(doc, pair->key);
+        if (k == NULL || k->type != YAML_SCALAR_NODE)
+            continue;
+        name = (const char *)k->data.scalar.value;
+        for (id = 0; id < K__COUNT; id++)
+            if (keys[id].path != NULL && strncmp(keys[id].path, SIDECAR, n) == 0 &&
+                strcmp(keys[id].path + n, name) == 0)
+                break;
+        if (id < K__COUNT)
+            continue;
+        why = "not a key of houston-auth (misspelt? houston-auth --help lists every key); "
+              "ignored";
+        for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++)
+            if (strcmp(removed[i].key, name) == 0)
+                why = removed[i].why;
+        note_ignored(L, SIDECAR, name, why);
+    }
+}
+
 /* A YAML list of scalars for a KIND_LIST key, joined with commas. */
 static enum ha_err set_raw_list(struct loader *L, enum key_id id, yaml_document_t *doc,
                                 yaml_node_t *seq)
@@ -934,6 +993,8 @@ static enum ha_err walk_document(struct loader *L, const char *path, yaml_parser
     err = refuse_secrets(L, doc, root);
     if (err == HA_OK)
         err = collect_file_keys(L, doc, root);
+    if (err == HA_OK)
+        note_unknown_keys(L, doc, root);
     if (err != HA_OK)
         return err;
     if (!yaml_parser_load(parser, &next))
@@ -1025,6 +1086,9 @@ static enum ha_err gather(struct loader *L)
         if (err != HA_OK)
             return err;
     }
+    for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++)
+        if (env_get(L->envp, removed[i].env) != NULL)
+            note_ignored(L, "", removed[i].env, removed[i].why);
     for (id = 0; id < K__COUNT; id++) {
         v = keys[id].path != NULL ? env_get(L->envp, keys[id].env) : NULL;
         if (v == NULL)
@@ -1405,6 +1469,12 @@ out:
         fail_plain(&L, "%s", ha_err_str(err));
     one_line(L.errbuf, L.errlen);
     return err;
+}
+
+size_t ha_config_ignored(const struct ha_config *cfg, const struct ha_config_ignored **out)
+{
+    *out = cfg->meta != NULL ? cfg->meta->ignored : NULL;
+    return cfg->meta != NULL ? cfg->meta->nignored : 0;
 }
 
 void ha_config_free(struct ha_config *cfg)

@@ -51,6 +51,16 @@ static void warn_insecure(const struct ha_config *c)
                "effect", "0 turns the limit off: anyone can spend the tenant's rate limit", NULL);
 }
 
+/* Keys of the sidecar's section that mean nothing (a typo, a removed setting): a warning at
+ * every start and reload, since the setting the administrator meant stays at its default. */
+static void warn_ignored(const struct ha_config *c)
+{
+    const struct ha_config_ignored *ig;
+    size_t n = ha_config_ignored(c, &ig);
+    for (size_t i = 0; i < n; i++)
+        ha_log(HA_LOG_WARN, "config_key_ignored", NULL, "key", ig[i].key, "why", ig[i].why, NULL);
+}
+
 /* SIGHUP: re-reads the config file and secret files; a refused reload changes nothing. */
 static void reload(struct ha_app *app, int argc, char **argv)
 {
@@ -76,6 +86,7 @@ static void reload(struct ha_app *app, int argc, char **argv)
     ha_log_set_level(level);
     ha_log(HA_LOG_INFO, "reloaded", NULL, NULL);
     warn_insecure(ha_app_view(app)->cfg);
+    warn_ignored(ha_app_view(app)->cfg);
 }
 
 static int serve(struct ha_config *cfg, int argc, char **argv)
@@ -111,6 +122,7 @@ static int serve(struct ha_config *cfg, int argc, char **argv)
            c->tls_cert_file != NULL ? "on" : "off", "issuer", c->issuer, "dev",
            c->dev ? "true" : "false", NULL);
     warn_insecure(c);
+    warn_ignored(c);
     err = ha_app_start(&app);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -164,10 +176,15 @@ int main(int argc, char **argv)
     case HA_CONFIG_VERSION:
         printf("houston-auth %s\n", HA_VERSION);
         break;
-    case HA_CONFIG_CHECK:
+    case HA_CONFIG_CHECK: {
+        const struct ha_config_ignored *ig;
+        size_t n = ha_config_ignored(cfg, &ig);
         ha_config_print(cfg, stdout);
+        for (size_t i = 0; i < n; i++)
+            printf("warning: %s: %s\n", ig[i].key, ig[i].why);
         printf("configuration OK\n");
         break;
+    }
     case HA_CONFIG_RUN:
         if (ha_log_parse_level(cfg->log_level, &level) == HA_OK)
             ha_log_set_level(level);

@@ -75,6 +75,15 @@ enum ha_config_action {
  * secrets) which file/env/flags may still override. On HA_ERR_CONFIG, errbuf holds one line
  * naming the key and the reason. *out is the caller's (ha_config_free). For --help and
  * --version nothing else is read: HA_OK with *out = NULL and *action set. */
+/* A key of the sidecar's own section (or one of its removed environment variables) that was
+ * set but is not a setting: key is its path ("authSidecar.x") or variable, why says what to do. */
+struct ha_config_ignored {
+    char key[80];
+    const char *why;
+};
+/* The ignored keys of cfg (none when it did not come from ha_config_load). */
+size_t ha_config_ignored(const struct ha_config *cfg, const struct ha_config_ignored **out);
+
 enum ha_err ha_config_load(int argc, char **argv, char **envp, struct ha_config **out,
                            enum ha_config_action *action, char *errbuf, size_t errlen);
 void ha_config_free(struct ha_config *cfg);

@@ -228,6 +228,25 @@ static void test_check_config_good(void **state)
     free(out);
 }
 
+/* A removed setting still in the environment: the configuration is valid (unknown keys are
+ * ignored) and --check-config says what it means and what replaced it. */
+static void test_check_config_names_removed_setting(void **state)
+{
+    const char *const args[] = {"--check-config", NULL};
+    const char *const extra[] = {"AUTH_SIDECAR_WORKERS=16", NULL};
+    char *out = NULL;
+    int rc;
+    (void)state;
+    rc = it_sidecar_run(it_env(), args, extra, &out);
+    assert_non_null(out);
+    if (rc != 0)
+        fail_msg("--check-config exited %d:\n%s", rc, out);
+    if (strstr(out, "warning: AUTH_SIDECAR_WORKERS: removed") == NULL ||
+        strstr(out, "peerConnections") == NULL)
+        fail_msg("the removed variable was not named:\n%s", out);
+    free(out);
+}
+
 /* A refused value stops the start with a message naming the key. */
 static void expect_refused(const char *const *extra, const char *key1, const char *key2)
 {
@@ -306,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_not_ready_on_bad_issuer_or_jwks),
         cmocka_unit_test(test_untrusted_tenant_refused),
         cmocka_unit_test(test_check_config_good),
+        cmocka_unit_test(test_check_config_names_removed_setting),
         cmocka_unit_test(test_check_config_refuses_bad_values),
         cmocka_unit_test(test_help),
         cmocka_unit_test(it_test_processes_exit_clean),

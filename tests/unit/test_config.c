@@ -698,6 +698,57 @@ static void test_flags(void **state)
     assert_null(r.cfg);
 }
 
+/* ---- the sidecar's own section: unknown and removed keys ---- */
+
+static char *guide_plus(const char *yaml)
+{
+    char *text = filled(SEED_GLOBAL GUIDE_BLOCK);
+    text = realloc(text, strlen(text) + strlen(yaml) + 1);
+    assert_non_null(text);
+    memcpy(text + strlen(text), yaml, strlen(yaml) + 1);
+    return text;
+}
+
+/* The configuration contract ignores unknown keys; in authSidecar, the sidecar's own section,
+ * each is reported (a typo or a removed setting otherwise leaves its default without a word). */
+static void test_unknown_sidecar_keys(void **state)
+{
+    const struct ha_config_ignored *ig;
+    struct run r;
+    char *text;
+    (void)state;
+
+    text = guide_plus("authSidecar:\n  requestTimeOutMs: 100\n  workers: 16\n  audience: a2\n"
+                      "nginx:\n  replicas: 3\n  ingressClass: public\n");
+    load_text(&r, text, NULL, NULL);
+    assert_ok(&r);
+    assert_string_equal(r.cfg->audience, "a2");
+    assert_int_equal(r.cfg->request_timeout_ms, 5000); /* the misspelt key changed nothing */
+    assert_int_equal(ha_config_ignored(r.cfg, &ig), 2);
+    assert_string_equal(ig[0].key, "authSidecar.requestTimeOutMs");
+    assert_non_null(strstr(ig[0].why, "misspelt"));
+    /* authSidecar.workers went with the worker pool: named, with what replaced it. */
+    assert_string_equal(ig[1].key, "authSidecar.workers");
+    assert_non_null(strstr(ig[1].why, "peerConnections"));
+    ha_config_free(r.cfg);
+    free(text);
+
+    text = guide_plus("");
+    load_text(&r, text, "AUTH_SIDECAR_WORKERS=16", NULL);
+    assert_ok(&r);
+    assert_int_equal(ha_config_ignored(r.cfg, &ig), 1);
+    assert_string_equal(ig[0].key, "AUTH_SIDECAR_WORKERS");
+    ha_config_free(r.cfg);
+
+    /* Known keys and other components' keys: nothing to report. */
+    load_text(&r, text, "AUTH_SIDECAR_PEER_CONNECTIONS=8", NULL);
+    assert_ok(&r);
+    assert_int_equal(r.cfg->peer_connections, 8);
+    assert_int_equal(ha_config_ignored(r.cfg, &ig), 0);
+    ha_config_free(r.cfg);
+    free(text);
+}
+
 /* ---- secrets ---- */
 
 static void test_secret_in_yaml(void **state)
@@ -1002,6 +1053,11 @@ static void test_unknown_yaml_keys_ignored(void **state)
     load_text(&r, text, NULL, NULL);
     assert_ok(&r);
     assert_string_equal(r.cfg->audience, "aud2");
+    {
+        const struct ha_config_ignored *ig;
+        assert_int_equal(ha_config_ignored(r.cfg, &ig), 1); /* authSidecar.futureKey only */
+        assert_string_equal(ig[0].key, "authSidecar.futureKey");
+    }
     ha_config_free(r.cfg);
     free(text);
 }
@@ -1212,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_good_values),
         cmocka_unit_test(test_tls_pair),
         cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_unknown_sidecar_keys),
         cmocka_unit_test(test_secret_in_yaml),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_secret_refusals),
