@@ -282,10 +282,6 @@ static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *userdata)
         c->trust = load_trust(c, h);
     ok = c->trust != NULL && SSL_CTX_set1_verify_cert_store((SSL_CTX *)ssl_ctx, c->trust) == 1;
     pthread_mutex_unlock(&c->trust_lock);
-    /* A connection waiting on a slow tenant holds no record buffers (about 17 KiB each way
-     * otherwise): OpenSSL allocates them when a record comes and frees them when it has none
-     * pending. */
-    SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
     return ok ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
 }
 
