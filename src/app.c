@@ -281,9 +281,26 @@ static void wake_waiters(struct ha_app *app)
     app->jwks_waiters = NULL;
     while (w != NULL) {
         struct ha_jwks_waiter *next = w->next;
+        ha_loop_timer_cancel(app->loop, &w->timer);
         w->fn(w->arg); /* may free w */
         w = next;
     }
+}
+
+/* A waiting login's deadline came before the fetch ended: it leaves the list and goes on
+ * without the new keys (its kid stays unknown). */
+static void waiter_expired(void *arg)
+{
+    struct ha_jwks_waiter *w = arg;
+    struct ha_app *app = w->app;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        app->jwks_waiters = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->fn(w->arg); /* may free w */
 }
 
 /* A JWKS fetch ended: the first load (then ready), a scheduled refresh or a miss's refetch. */
@@ -392,19 +409,31 @@ static void ready_step(void *arg)
     ha_transport_start(&app->transport, &req, on_discovery, app);
 }
 
-bool ha_app_jwks_refetch(struct ha_app *app, struct ha_jwks_waiter *w, ha_loop_fn fn, void *arg)
+bool ha_app_jwks_refetch(struct ha_app *app, struct ha_jwks_waiter *w, uint64_t deadline_ns,
+                         ha_loop_fn fn, void *arg)
 {
     struct ha_http_request req;
-    enum ha_jwks_fetch f = ha_jwks_cache_fetch_begin(app->jwks, true, &req);
+    uint64_t now = ha_mono_ns();
+    enum ha_jwks_fetch f;
 
+    if (deadline_ns != 0 && deadline_ns <= now)
+        return false;
+    f = ha_jwks_cache_fetch_begin(app->jwks, true, &req);
     if (f == HA_JWKS_FETCH_NO)
         return false;
+    memset(w, 0, sizeof(*w));
     w->fn = fn;
     w->arg = arg;
+    w->app = app;
     w->next = app->jwks_waiters;
+    if (w->next != NULL)
+        w->next->prev = w;
     app->jwks_waiters = w;
+    if (deadline_ns != 0)
+        ha_loop_timer_arm(app->loop, &w->timer, (long)((deadline_ns - now + 999999u) / 1000000u),
+                          waiter_expired, w);
     if (f == HA_JWKS_FETCH_START)
-        start_jwks(app, &req, true);
+        start_jwks(app, &req, true); /* may end at once, and wake w */
     return true;
 }
 

@@ -39,9 +39,16 @@ static enum ha_err reserve(struct ha_buf *b, size_t extra)
     cap = b->cap == 0 ? 128 : b->cap;
     while (cap < need)
         cap *= 2;
-    p = realloc(b->data, cap);
+    /* Grown by copy, the old block wiped: buffers carry codes, tokens and the client secret,
+     * and realloc would free the old block unwiped wherever it moves it. */
+    p = malloc(cap);
     if (p == NULL)
         return HA_ERR_NOMEM;
+    if (b->data != NULL) {
+        memcpy(p, b->data, b->len + 1);
+        OPENSSL_cleanse(b->data, b->cap);
+        free(b->data);
+    }
     b->data = p;
     b->cap = cap;
     return HA_OK;

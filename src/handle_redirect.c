@@ -332,7 +332,7 @@ static void on_tokens(void *ctx, enum ha_err err, struct ha_http_response *resp)
          * that missed meanwhile and throttled (jwksMinRefetchSeconds). */
         l->refetched = true;
         l->call_t0 = ha_mono_ns();
-        if (ha_app_jwks_refetch(l->cx->app, &l->waiter, on_keys, l))
+        if (ha_app_jwks_refetch(l->cx->app, &l->waiter, l->deadline_ns, on_keys, l))
             return;
     }
     verified(l, err);

@@ -59,10 +59,14 @@
 struct transfer {
     struct ha_http_response *resp;
     size_t max_body;
+    size_t body_cap; /* resp->body's allocation */
     int too_large;
 };
 
 struct peer;
+
+/* A new transfer with less time than this left is not sent (a queued one: launch_min_ms). */
+#define DIRECT_MIN_MS 50u
 
 /* One asynchronous request, from start to its callback. */
 struct xfer {
@@ -189,11 +193,24 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
         t->too_large = 1;
         return 0; /* aborts the transfer: nothing past the cap is read */
     }
-    p = realloc(r->body, r->body_len + len + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->body_len, data, len);
-    r->body = p;
+    if (r->body_len + len + 1 > t->body_cap) {
+        /* Grown by copy, the old block wiped: a token answer is a secret, and realloc would
+         * free it unwiped wherever it moves the block. */
+        size_t cap = t->body_cap == 0 ? 4096 : t->body_cap;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        p = malloc(cap);
+        if (p == NULL)
+            return 0;
+        if (r->body != NULL) {
+            memcpy(p, r->body, r->body_len);
+            OPENSSL_cleanse(r->body, t->body_cap);
+            free(r->body);
+        }
+        r->body = p;
+        t->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
     r->body_len += len;
     r->body[r->body_len] = '\0';
     return len;
@@ -409,7 +426,7 @@ enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *r
 {
     struct ha_http_client *c = client;
     struct ha_http_response r = {0};
-    struct transfer t = {&r, c->max_body, 0};
+    struct transfer t = {&r, c->max_body, 0, 0};
     struct curl_slist *headers = NULL;
     enum ha_err err = HA_ERR_NOMEM;
     CURL *h = curl_easy_init();
@@ -438,7 +455,10 @@ void ha_http_response_cleanup(struct ha_http_response *r)
 {
     if (r == NULL)
         return;
-    ha_free_secret(r->body);
+    if (r->body != NULL) {
+        OPENSSL_cleanse(r->body, r->body_len); /* the whole body, NULs and all */
+        free(r->body);
+    }
     free(r->content_type);
     ha_free_secret(r->location);
     for (size_t i = 0; i < r->set_cookie_count; i++)
@@ -801,6 +821,13 @@ static void begin(void *arg)
     x->peer = c->closed ? NULL : peer_of(c, x->url);
     if (x->peer == NULL) {
         finish(c, x, c->closed ? HA_ERR_IO : HA_ERR_NOMEM);
+        return;
+    }
+    /* Sent at once on a free slot, unless there is no time left for an answer (a Houston
+     * hand-off after a slow tenant): a request the sidecar will time out on anyway could still
+     * mint a session nobody receives. */
+    if (x->deadline_ns <= ha_mono_ns() + DIRECT_MIN_MS * 1000000u) {
+        finish(c, x, HA_ERR_TIMEOUT);
         return;
     }
     if (x->peer->active < c->max_host_connections && x->peer->qhead == NULL) {

@@ -32,6 +32,13 @@ struct post {
     ha_loop_fn fn;
     void *arg;
     struct post *next;
+    bool embedded; /* the loop's own stop request: never freed */
+};
+
+struct stop_call {
+    struct ha_loop *l;
+    ha_loop_fn before;
+    void *arg;
 };
 
 struct ha_loop {
@@ -49,16 +56,13 @@ struct ha_loop {
     /* The thread. */
     pthread_t thread;
     bool started;
+    /* Stopping needs no allocation, so it cannot fail for want of memory. */
+    struct post stop_post;
+    struct stop_call stop_call;
 };
 
 /* The loop whose ha_loop_run this thread is in: per thread, so asking needs no lock. */
 static _Thread_local const struct ha_loop *current;
-
-struct stop_call {
-    struct ha_loop *l;
-    ha_loop_fn before;
-    void *arg;
-};
 
 enum ha_err ha_loop_new(struct ha_loop **out)
 {
@@ -97,7 +101,8 @@ void ha_loop_free(struct ha_loop *l)
     while (l->head != NULL) {
         struct post *p = l->head;
         l->head = p->next;
-        free(p);
+        if (!p->embedded)
+            free(p);
     }
     if (l->epfd >= 0)
         close(l->epfd);
@@ -112,16 +117,12 @@ bool ha_loop_in_thread(const struct ha_loop *l)
     return current == l;
 }
 
-enum ha_err ha_loop_post(struct ha_loop *l, ha_loop_fn fn, void *arg)
+/* Queues p (fn and arg set) and wakes the loop; HA_ERR_BUSY once the loop is stopping. */
+static enum ha_err enqueue(struct ha_loop *l, struct post *p)
 {
-    struct post *p = malloc(sizeof(*p));
     enum ha_err err = HA_OK;
     uint64_t one = 1;
 
-    if (p == NULL)
-        return HA_ERR_NOMEM;
-    p->fn = fn;
-    p->arg = arg;
     p->next = NULL;
     pthread_mutex_lock(&l->lock);
     if (l->stopping) {
@@ -137,10 +138,24 @@ enum ha_err ha_loop_post(struct ha_loop *l, ha_loop_fn fn, void *arg)
             /* An eventfd write fails only on overflow, which one pending wake-up cannot reach. */
             (void)!write(l->wakefd, &one, sizeof(one));
         }
-        p = NULL;
     }
     pthread_mutex_unlock(&l->lock);
-    free(p);
+    return err;
+}
+
+enum ha_err ha_loop_post(struct ha_loop *l, ha_loop_fn fn, void *arg)
+{
+    struct post *p = malloc(sizeof(*p));
+    enum ha_err err;
+
+    if (p == NULL)
+        return HA_ERR_NOMEM;
+    p->fn = fn;
+    p->arg = arg;
+    p->embedded = false;
+    err = enqueue(l, p);
+    if (err != HA_OK)
+        free(p);
     return err;
 }
 
@@ -157,8 +172,10 @@ static void run_posts(struct ha_loop *l)
     pthread_mutex_unlock(&l->lock);
     while (p != NULL) {
         struct post *next = p->next;
+        bool embedded = p->embedded;
         p->fn(p->arg);
-        free(p);
+        if (!embedded)
+            free(p);
         p = next;
     }
 }
@@ -335,10 +352,12 @@ static void stop_here(void *arg)
 
 void ha_loop_stop(struct ha_loop *l, ha_loop_fn before_stop, void *arg)
 {
-    struct stop_call s = {l, before_stop, arg};
     if (!l->started)
         return;
-    if (ha_loop_post(l, stop_here, &s) == HA_OK)
-        pthread_join(l->thread, NULL);
+    l->stop_call = (struct stop_call){l, before_stop, arg};
+    l->stop_post = (struct post){stop_here, &l->stop_call, NULL, true};
+    /* Refused only when a stop already runs on the loop, which then quits as well. */
+    (void)enqueue(l, &l->stop_post);
+    pthread_join(l->thread, NULL);
     l->started = false;
 }

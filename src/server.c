@@ -86,6 +86,7 @@ struct ha_server {
     char *tls_cert;
     char *tls_key;
     atomic_int inflight;
+    atomic_bool draining; /* stopping: every answer closes its connection */
     int port;
     /* The slow-client watchdog: every connection's watch, under wlock; the timer is the
      * loop's. */
@@ -250,7 +251,7 @@ static enum MHD_Result send_response(struct conn *c)
      * closed rather than kept idle, because libmicrohttpd zeroes a kept connection's whole
      * memory pool (CONN_MEMORY_LIMIT) for the next request, so a thousand logins ending at
      * once (a stalled peer's timeout) would otherwise hold a thousand touched pools. */
-    if (c->route != NULL && c->route->outbound)
+    if ((c->route != NULL && c->route->outbound) || atomic_load(&c->srv->draining))
         MHD_add_response_header(r, "Connection", "close");
     ret = MHD_queue_response(c->mhd, (unsigned int)rs->status, r);
     MHD_destroy_response(r);
@@ -553,6 +554,9 @@ static void server_free(struct ha_server *s)
     /* The loop first: every login in flight ends and resumes its connection, and the
      * watchdog's timer never runs again; MHD stops with no connection suspended. */
     ha_app_stop(s->app);
+    /* The loop's thread has ended: its timer list is this thread's to change now, and s's
+     * timer must not stay linked in it once s is freed. */
+    ha_loop_timer_cancel(s->app->loop, &s->wtimer);
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->wlock);
@@ -603,7 +607,10 @@ void ha_server_stop(struct ha_server *s, long drain_ms)
     uint64_t deadline = ha_mono_ns() + (uint64_t)drain_ms * 1000000u;
     if (s == NULL)
         return;
-    /* Stop accepting; connections already open keep being served until the deadline. */
+    /* Stop accepting; connections already open keep being served until the deadline, each
+     * closed after its next answer (a keep-alive connection from the ingress would otherwise
+     * keep bringing logins until the deadline cuts them). */
+    atomic_store(&s->draining, true);
     MHD_quiesce_daemon(s->daemon);
     while (atomic_load(&s->inflight) > 0 && ha_mono_ns() < deadline)
         usleep(10 * 1000);

@@ -49,7 +49,9 @@ struct ha_view {
 struct ha_jwks_waiter {
     ha_loop_fn fn;
     void *arg;
-    struct ha_jwks_waiter *next;
+    struct ha_jwks_waiter *prev, *next;
+    struct ha_app *app;
+    struct ha_timer timer; /* the login's deadline: it stops waiting then */
 };
 
 struct ha_app {
@@ -119,10 +121,13 @@ enum ha_err ha_app_start(struct ha_app *app);
  * thread. Idempotent. */
 void ha_app_stop(struct ha_app *app);
 /* On a kid the key set lacks: joins the JWKS fetch in flight or starts one (at most one per
- * jwksMinRefetchSeconds), and returns true: w->fn(w->arg) then runs once it ends, and the key
- * set may hold the kid. False when no fetch may start now: the kid is unknown. The loop
- * thread (or, with an inline transport, the caller's). */
-bool ha_app_jwks_refetch(struct ha_app *app, struct ha_jwks_waiter *w, ha_loop_fn fn, void *arg);
+ * jwksMinRefetchSeconds), and returns true: w->fn(w->arg) then runs once, when the fetch ends
+ * (the key set may hold the kid) or at deadline_ns (ha_mono_ns(); 0: none), whichever comes
+ * first: a login never waits on the fetch past its own deadline. False when no fetch may start
+ * now, or the deadline has passed: the kid is unknown. The loop thread (or, with an inline
+ * transport, the caller's). */
+bool ha_app_jwks_refetch(struct ha_app *app, struct ha_jwks_waiter *w, uint64_t deadline_ns,
+                         ha_loop_fn fn, void *arg);
 void ha_app_cleanup(struct ha_app *app);
 
 /* True when discovery and JWKS have loaded; then app->provider and app->jwks are immutable

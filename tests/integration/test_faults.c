@@ -1168,6 +1168,28 @@ static void test_one_budget_per_login(void **state)
     assert_int_equal(it_peers_reset(e), 0);
 }
 
+/* The tenant answers with less than 50 ms of the login's budget left: the hand-off is not
+ * sent (Houston could mint a session the sidecar would then time out on), whichever way the
+ * login ends. */
+static void test_no_handoff_without_time(void **state)
+{
+    struct it_env *e = it_env();
+    struct job j = {e->sidecar_url, 0, 0, "houston_unavailable", 0};
+    long before = it_houston_received_count(e);
+    (void)state;
+    assert_int_equal(it_tenant_fault(e, "{\"token_delay_ms\":1460}"), 200);
+    login_job(&j);
+    if (!j.ok) { /* a slow machine: the token call itself may time out */
+        j.code = "token_exchange_failed";
+        assert_int_equal(it_tenant_fault(e, "{\"token_delay_ms\":1460}"), 200);
+        login_job(&j);
+    }
+    print_message("ended %s in %.2f s\n", j.ok ? j.code : "otherwise", j.seconds);
+    assert_true(j.ok);
+    assert_int_equal(it_houston_received_count(e), before);
+    assert_int_equal(it_peers_reset(e), 0);
+}
+
 static int by_time(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -1264,6 +1286,22 @@ static void test_jwks_failing_warm_cache(void **state)
     it_client_free(c);
     assert_int_equal(it_tenant_fault(e, "{\"id_token_header\":null}"), 200);
     login_expect(base, NULL, "the cached key while the JWKS is slow");
+    /* A slow token answer, then an unknown kid: the refetch is waited for only until the
+     * login's deadline (it waited for the fetch's own timeout, 2.5 s here, and then failed
+     * the hand-off to Houston as "houston_unavailable"). */
+    nap_ms(1100);
+    assert_int_equal(it_tenant_fault(e, "{\"token_delay_ms\":1000,\"jwks_delay_ms\":5000,"
+                                        "\"id_token_header\":{\"kid\":\"late-kid\"}}"),
+                     200);
+    c = it_client_new(e);
+    assert_int_equal(it_login_at(c, base, QUERY, EMAIL, &l), 0);
+    print_message("slow token answer, then an unknown kid with a JWKS sleeping 5 s: %s in %.2f s\n",
+                  l.redirect.location != NULL ? l.redirect.location : "(none)", l.redirect.seconds);
+    assert_true(is_login_error(&l.redirect, "invalid_id_token"));
+    assert_true(l.redirect.seconds * 1000 < TIMEOUT_MS + 600);
+    it_login_cleanup(&l);
+    it_client_free(c);
+    assert_int_equal(it_peers_reset(e), 0);
     it_proc_stop(&e->spare[0]);
 }
 
@@ -1376,6 +1414,9 @@ int main(void)
         cmocka_unit_test_setup(test_jwks_keys_and_crafted_tokens, it_test_setup),
         cmocka_unit_test_setup(test_token_endpoint_floods, it_test_setup),
         cmocka_unit_test_setup(test_houston_answers, it_test_setup),
+        /* before the tests that leave Houston holding delayed callbacks, which it records
+         * when their delay ends */
+        cmocka_unit_test_setup(test_no_handoff_without_time, it_test_setup),
         cmocka_unit_test_setup(test_tenant_slow, it_test_setup),
         cmocka_unit_test_setup(test_houston_slow, it_test_setup),
         cmocka_unit_test_setup(test_slow_peers_few_connections, it_test_setup),
