@@ -41,6 +41,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include "houston_auth/http_client.h"
+#include "houston_auth/log.h"
 #include "houston_auth/loop.h"
 #include "houston_auth/proto.h"
 #include "houston_auth/url.h"
@@ -676,10 +677,20 @@ static int on_socket(CURL *h, curl_socket_t s, int what, void *userp, void *sock
         events |= HA_LOOP_IN;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= HA_LOOP_OUT;
-    if (w != NULL)
-        return ha_loop_watch_set(c->loop, w, events) == HA_OK ? 0 : -1;
-    if (ha_loop_watch(c->loop, s, events, on_socket_ready, c, &w) != HA_OK)
-        return -1;
+    /* A watch that cannot be made (out of memory, epoll_ctl refused) is logged and answered
+     * 0, not -1: curl 7.88 takes -1 as the whole multi handle failing and aborts every
+     * transfer on it. Without events this one transfer waits, and its deadline ends it. */
+    if (w != NULL) {
+        if (ha_loop_watch_set(c->loop, w, events) != HA_OK)
+            ha_log(HA_LOG_WARN, "socket_watch_failed", NULL, "reason",
+                   "epoll_ctl refused a change: that call ends at its deadline", NULL);
+        return 0;
+    }
+    if (ha_loop_watch(c->loop, s, events, on_socket_ready, c, &w) != HA_OK) {
+        ha_log(HA_LOG_WARN, "socket_watch_failed", NULL, "reason",
+               "out of memory or epoll_ctl refused: that call ends at its deadline", NULL);
+        return 0;
+    }
     curl_multi_assign(c->multi, s, w);
     return 0;
 }
