@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -140,8 +141,9 @@ static void test_sigterm_drains(void **state)
     char base[128], url[256];
     pthread_t th[6];
     struct drain_job jobs[6];
-    struct it_client *c;
+    struct it_client *c, *kept;
     struct it_resp r;
+    const char *conn;
     (void)state;
     assert_int_equal(it_sidecar_start(e, &e->spare[1], e->spare_ports[1], "drain.log", extra, true),
                      0);
@@ -151,9 +153,27 @@ static void test_sigterm_drains(void **state)
         jobs[i] = (struct drain_job){base, i, 0, 0};
         assert_int_equal(pthread_create(&th[i], NULL, drain_worker, &jobs[i]), 0);
     }
+    /* A keep-alive connection opened before the signal (the ingress keeps them). */
+    kept = it_client_new(e);
+    snprintf(url, sizeof(url), "%s/healthz", base);
+    it_get(kept, url, &r);
+    assert_int_equal(r.status, 200);
+    conn = it_resp_header(&r, "Connection");
+    assert_true(conn == NULL || strcasecmp(conn, "close") != 0);
+    it_resp_cleanup(&r);
     nap_ms(700); /* every login is now inside its token exchange */
     kill(e->spare[1].pid, SIGTERM);
     nap_ms(200);
+    /* It is still served while draining, and its answer closes it: no new work arrives on
+     * it to be cut at the drain deadline. */
+    it_get(kept, url, &r);
+    assert_int_equal(r.status, 200);
+    conn = it_resp_header(&r, "Connection");
+    if (conn == NULL || strcasecmp(conn, "close") != 0)
+        fail_msg("an answer while draining kept its connection (Connection: %s)",
+                 conn != NULL ? conn : "(none)");
+    it_resp_cleanup(&r);
+    it_client_free(kept);
     /* New connections are no longer accepted. */
     c = it_client_new(e);
     snprintf(url, sizeof(url), "%s/healthz", base);
