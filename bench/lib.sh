@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/profile.sh (sourced, never run): settings, process
+# Shared by bench/run.sh, profile.sh, stall.sh and authz.sh (sourced, never run): settings, process
 # bookkeeping (everything started is stopped on exit, failure or Ctrl-C), /proc readings,
 # the build, and the peers (dev tenant, Houston stand-in) on free loopback ports.
 # shellcheck shell=bash disable=SC2034  # settings are read by the scripts that source this
@@ -171,14 +171,19 @@ restart_tenant() {
   stop_pid "$TENANT_PID"
   start_tenant
 }
-start_peers() {
-  say "starting the dev tenant and the Houston stand-in"
-  start_tenant
+# The Houston stand-in alone (bench/authz.sh needs no tenant); STANDIN is its pid.
+start_standin() {
   "$BUILD/tools/houston-standin" --listen "127.0.0.1:$PH" --base-domain "$BASE" \
     --app-url "https://app.$BASE" --log-level warn "${STANDIN_ARGS[@]}" \
     >"$WORK/houston.log" 2>&1 &
-  PIDS+=($!)
+  STANDIN=$!
+  PIDS+=("$STANDIN")
   wait_http "http://127.0.0.1:$PH/v1/healthz" 200 "the Houston stand-in"
+}
+start_peers() {
+  say "starting the dev tenant and the Houston stand-in"
+  start_tenant
+  start_standin
 }
 tenant_post() {
   curl -s -o /dev/null --cacert "$CA" -X POST -H 'Content-Type: application/json' \

@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# bench/authz.sh [build-dir]: browsers loading pages that ingress-nginx protects with
+# nginx.ingress.kubernetes.io/auth-url, Houston deciding every request (issue 15's bench).
+# Builds like bench/run.sh (build-dir, default build-bench, Release), starts the Houston
+# stand-in (test controls; one Node.js process with a 10-connection database pool: at most
+# BENCH_AUTHZ_POOL decisions at a time, BENCH_AUTHZ_LATENCY_MS each) and Debian's nginx
+# configured as ingress-nginx renders such an Ingress, on free loopback ports; stops every
+# process it started (also on failure or Ctrl-C), prints one table and writes it to
+# bench/authz-results.md. About 30 s. See "Authorization" in bench/README.md.
+#
+# Scenarios:
+#   (a) the reference: auth-url is Houston's /v1/authorization (the stand-in) directly;
+#   (b) auth-url is houston-auth's /v1/authorization in front of the same stand-in. Pending
+#       until the sidecar serves it (issue 15): skipped unless BENCH_AUTHZ_SIDECAR=1.
+#
+# Knobs (environment): BENCH_AUTHZ_BROWSERS (50), BENCH_AUTHZ_USERS (20), BENCH_AUTHZ_SECONDS
+# (10), BENCH_AUTHZ_WARMUP (2), BENCH_AUTHZ_LATENCY_MS (15), BENCH_AUTHZ_POOL (10),
+# BENCH_AUTHZ_SIDECAR (0), BENCH_KEEP=1 keeps the work directory with every log.
+set -euo pipefail
+# shellcheck disable=SC2034 # lib.sh reads it
+BUILD_DIR=${1:-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+BROWSERS=${BENCH_AUTHZ_BROWSERS:-50}
+USERS=${BENCH_AUTHZ_USERS:-20}
+MEASURE_S=${BENCH_AUTHZ_SECONDS:-10}
+WARMUP_S=${BENCH_AUTHZ_WARMUP:-2}
+LATENCY_MS=${BENCH_AUTHZ_LATENCY_MS:-15}
+POOL=${BENCH_AUTHZ_POOL:-10}
+RUN_B=${BENCH_AUTHZ_SIDECAR:-0}
+TIMEOUT_MS=5000 # a browser's request gives up after this (counted as a timeout)
+PENDING_B="(b) pending: the sidecar's /v1/authorization (issue 15)"
+
+# Eight deployments named the way Houston names releases, and the ten hosts browsed.
+RELEASES=(quasaric-sun-9051 geodetic-star-1234 celestial-comet-4821 nebular-orbit-7330
+  galactic-nova-2615 lunar-quasar-0987 stellar-pulsar-5542 cosmic-meteor-3179)
+HOSTS=(grafana kibana "${RELEASES[@]/%/-airflow}")
+NHOSTS=${#HOSTS[@]}
+ROLES=(DEPLOYMENT_ADMIN DEPLOYMENT_EDITOR DEPLOYMENT_VIEWER)
+
+int_in() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+int_in "$USERS" 1 1000 || die "BENCH_AUTHZ_USERS must be 1..1000"
+# Each browser is a distinct (user, host) pair, and nginx holds one connection to the
+# stand-in per browser (it serves at most 256).
+MAX_BROWSERS=$((USERS * NHOSTS < 200 ? USERS * NHOSTS : 200))
+int_in "$BROWSERS" 1 "$MAX_BROWSERS" || die "BENCH_AUTHZ_BROWSERS must be 1..$MAX_BROWSERS"
+int_in "$MEASURE_S" 1 120 || die "BENCH_AUTHZ_SECONDS must be 1..120"
+int_in "$WARMUP_S" 0 30 || die "BENCH_AUTHZ_WARMUP must be 0..30"
+int_in "$LATENCY_MS" 0 1000 || die "BENCH_AUTHZ_LATENCY_MS must be 0..1000"
+int_in "$POOL" 1 1000 || die "BENCH_AUTHZ_POOL must be 1..1000"
+
+# shellcheck disable=SC2034 # lib.sh reads both
+STANDIN_ARGS=(--test-controls --authz-latency-ms "$LATENCY_MS" --authz-pool "$POOL")
+EXTRA_TARGETS=(bench_authz)
+bench_build
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+HOUSTON=http://127.0.0.1:$PH
+
+# ---- who browses what ----
+# Browser b is user b % USERS on host (u + b / USERS) % NHOSTS: every (user, host) pair at
+# most once, and each user on a few hosts (tabs).
+user_of() { echo $(($1 % USERS)); }
+host_of() { echo $((($1 % USERS + $1 / USERS) % NHOSTS)); }
+email_of() { printf 'user%02d@example.com' "$1"; }
+path_of() { # host index: a page of that UI
+  case "${HOSTS[$1]}" in
+    grafana) echo /d/home ;;
+    kibana) echo /app/kibana ;;
+    *) echo /admin/ ;;
+  esac
+}
+expect_of() { # user host: what the page says when the ingress relayed Houston's headers
+  local bearer=1
+  [ "$2" -lt 2 ] && bearer=0 # Grafana and Kibana get no Airflow JWT
+  echo "page for $(email_of "$1") bearer=$bearer"
+}
+
+houston_post() { # path json -> the answer's body; dies unless 200
+  local out
+  out=$(curl -s -w '\n%{http_code}' --max-time 5 -X POST -H 'Content-Type: application/json' \
+    --data "$2" "$HOUSTON$1") || die "POST $1 failed"
+  [ "$(tail -n1 <<<"$out")" = 200 ] || die "POST $1 $2 answered: $out"
+  sed '$d' <<<"$out"
+}
+json_str() { grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"\(.*\)"/\1/'; }
+json_int() { grep -o "\"$1\": *[0-9-]*" | head -1 | grep -o '[0-9-]*$'; }
+
+# Grants through /__test/permissions (Houston's users and role bindings), then a session per
+# user through /__test/session, as tests/integration/test_standin_authz.c gets them: the JWT
+# Houston's callback mints, sent by the browser as Houston's auth cookie.
+TOKENS=()
+COOKIE_NAME=
+setup_users() {
+  local u k b h system deployments body sep
+  say "granting $USERS users their hosts and minting their sessions (stand-in test controls)"
+  for ((u = 0; u < USERS; u++)); do
+    system="" deployments="" sep=""
+    for ((k = 0; k < NHOSTS; k++)); do
+      b=$((u + k * USERS))
+      [ "$b" -lt "$BROWSERS" ] || break
+      h=$(host_of "$b")
+      if [ "$h" -lt 2 ]; then
+        system='"system.monitoring.get"'
+      else
+        deployments+="$sep\"${RELEASES[$((h - 2))]}\":[\"${ROLES[$(((u + h) % 3))]}\"]"
+        sep=,
+      fi
+    done
+    body="{\"email\":\"$(email_of "$u")\",\"full_name\":\"Bench User $u\",\"system\":[$system],\"deployments\":{$deployments}}"
+    houston_post /__test/permissions "$body" >/dev/null
+    body=$(houston_post /__test/session "{\"email\":\"$(email_of "$u")\",\"expires_in\":3600}")
+    TOKENS[u]=$(json_str token <<<"$body")
+    COOKIE_NAME=$(json_str cookie_name <<<"$body")
+    [ -n "${TOKENS[u]}" ] || die "no session for $(email_of "$u"): $body"
+  done
+  [ "$COOKIE_NAME" = "$HOUSTON_COOKIE" ] || die "the stand-in's cookie is $COOKIE_NAME"
+  BROWSER_FILE=$WORK/browsers.tsv
+  for ((b = 0; b < BROWSERS; b++)); do
+    u=$(user_of "$b")
+    h=$(host_of "$b")
+    printf '%s.%s\t%s\t%s=%s\t%s\n' "${HOSTS[h]}" "$BASE" "$(path_of "$h")" "$COOKIE_NAME" \
+      "${TOKENS[u]}" "$(expect_of "$u" "$h")"
+  done >"$BROWSER_FILE"
+}
+
+# ---- nginx as ingress-nginx renders an Ingress with auth-url ----
+# Follows rootfs/etc/nginx/template/nginx.tmpl of kubernetes/ingress-nginx (read at commit
+# dbb11b9) and internal/ingress/controller/template/template.go, for annotations
+#   nginx.ingress.kubernetes.io/auth-url: <AUTH_URL>
+#   nginx.ingress.kubernetes.io/auth-response-headers: authorization, username, email
+# and the controller's defaults (auth-keepalive 0, proxy-buffering off, proxy-buffer-size 4k,
+# proxy-http-version 1.1, generate-request-id, upstream-keepalive-connections 320,
+# worker-processes = CPUs, max-worker-connections 16384, keep-alive 75 s / 1000 requests).
+# Left out: TLS (it ends at the ingress in both scenarios), the Lua balancer and logging
+# phases (a plain upstream with the same keepalive stands for the balancer), the access log
+# (off, as bench/run.sh's nginx), auth-signin (the chart's 401 -> login page redirect).
+# The protected pages come from a second server on the same nginx that stands for the UIs:
+# it answers with the identity the ingress relayed (email header, and whether an
+# Authorization: Bearer came along), which bench_authz checks on every 200.
+server_block() { # host auth-url
+  local host=$1 url=$2 auth_host
+  auth_host=${url#*://}
+  auth_host=${auth_host%%/*}
+  auth_host=${auth_host%:*}
+  # buildAuthLocation: "/_external-auth-" + base64url(location path) + "-" + pathType; the
+  # path "/" is "Lw", the chart's pathType Prefix.
+  cat <<CONF
+  server {
+    listen 127.0.0.1:$PN;
+    server_name $host;
+
+    location = /_external-auth-Lw-Prefix {
+      internal;
+      # enable-auth-access-log is false by default
+      access_log off;
+
+      # the template's auth location, as emitted without auth-cache-key or auth-method
+      proxy_intercept_errors  off;
+      proxy_pass_request_body off;
+      proxy_set_header        Content-Length          "";
+      proxy_set_header        X-Forwarded-Proto       "";
+      proxy_set_header        X-Request-ID            \$req_id;
+
+      proxy_set_header        Host                    $auth_host;
+      proxy_set_header        X-Original-URL          \$scheme://\$http_host\$request_uri;
+      proxy_set_header        X-Original-Method       \$request_method;
+      proxy_set_header        X-Sent-From             "nginx-ingress-controller";
+      proxy_set_header        X-Real-IP               \$remote_addr;
+      proxy_set_header        X-Forwarded-For         \$remote_addr;
+      proxy_set_header        X-Auth-Request-Redirect \$request_uri;
+
+      proxy_buffering         off;
+      proxy_buffer_size       4k;
+      proxy_buffers           4 4k;
+      proxy_request_buffering on;
+
+      proxy_ssl_server_name      on;
+      # the browser's headers, Cookie and Authorization among them, go to the auth URL
+      proxy_pass_request_headers on;
+      client_max_body_size       1m;
+
+      # auth-keepalive 0: no upstream block, a connection per subrequest
+      proxy_http_version 1.1;
+      set \$target $url;
+      proxy_pass \$target;
+    }
+
+    location / {
+      # the template's protected location: auth_request, the cookie, then
+      # buildAuthResponseHeaders: auth_request_set + proxy_set_header for each header named
+      # in auth-response-headers
+      auth_request     /_external-auth-Lw-Prefix;
+      auth_request_set \$auth_cookie \$upstream_http_set_cookie;
+      add_header       Set-Cookie \$auth_cookie;
+      auth_request_set \$authHeader0 \$upstream_http_authorization;
+      proxy_set_header 'authorization' \$authHeader0;
+      auth_request_set \$authHeader1 \$upstream_http_username;
+      proxy_set_header 'username' \$authHeader1;
+      auth_request_set \$authHeader2 \$upstream_http_email;
+      proxy_set_header 'email' \$authHeader2;
+
+      proxy_set_header Host              \$host;
+      proxy_set_header X-Request-ID      \$req_id;
+      proxy_set_header X-Real-IP         \$remote_addr;
+      proxy_set_header X-Forwarded-For   \$remote_addr;
+      proxy_set_header X-Forwarded-Host  \$host;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header Connection        "";
+      proxy_http_version 1.1;
+      proxy_buffering off;
+      proxy_pass http://ui_pods;
+    }
+  }
+CONF
+}
+
+write_nginx_conf() { # dir auth-url
+  local dir=$1 url=$2 user_line="" h
+  mkdir -p "$dir/tmp"
+  # As root nginx runs its workers as nobody (tests/edge/run.sh does the same).
+  [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+  {
+    cat <<CONF
+$user_line
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+  multi_accept on;
+  worker_connections 16384;
+}
+http {
+  access_log off;
+  keepalive_timeout 75s;
+  keepalive_requests 1000;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+
+  # generate-request-id: true
+  map \$http_x_request_id \$req_id {
+    default \$http_x_request_id;
+    ""      \$request_id;
+  }
+  map \$http_authorization \$bearer {
+    "~^Bearer ." 1;
+    default      0;
+  }
+
+  upstream ui_pods {
+    server 127.0.0.1:$PA;
+    keepalive 320;
+    keepalive_timeout 60s;
+    keepalive_requests 10000;
+  }
+
+  # The UIs' pods: a small page naming the identity the ingress relayed.
+  server {
+    listen 127.0.0.1:$PA;
+    location / {
+      default_type text/plain;
+      return 200 "page for \$http_email bearer=\$bearer\n";
+    }
+  }
+
+CONF
+    for h in "${HOSTS[@]}"; do server_block "$h.$BASE" "$url"; done
+    echo "}"
+  } >"$dir/nginx.conf"
+}
+
+NGINX=
+start_nginx() { # tag auth-url
+  local dir=$WORK/nginx-$1
+  write_nginx_conf "$dir" "$2"
+  nginx -t -q -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" 2>"$dir/configtest.log" ||
+    die "nginx refused its config ($dir/configtest.log)"
+  nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" -g "daemon off;" 2>"$dir/stderr.log" &
+  NGINX=$!
+  PIDS+=("$NGINX")
+  wait_http "http://127.0.0.1:$PA/" 200 "nginx"
+}
+
+# Before measuring: every host answers its page with the right identity, and Houston's
+# refusals come through (no session; a user on a host without a grant).
+check_front() { # tag
+  local b h u got seen=" " want
+  for ((b = 0; b < BROWSERS; b++)); do
+    h=$(host_of "$b")
+    [[ $seen == *" $h "* ]] && continue
+    seen+="$h "
+    u=$(user_of "$b")
+    got=$(curl -s --max-time 5 --connect-to "::127.0.0.1:$PN" \
+      -H "Cookie: $COOKIE_NAME=${TOKENS[u]}" -w ' %{http_code}' \
+      "http://${HOSTS[h]}.$BASE$(path_of "$h")") || true
+    want="$(expect_of "$u" "$h") 200"
+    [ "${got//$'\n'/}" = "$want" ] || die "($1) ${HOSTS[h]}: got '$got', want '$want'"
+  done
+  got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --connect-to "::127.0.0.1:$PN" \
+    "http://grafana.$BASE/d/home") || true
+  [ "$got" = 401 ] || die "($1) no session: got $got, want 401"
+  # user 0 browses hosts 0 .. k only; the last host is someone else's (when NHOSTS > k + 1)
+  if [ "$BROWSERS" -le $((USERS * (NHOSTS - 1))) ]; then
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --connect-to "::127.0.0.1:$PN" \
+      -H "Cookie: $COOKIE_NAME=${TOKENS[0]}" "http://${HOSTS[NHOSTS - 1]}.$BASE/admin/") || true
+    [ "$got" = 401 ] || die "($1) a host without a grant: got $got, want 401"
+  fi
+}
+
+# One measured run through nginx on PN; figures in $WORK/<tag>.txt, the stand-in's
+# counters in $WORK/<tag>.authz.json, CPU ticks in $WORK/<tag>.cpu.
+measure() { # tag
+  local tag=$1 out=$WORK/$1.txt n0 n1 s0 s1
+  houston_post /__test/authz '{"clear_counters":true}' >/dev/null
+  n0=$(tree_ticks "$NGINX")
+  s0=$(ticks "$STANDIN")
+  "$B/bench_authz" --connect "127.0.0.1:$PN" --browsers "$BROWSER_FILE" \
+    --seconds "$MEASURE_S" --warmup-seconds "$WARMUP_S" --timeout-ms "$TIMEOUT_MS" \
+    --counter-url "$HOUSTON/__test/authz" >"$out" 2>"$WORK/$tag.err" &
+  local d=$!
+  PIDS+=("$d")
+  wait "$d" || die "bench_authz failed ($tag): $(cat "$WORK/$tag.err")"
+  stop_pid "$d"
+  n1=$(tree_ticks "$NGINX")
+  s1=$(ticks "$STANDIN")
+  echo "nginx_ticks $((n1 - n0))" >"$WORK/$tag.cpu"
+  echo "standin_ticks $((s1 - s0))" >>"$WORK/$tag.cpu"
+  curl -s --max-time 5 "$HOUSTON/__test/authz" >"$WORK/$tag.authz.json"
+}
+
+scenario_a() {
+  say "(a) nginx auth-url -> Houston stand-in /v1/authorization: $BROWSERS browsers, ${MEASURE_S} s"
+  start_nginx a "$HOUSTON/v1/authorization"
+  check_front a
+  measure a
+  stop_pid "$NGINX"
+}
+
+# (b): the same nginx, auth-url pointing at houston-auth, which asks the same stand-in.
+# Needs the sidecar's GET /v1/authorization (issue 15): relaying the browser's Cookie and
+# Authorization and X-Original-URL to Houston, and Houston's status and authorization,
+# username and email headers back. houston-auth is ready only with the tenant's discovery
+# and keys loaded, so the dev tenant runs too.
+scenario_b() {
+  if [ "$RUN_B" != 1 ]; then
+    say "$PENDING_B"
+    return 0
+  fi
+  say "(b) nginx auth-url -> houston-auth /v1/authorization -> Houston stand-in"
+  start_tenant
+  start_sidecar "$PS"
+  start_nginx b "http://127.0.0.1:$PS/v1/authorization"
+  check_front b
+  measure b
+  stop_pid "$NGINX"
+  stop_pid "$SIDECAR"
+}
+
+start_standin
+setup_users
+scenario_a
+scenario_b
+
+# =====================================================================================
+v() { val "$WORK/$1.txt" "$2"; }
+have() { [ -s "$WORK/$1.txt" ]; }
+statuses() { # tag: "200: n, 401: m" (bench_authz's answers by status)
+  grep '^statuses' "$WORK/$1.txt" | cut -d' ' -f2- | sed 's/:/: /g; s/ \([0-9]*: \)/, \1/g'
+}
+errors() { # tag
+  echo "$(v "$1" errors_timeout) / $(v "$1" errors_reset) / $(v "$1" errors_refused) / $(v "$1" errors_other)"
+}
+cell() { # tag what
+  if ! have "$1"; then echo pending; return; fi
+  case $2 in
+    rps) calc "$(v "$1" rps)" 0 ;;
+    p50 | p99) calc "$(v "$1" "${2}_ms")" 1 ;;
+    decisions) v "$1" decisions ;;
+    per) v "$1" decisions_per_request ;;
+    statuses) statuses "$1" ;;
+    errors) errors "$1" ;;
+    identity) v "$1" identity_mismatch ;;
+  esac
+}
+ratio() { # what: (b) / (a), when both are numbers
+  local a b
+  have b || { echo "—"; return; }
+  a=$(cell a "$1")
+  b=$(cell b "$1")
+  if [[ $a =~ ^[0-9.]+$ ]] && [[ $b =~ ^[0-9.]+$ ]] && [ "$(calc "$a > 0" 0)" = 1 ]; then
+    calc "$b / $a" 2
+  else
+    echo "—"
+  fi
+}
+ROWS=()
+row() { ROWS+=("| $1 | $(cell b "$2") | $(cell a "$2") | $(ratio "$2") |"); }
+row "protected page, requests/s ($BROWSERS browsers, $USERS users, $NHOSTS hosts, ${MEASURE_S} s)" rps
+row "page latency p50, ms" p50
+row "page latency p99, ms" p99
+row "Houston decisions made (the stand-in's call counter, same window)" decisions
+row "Houston decisions per page request" per
+row "answers by status" statuses
+row "transfer errors: timeout / reset / refused / other" errors
+row "200s without the identity Houston gave (email, Bearer on Airflow)" identity
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+per_req_ms() { # tag ticks-key
+  calc "$(val "$WORK/$1.cpu" "$2") * 1000 / $HZ / $(v "$1" requests)" 3
+}
+details() { # tag name
+  local t=$1 j=$WORK/$1.authz.json
+  echo "- $2: $(v "$t" requests) requests answered in the window, p90 $(calc "$(v "$t" p90_ms)" 1) ms,"
+  echo "  max $(calc "$(v "$t" max_ms)" 1) ms; $(v "$t" unmeasured) answers in the warm-up or after the end not counted."
+  echo "  Houston's pool: at most $(json_int max_in_flight <"$j") decisions at a time, at most"
+  echo "  $(json_int max_queued <"$j") waiting for a slot; its answers by status (warm-up and drain included):"
+  echo "  $(grep -o '"by_status": *{[^}]*}' "$j" | sed 's/"by_status": *//')."
+  echo "  CPU per page request: nginx (all workers) $(per_req_ms "$t" nginx_ticks) ms, the Houston"
+  echo "  stand-in $(per_req_ms "$t" standin_ticks) ms (warm-up included in both; $HZ ticks/s)."
+  if grep -q '^first_error' "$WORK/$t.txt"; then
+    echo "  First error: $(grep '^first_error' "$WORK/$t.txt" | cut -d' ' -f2-)."
+  fi
+}
+{
+  echo "# Pages behind ingress-nginx's auth-url: Houston decides"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo));"
+  echo "Debian $(cat /etc/debian_version), $(nginx -v 2>&1 | sed 's/.*: //'), libcurl $(pkg-config --modversion libcurl)."
+  echo "Command: \`bench/authz.sh\`. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER."
+  echo "Houston stand-in: at most $POOL decisions at a time, ${LATENCY_MS} ms each (one Node.js process,"
+  echo "a $POOL-connection database pool). $BROWSERS browsers (closed loop, keep-alive), $USERS users,"
+  echo "$NHOSTS hosts; ${WARMUP_S} s warm-up, ${MEASURE_S} s measured."
+  echo
+  echo "| figure | (b) houston-auth in front of Houston | (a) reference: Houston directly | ratio (b)/(a) |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "Details:"
+  details a "(a) Houston directly"
+  if have b; then details b "(b) houston-auth in front of Houston"; else echo "- $PENDING_B."; fi
+  echo
+  echo "One server block of (a)'s nginx.conf (the same for each of the $NHOSTS hosts):"
+  echo
+  echo '```nginx'
+  server_block "grafana.$BASE" "$HOUSTON/v1/authorization"
+  echo '```'
+} >"$WORK/authz-results.md"
+cp "$WORK/authz-results.md" "$ROOT/bench/authz-results.md"
+echo
+echo "| figure | (b) houston-auth in front of Houston | (a) reference: Houston directly | ratio (b)/(a) |"
+echo "|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+echo
+say "table and details written to bench/authz-results.md"
