@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
+#include "stats.h"
 
 #define MAX_BROWSERS 1024
 #define MAX_LINE 8192
@@ -362,32 +363,17 @@ static void drive(struct run *r, long *calls0, long *calls1)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-static double pct(const double *v, long n, double q)
-{
-    long i;
-    if (n == 0)
-        return 0;
-    i = (long)(q * (double)n + 0.999999) - 1;
-    return v[i < 0 ? 0 : (i >= n ? n - 1 : i)];
-}
-
 static void report(struct run *r, long calls0, long calls1)
 {
     double secs = (double)r->o->seconds;
     int i;
 
-    qsort(r->lat, (size_t)r->nlat, sizeof(double), cmp_double);
+    bench_sort(r->lat, r->nlat);
     printf("browsers %d\nseconds %.3f\nrequests %ld\nrps %.1f\n", r->n, secs, r->requests,
            (double)r->requests / secs);
     printf("answered %ld\np50_ms %.3f\np90_ms %.3f\np99_ms %.3f\nmax_ms %.3f\n", r->nlat,
-           pct(r->lat, r->nlat, 0.50), pct(r->lat, r->nlat, 0.90), pct(r->lat, r->nlat, 0.99),
-           r->nlat > 0 ? r->lat[r->nlat - 1] : 0.0);
+           bench_pct(r->lat, r->nlat, 0.50), bench_pct(r->lat, r->nlat, 0.90),
+           bench_pct(r->lat, r->nlat, 0.99), r->nlat > 0 ? r->lat[r->nlat - 1] : 0.0);
     printf("statuses");
     for (i = 0; i < r->nstatus; i++)
         printf(" %ld:%ld", r->status_code[i], r->status_count[i]);

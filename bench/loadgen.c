@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
+#include "stats.h"
 
 #define MAX_HOPS 8
 #define MAX_COOKIES 16
@@ -373,21 +374,6 @@ static void *run_browser(void *arg)
     return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-static double pct(double *v, long n, double q)
-{
-    long i;
-    if (n == 0)
-        return 0;
-    i = (long)(q * (double)n + 0.999999) - 1;
-    return v[i < 0 ? 0 : (i >= n ? n - 1 : i)];
-}
-
 /* Gathers every browser's samples into one sorted array. */
 static long gather(struct browser *bs, int n, bool hops, double *out)
 {
@@ -397,7 +383,7 @@ static long gather(struct browser *bs, int n, bool hops, double *out)
         memcpy(out + m, hops ? bs[i].hop_ms : bs[i].login_ms, (size_t)k * sizeof(double));
         m += k;
     }
-    qsort(out, (size_t)m, sizeof(double), cmp_double);
+    bench_sort(out, m);
     return m;
 }
 
@@ -414,11 +400,11 @@ static void report(struct browser *bs, int n, double secs, long total)
     if (v == NULL)
         return;
     m = gather(bs, n, false, v);
-    printf("login_p50_ms %.3f\nlogin_p99_ms %.3f\nlogin_max_ms %.3f\n", pct(v, m, 0.5),
-           pct(v, m, 0.99), m > 0 ? v[m - 1] : 0.0);
+    printf("login_p50_ms %.3f\nlogin_p99_ms %.3f\nlogin_max_ms %.3f\n", bench_pct(v, m, 0.5),
+           bench_pct(v, m, 0.99), m > 0 ? v[m - 1] : 0.0);
     m = gather(bs, n, true, v);
-    printf("hop_p50_ms %.3f\nhop_p99_ms %.3f\nhop_max_ms %.3f\n", pct(v, m, 0.5), pct(v, m, 0.99),
-           m > 0 ? v[m - 1] : 0.0);
+    printf("hop_p50_ms %.3f\nhop_p99_ms %.3f\nhop_max_ms %.3f\n", bench_pct(v, m, 0.5),
+           bench_pct(v, m, 0.99), m > 0 ? v[m - 1] : 0.0);
     if (first_error[0] != '\0')
         printf("first_error %s\n", first_error);
     free(v);

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <curl/curl.h>
+#include "stats.h"
 
 #define MAX_RUNS 21
 #define MAX_PORTS 16
@@ -127,12 +128,6 @@ static double one_run(CURL *h, long want, char **cmd, const char *log)
     return t;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
-}
-
 static CURL *new_poller(const char *url, const char *cacert, struct curl_slist *resolve)
 {
     CURL *h = curl_easy_init();
@@ -196,7 +191,7 @@ int main(int argc, char **argv)
     curl_slist_free_all(resolve);
     if (n < runs)
         return 1;
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    bench_sort(t, n);
     printf("ready_ms_median %.1f\n", t[n / 2]);
     return 0;
 }

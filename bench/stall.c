@@ -43,6 +43,7 @@
 #include <time.h>
 #include <sys/resource.h>
 #include <curl/curl.h>
+#include "stats.h"
 
 #define MAX_BROWSERS 4096
 #define MAX_HOPS 8
@@ -820,22 +821,6 @@ static void drop_rest(struct run *r)
 
 /* ---- the figures ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-/* The q-quantile of n sorted values (nearest rank); 0 when there are none. */
-static double pct(const double *v, int n, double q)
-{
-    int i;
-    if (n == 0)
-        return 0;
-    i = (int)(q * (double)n + 0.999999) - 1;
-    return v[i < 0 ? 0 : (i >= n ? n - 1 : i)];
-}
-
 static int count(const struct run *r, enum outcome o)
 {
     int n = 0;
@@ -910,9 +895,9 @@ static void report_waits(const struct run *r, double *v)
             fail_max = max_d(fail_max, b->wait_ms);
         }
     }
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    bench_sort(v, n);
     printf("answered_in_time %d\nwait_p50_ms %.1f\nwait_p90_ms %.1f\nwait_max_ms %.1f\n", in_time,
-           pct(v, n, 0.5), pct(v, n, 0.9), n > 0 ? v[n - 1] : 0.0);
+           bench_pct(v, n, 0.5), bench_pct(v, n, 0.9), n > 0 ? v[n - 1] : 0.0);
     printf("failure_max_ms %.1f\nwait_histogram_s", fail_max);
     for (int s = 0; s < HIST_BUCKETS; s++) {
         if (hist[s] > 0)
@@ -935,10 +920,11 @@ static void report(struct run *r, double prep_s, double *scratch)
     report_statuses(r);
     report_errors(r);
     report_waits(r, scratch);
-    qsort(r->probe_ms, (size_t)r->probes_done, sizeof(double), cmp_double);
+    bench_sort(r->probe_ms, r->probes_done);
     printf("probes %d\nprobes_in_time %d\nprobes_late_or_failed %d\nprobe_p50_ms %.1f\n"
            "probe_max_ms %.1f\n",
-           r->probes_done, r->probes_in_time, r->probes_late, pct(r->probe_ms, r->probes_done, 0.5),
+           r->probes_done, r->probes_in_time, r->probes_late,
+           bench_pct(r->probe_ms, r->probes_done, 0.5),
            r->probes_done > 0 ? r->probe_ms[r->probes_done - 1] : 0.0);
     printf("fault_cleared_ms %.0f\nfault_control_connections %ld\nstall_seconds %.1f\n",
            r->cleared_ms, r->ctl_connects, (now_ms() - r->t0) / 1e3);
