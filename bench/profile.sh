@@ -5,7 +5,7 @@
 #
 #   verify   bench_verify under callgrind, counting only inside ha_jwt_verify
 #   login    houston-auth under callgrind while 200 logins run (4 browsers), after warm-up;
-#            and, when strace is installed, the outbound connections it opens meanwhile
+#            and, under strace (installed when missing), the outbound connections it opens
 #   healthz  houston-auth under callgrind while wrk -t2 -c64 -d5s asks /healthz
 #   syscalls houston-auth under strace -c (every thread) during 300 logins (16 browsers):
 #            system calls per login, by name (not in the default set)
@@ -55,39 +55,34 @@ profile_sidecar() { # load-function title
 load_login() { logins "$WORK/login.txt" SIDECAR_GEN 200 4; }
 load_healthz() { wrk -t2 -c64 -d5s "http://127.0.0.1:$PS/healthz" >"$WORK/wrk.txt"; }
 
-count_connections() {
-  command -v strace >/dev/null || return 0
-  local st
-  start_sidecar "$PS"
-  logins "$WORK/warm.txt" SIDECAR_GEN 20 4
-  strace -f -qq -e trace=connect -o "$WORK/connect.txt" -p "$SIDECAR" &
-  st=$!
-  sleep 1
-  logins "$WORK/conn.txt" SIDECAR_GEN 300 16
-  kill -INT "$st" 2>/dev/null || true
-  wait "$st" 2>/dev/null || true
-  stop_pid "$SIDECAR"
-  echo "== outbound connections opened during 300 logins (16 browsers): tenant" \
-    "$(grep -c "htons($PT)" "$WORK/connect.txt"), Houston $(grep -c "htons($PH)" "$WORK/connect.txt")"
-}
-
-count_syscalls() {
+# Runs houston-auth (warmed up with 20 logins) and 300 logins by 16 browsers under
+# strace with the given options, which write to the file named last.
+strace_logins() { # strace-options...
   command -v strace >/dev/null || apt-get install -y -qq strace >/dev/null 2>&1 ||
     die "strace is needed (apt-get install strace)"
   local st
   start_sidecar "$PS"
   logins "$WORK/warm.txt" SIDECAR_GEN 20 4
-  strace -f -c -qq -o "$WORK/syscalls.txt" -p "$SIDECAR" &
+  strace "$@" -p "$SIDECAR" &
   st=$!
   sleep 1
-  logins "$WORK/sys.txt" SIDECAR_GEN 300 16
+  logins "$WORK/traced.txt" SIDECAR_GEN 300 16
   kill -INT "$st" 2>/dev/null || true
   wait "$st" 2>/dev/null || true
   stop_pid "$SIDECAR"
+}
+
+count_connections() {
+  strace_logins -f -qq -e trace=connect -o "$WORK/connect.txt"
+  echo "== outbound connections opened during 300 logins (16 browsers): tenant" \
+    "$(grep -c "htons($PT)" "$WORK/connect.txt"), Houston $(grep -c "htons($PH)" "$WORK/connect.txt")"
+}
+
+count_syscalls() {
+  strace_logins -f -c -qq -o "$WORK/syscalls.txt"
   echo "== system calls per login during 300 logins (16 browsers), all threads"
-  awk '$NF ~ /^[a-z_0-9]+$/ && $(NF-1) ~ /^[0-9]+$/ || $(NF-2) ~ /^[0-9]+$/ {
-         calls = ($(NF-1) ~ /^[0-9]+$/) ? $(NF-1) : $(NF-2); if ($NF == "total") next
-         printf "%8.2f  %s\n", calls / 300, $NF; sum += calls }
+  # strace -c columns: % time, seconds, usecs/call, calls, [errors,] syscall.
+  awk '$4 ~ /^[0-9]+$/ && $NF != "total" { printf "%8.2f  %s\n", $4 / 300, $NF; sum += $4 }
        END { printf "%8.2f  all\n", sum / 300 }' "$WORK/syscalls.txt" | sort -rn
 }
 
