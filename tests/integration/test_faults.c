@@ -1246,6 +1246,21 @@ static void test_slow_peers_few_connections(void **state)
 
 /* ---- JWKS faults ---- */
 
+/* One login at base whose ID token's kid the sidecar cannot find: refused as an invalid ID
+ * token within bound_ms. */
+static void unknown_kid_login(const char *base, const char *what, long bound_ms)
+{
+    struct it_client *c = it_client_new(it_env());
+    struct it_login l;
+    assert_int_equal(it_login_at(c, base, QUERY, EMAIL, &l), 0);
+    print_message("%s: %s in %.2f s\n", what,
+                  l.redirect.location != NULL ? l.redirect.location : "(none)", l.redirect.seconds);
+    assert_true(is_login_error(&l.redirect, "invalid_id_token"));
+    assert_true(l.redirect.seconds * 1000 < bound_ms);
+    it_login_cleanup(&l);
+    it_client_free(c);
+}
+
 /* The JWKS endpoint fails once the cache is warm: logins on the cached key keep working and
  * readiness holds; an unknown kid is refused (its refetch failed); a slow JWKS bounds the
  * refetch by the request timeout. */
@@ -1253,8 +1268,6 @@ static void test_jwks_failing_warm_cache(void **state)
 {
     const char *extra[] = {"AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS=1", NULL};
     struct it_env *e = it_env();
-    struct it_client *c;
-    struct it_login l;
     char base[128], ready[160];
     long f0;
     (void)state;
@@ -1276,14 +1289,7 @@ static void test_jwks_failing_warm_cache(void **state)
     assert_int_equal(it_tenant_fault(e, "{\"jwks_status\":null,\"jwks_delay_ms\":5000,"
                                         "\"id_token_header\":{\"kid\":\"slow-kid\"}}"),
                      200);
-    c = it_client_new(e);
-    assert_int_equal(it_login_at(c, base, QUERY, EMAIL, &l), 0);
-    print_message("unknown kid with a JWKS sleeping 5 s: %s in %.2f s\n",
-                  l.redirect.location != NULL ? l.redirect.location : "(none)", l.redirect.seconds);
-    assert_true(is_login_error(&l.redirect, "invalid_id_token"));
-    assert_true(l.redirect.seconds * 1000 < BOUND_MS);
-    it_login_cleanup(&l);
-    it_client_free(c);
+    unknown_kid_login(base, "unknown kid with a JWKS sleeping 5 s", BOUND_MS);
     assert_int_equal(it_tenant_fault(e, "{\"id_token_header\":null}"), 200);
     login_expect(base, NULL, "the cached key while the JWKS is slow");
     /* A slow token answer, then an unknown kid: the refetch is waited for only until the
@@ -1293,14 +1299,8 @@ static void test_jwks_failing_warm_cache(void **state)
     assert_int_equal(it_tenant_fault(e, "{\"token_delay_ms\":1000,\"jwks_delay_ms\":5000,"
                                         "\"id_token_header\":{\"kid\":\"late-kid\"}}"),
                      200);
-    c = it_client_new(e);
-    assert_int_equal(it_login_at(c, base, QUERY, EMAIL, &l), 0);
-    print_message("slow token answer, then an unknown kid with a JWKS sleeping 5 s: %s in %.2f s\n",
-                  l.redirect.location != NULL ? l.redirect.location : "(none)", l.redirect.seconds);
-    assert_true(is_login_error(&l.redirect, "invalid_id_token"));
-    assert_true(l.redirect.seconds * 1000 < TIMEOUT_MS + 600);
-    it_login_cleanup(&l);
-    it_client_free(c);
+    unknown_kid_login(base, "slow token answer, then an unknown kid with a JWKS sleeping 5 s",
+                      TIMEOUT_MS + 600);
     assert_int_equal(it_peers_reset(e), 0);
     it_proc_stop(&e->spare[0]);
 }
