@@ -61,6 +61,13 @@ static void warn_ignored(const struct ha_config *c)
         ha_log(HA_LOG_WARN, "config_key_ignored", NULL, "key", ig[i].key, "why", ig[i].why, NULL);
 }
 
+/* What a start and a reload say about the settings. */
+static void warn_settings(const struct ha_config *c)
+{
+    warn_insecure(c);
+    warn_ignored(c);
+}
+
 /* SIGHUP: re-reads the config file and secret files; a refused reload changes nothing. */
 static void reload(struct ha_app *app, int argc, char **argv)
 {
@@ -85,8 +92,7 @@ static void reload(struct ha_app *app, int argc, char **argv)
     }
     ha_log_set_level(level);
     ha_log(HA_LOG_INFO, "reloaded", NULL, NULL);
-    warn_insecure(ha_app_view(app)->cfg);
-    warn_ignored(ha_app_view(app)->cfg);
+    warn_settings(ha_app_view(app)->cfg);
 }
 
 static int serve(struct ha_config *cfg, int argc, char **argv)
@@ -121,8 +127,7 @@ static int serve(struct ha_config *cfg, int argc, char **argv)
     ha_log(HA_LOG_INFO, "listening", NULL, "host", c->listen_host, "port", port, "tls",
            c->tls_cert_file != NULL ? "on" : "off", "issuer", c->issuer, "dev",
            c->dev ? "true" : "false", NULL);
-    warn_insecure(c);
-    warn_ignored(c);
+    warn_settings(c);
     err = ha_app_start(&app);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
