@@ -9,20 +9,22 @@
  * none of the browser's other cookies or headers reach Houston.
  *
  * The key: a keyed hash (authz_cache.h) of
- *   - the credential: the forwarded Authorization and cookie values, both, length-prefixed;
- *   - the scope: X-Original-URL's scheme://authority and its first path segment, raw bytes.
+ *   - the credential: the forwarded Authorization and cookie values, both, length-prefixed
+ *     (an empty Authorization is not forwarded: Houston reads it as none, and so does the key);
+ *   - the scope: X-Original-URL's scheme://authority and its first two path segments, raw
+ *     bytes.
  * The credential is the exact bytes Houston reads a session from, so two requests share a
  * decision only when Houston would read the same session from them: a forged, truncated or
- * other person's cookie is another key. The scope is what Houston's decision reads of the URL.
- * That is the host's first label, and the release in the path for path-routed deployments
- * (deployments.<base>/<release>/airflow). The scope is a prefix of the raw URL that ends where
- * the first segment ends ('/', '?', '#'). Node's URL parser (what Houston uses) ends the host
- * and the segments at those characters and at '\', and never later. So whatever Houston reads
- * as host and release lies inside the scope. Two URLs that differ there are two keys, even
- * where Houston would see the same host (case, a port, userinfo): a miss, never a wrong
- * answer. The second segment is not in the scope: an Airflow UI's pages, scripts and polls
- * share one entry per host, and Houston's decision for /<release>/airflow and
- * /<release>/flower is the same (the role on that release).
+ * other person's cookie is another key. The scope is what Houston's decision reads of the URL:
+ * the host's first label, and for path-routed deployments
+ * (deployments.<base>/<release>/airflow) the release and the component in the path. The scope
+ * is a prefix of the raw URL that ends where the second segment ends ('/', '?', '#'). Node's
+ * URL parser (what Houston uses) ends the host and the segments at those characters and at
+ * '\', and never later, so whatever Houston reads as host, release and component lies inside
+ * the scope. Two URLs that differ there are two keys, even where Houston would see the same
+ * host (case, a port, userinfo): a miss, never a wrong answer. The rest of the path is not in
+ * the scope: an Airflow UI's scripts (/static/...), API polls (/api/v1/...) and a Grafana's
+ * queries share one entry per person and prefix.
  *
  * What is kept: 200 for authzAllowTtlSeconds, never past the exp of the JWT Houston minted
  * for it; 401 and 403 for authzDenyTtlSeconds; nothing else (a 5xx, a timeout). Concurrent
@@ -35,6 +37,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/crypto.h>
 #include "houston_auth/authz_cache.h"
 #include "houston_auth/b64url.h"
@@ -52,6 +55,7 @@
 #define CRED_FIELD 5
 #define CRED_MAX (2 * CRED_FIELD + MAX_AUTHORIZATION + HA_MAX_COOKIE_HEADER)
 #define HOUSTON_WARN_EVERY_MS 1000
+#define SCOPE_SEGMENTS 2 /* path segments in the scope: a path-routed release and component */
 #define STATUS_MIN 200
 #define STATUS_MAX 599
 
@@ -63,7 +67,7 @@ struct gate_input {
     const char *authorization; /* NULL: none */
     const char *cookie;        /* Houston's cookie value, the first pair; NULL: none */
     const char *url;           /* X-Original-URL */
-    size_t scope_len;          /* of url: scheme://authority/first-segment */
+    size_t scope_len;          /* of url: scheme://authority/segment/segment */
 };
 
 /* A request waiting for Houston, or for another request's call to it. */
@@ -94,9 +98,9 @@ static size_t scope_of(const char *url)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return 0;
     }
-    if (strncmp(url, "https://", 8) == 0)
+    if (strncasecmp(url, "https://", 8) == 0)
         p = url + 8;
-    else if (strncmp(url, "http://", 7) == 0)
+    else if (strncasecmp(url, "http://", 7) == 0)
         p = url + 7;
     else
         return 0;
@@ -104,7 +108,7 @@ static size_t scope_of(const char *url)
     if (n == 0)
         return 0;
     p += n;
-    if (*p == '/')
+    for (int seg = 0; seg < SCOPE_SEGMENTS && *p == '/'; seg++)
         p += 1 + strcspn(p + 1, "/?#");
     return (size_t)(p - url);
 }
@@ -113,7 +117,10 @@ static size_t scope_of(const char *url)
 static int read_input(const struct ha_ctx *cx, const struct ha_request *req, struct gate_input *in)
 {
     memset(in, 0, sizeof(*in));
-    in->authorization = req->authorization;
+    /* An empty Authorization is Houston's "none" (it falls back to the cookie); it is neither
+     * forwarded nor part of the key, so logout's key (cookie only) names this one too. */
+    in->authorization =
+        req->authorization != NULL && req->authorization[0] != '\0' ? req->authorization : NULL;
     in->cookie = ha_kvlist_get(&req->cookies, cx->view->houston_cookie);
     in->url = req->original_url;
     if (in->authorization != NULL && strlen(in->authorization) > MAX_AUTHORIZATION)
@@ -359,9 +366,7 @@ static void ask_houston(struct gate *g, const struct gate_input *in)
         nomem |= lines[n++] == NULL;
         ha_free_secret(pair);
     }
-    /* An empty Authorization is Houston's "none" (it falls back to the cookie); curl would
-     * read "Authorization:" as "send no such header" anyway. */
-    if (in->authorization != NULL && in->authorization[0] != '\0') {
+    if (in->authorization != NULL) {
         lines[n] = join("Authorization: ", in->authorization, "");
         nomem |= lines[n++] == NULL;
     }

@@ -280,7 +280,6 @@ static void test_unusable_original_url_is_401(void **state)
                          "/relative/path",
                          "grafana.astro.example.com/d",
                          "ftp://grafana.astro.example.com/",
-                         "HTTPS://grafana.astro.example.com/",
                          "https://",
                          "https:///d/abc",
                          "https://?x",
@@ -297,40 +296,63 @@ static void test_unusable_original_url_is_401(void **state)
 }
 
 /* Which requests share a decision: the same credential and the same scheme, authority and
- * first path segment. Anything else asks Houston. */
+ * first two path segments (a path-routed deployment's release and component). Anything else
+ * asks Houston. */
 static void test_scope(void **state)
 {
     static const struct {
-        const char *url;
+        const char *first, *then;
         bool shared;
     } cases[] = {
-        {"https://grafana.astro.example.com/d/other", true},
-        {"https://grafana.astro.example.com/d", true},
-        {"https://grafana.astro.example.com/d?x=1", true},
-        {"https://grafana.astro.example.com/d#f", true},
-        {"https://grafana.astro.example.com/api/x", false},
-        {"https://grafana.astro.example.com/", false},
-        {"https://grafana.astro.example.com", false},
-        {"http://grafana.astro.example.com/d/abc", false},
-        {"https://GRAFANA.astro.example.com/d/abc", false},
-        {"https://grafana.astro.example.com:443/d/abc", false},
-        {"https://x@grafana.astro.example.com/d/abc", false},
-        {"https://kibana.astro.example.com/d/abc", false},
-        {"https://grafana.astro.example.com/d\\..\\x/abc", false},
-        {"https://grafana.astro.example.com/dd/abc", false},
+        {GRAFANA, "https://grafana.astro.example.com/d/abc/more/x", true},
+        {GRAFANA, "https://grafana.astro.example.com/d/abc", true},
+        {GRAFANA, "https://grafana.astro.example.com/d/abc?x=1", true},
+        {GRAFANA, "https://grafana.astro.example.com/d/abc#f", true},
+        {GRAFANA, "https://grafana.astro.example.com/d/other", false},
+        {GRAFANA, "https://grafana.astro.example.com/d", false},
+        {GRAFANA, "https://grafana.astro.example.com/d?abc", false},
+        {GRAFANA, "https://grafana.astro.example.com/api/abc", false},
+        {GRAFANA, "https://grafana.astro.example.com/", false},
+        {GRAFANA, "https://grafana.astro.example.com", false},
+        {GRAFANA, "http://grafana.astro.example.com/d/abc", false},
+        {GRAFANA, "HTTPS://grafana.astro.example.com/d/abc", false},
+        {GRAFANA, "https://GRAFANA.astro.example.com/d/abc", false},
+        {GRAFANA, "https://grafana.astro.example.com:443/d/abc", false},
+        {GRAFANA, "https://x@grafana.astro.example.com/d/abc", false},
+        {GRAFANA, "https://kibana.astro.example.com/d/abc", false},
+        {GRAFANA, "https://grafana.astro.example.com/d\\abc/x", false},
+        {GRAFANA, "https://grafana.astro.example.com/d/abcd", false},
+        /* Path-routed deployments: the release and the component are both Houston's to read. */
+        {"https://deployments.astro.example.com/rel1/airflow/home",
+         "https://deployments.astro.example.com/rel1/airflow/dags/x?y=1", true},
+        {"https://deployments.astro.example.com/rel1/airflow/home",
+         "https://deployments.astro.example.com/rel1/admin/", false},
+        {"https://deployments.astro.example.com/rel1/airflow/home",
+         "https://deployments.astro.example.com/rel1/flower/", false},
+        {"https://deployments.astro.example.com/rel1/airflow/home",
+         "https://deployments.astro.example.com/rel1/", false},
+        {"https://deployments.astro.example.com/rel1/airflow/home",
+         "https://deployments.astro.example.com/rel2/airflow/home", false},
     };
-    struct req *q = make(0, COOKIE "=tok", NULL, GRAFANA);
     (void)state;
-    assert_false(run(q));
-    answer(0, HA_OK, 200, NULL, "a", "a");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int before = W.calls;
-        q = make(1, COOKIE "=tok", NULL, cases[i].url);
+        struct req *q;
+        int before;
+        /* Each case with its own credential, so no earlier case's entry answers it. */
+        char cookie[64];
+        snprintf(cookie, sizeof(cookie), COOKIE "=tok-%zu", i);
+        q = make(0, cookie, NULL, cases[i].first);
+        assert_false(run(q));
+        answer(0, HA_OK, 200, NULL, "a", "a");
+        before = W.calls;
+        q = make(1, cookie, NULL, cases[i].then);
         if (cases[i].shared) {
-            assert_true(run(q));
+            if (!run(q))
+                fail_msg("%s then %s: not shared", cases[i].first, cases[i].then);
             assert_int_equal(q->resp.status, 200);
         } else {
-            assert_false(run(q));
+            if (run(q))
+                fail_msg("%s then %s: shared", cases[i].first, cases[i].then);
             assert_int_equal(W.calls, before + 1);
             answer(0, HA_OK, 401, NULL, NULL, NULL);
         }
@@ -484,6 +506,14 @@ static void test_logout_forgets_the_cookie(void **state)
     answer(0, HA_OK, 401, NULL, NULL, NULL);
     assert_true(run(make(0, COOKIE "=b", NULL, GRAFANA)));
     assert_int_equal(W.reqs[0].resp.status, 200);
+    /* An empty Authorization is no Authorization, for Houston and for the key: logout
+     * forgets a decision made with one. */
+    assert_false(run(make(0, COOKIE "=d", "", GRAFANA)));
+    answer(0, HA_OK, 200, NULL, "u", "e");
+    assert_true(run(make(0, COOKIE "=d", NULL, GRAFANA)));
+    ha_authz_forget_cookie(&W.app, "d");
+    assert_false(run(make(0, COOKIE "=d", "", GRAFANA)));
+    answer(0, HA_OK, 401, NULL, NULL, NULL);
     /* A cookie with an Authorization beside it is another credential: logout (which sends
      * none) does not name it, and a call in flight when logout comes is not kept. */
     assert_false(run(make(1, COOKIE "=c", NULL, GRAFANA)));
