@@ -6,7 +6,10 @@
 # probe paths, login paths, environment names, Secret keys and ConfigMap key agree with what
 # the binary reads (deploy/validate/validate.mjs, facts taken from `houston-auth --help`,
 # include/houston_auth/proto.h, src/main.c and the Dockerfile). Then the binary itself runs
-# --check-config on exactly the files and environment the pod would get. Finally a few
+# --check-config on exactly the files and environment the pod would get. The UI Ingresses'
+# auth-url must reach the sidecar's Service on its port and Houston's path /v1/authorization in
+# every render, the chart's other auth-url form (Houston's public URL) must give the same
+# result, and the rollback switch must leave the chart's auth-urls alone. Finally a few
 # deliberately broken copies of the base must be refused, so the checks are known to bite.
 #
 # Usage: scripts/check-deploy.sh     (root for the apt steps; needs node and npm)
@@ -130,9 +133,10 @@ render_all() {
       fail "$KNEW kustomize deploy/base: $(cat "$W/knew.log")"
     RENDERS+=(--render "kubectl-new=$W/base-new.yaml")
   fi
-  # As Helm would run it for a release named "prod" (the stand-in renamed like the chart would).
-  sed -e 's/astronomer-houston/prod-houston/g' -e 's/release: astronomer$/release: prod/' \
-    deploy/base/astronomer-chart.yaml |
+  # As Helm would run it for a release named "prod" in namespace "platform" (the stand-in
+  # renamed like the chart would).
+  sed -e 's/astronomer-\(houston\|grafana\|kibana\)/prod-\1/g' -e 's/release: astronomer$/release: prod/' \
+    -e 's/\.astronomer\.svc\./.platform.svc./' deploy/base/astronomer-chart.yaml |
     HOUSTON_AUTH_RELEASE=prod HOUSTON_AUTH_IMAGE=registry.example.com:5000/ops/houston-auth:1.2.3 \
       KUBECTL=$K deploy/helm/post-render.sh >"$W/post-render-prod.yaml" || fail "post-render.sh as release prod"
   grep -q 'image: registry.example.com:5000/ops/houston-auth:1.2.3$' "$W/post-render-prod.yaml" ||
@@ -140,6 +144,47 @@ render_all() {
   if grep -Eq 'astronomer-houston|release: astronomer$' "$W/post-render-prod.yaml"; then
     fail "post-render.sh left names of release astronomer in release prod"
   fi
+  [ "$(grep -c 'auth-url: http://prod-houston-auth\.platform\.svc\.' "$W/post-render-prod.yaml")" = \
+    "$(grep -c 'auth-url:' deploy/base/astronomer-chart.yaml)" ] ||
+    fail "post-render.sh did not keep the chart's namespace in release prod's auth-urls"
+}
+
+annotation_lines() { # NAME FILE -> that annotation's lines, sorted
+  grep -o "nginx\.ingress\.kubernetes\.io/$1: .*" "$2" | sort
+}
+
+# post-render.sh's auth-url rewrite beyond the renders validate.mjs checks: Houston's public
+# URL (charts before 1.0), another release's Houston, the rollback, and what must not change.
+check_auth_url_forms() {
+  local chart=deploy/base/astronomer-chart.yaml a n internal public
+  internal='http://astronomer-houston.astronomer.svc.cluster.local:8871/v1/authorization'
+  public='https://houston.astro.example.com/v1/authorization'
+  n=$(grep -c "auth-url: $internal$" "$chart")
+  if [ "$n" -lt 1 ] || [ "$n" != "$(grep -c 'auth-url:' "$chart")" ]; then
+    fail "the stand-in's auth-urls are not all the chart's in-cluster Houston URL"
+  fi
+  for a in auth-signin auth-response-headers; do
+    cmp -s <(annotation_lines "$a" "$chart") <(annotation_lines "$a" "$W/post-render.yaml") ||
+      fail "post-render.sh changed the chart's $a"
+  done
+  sed "s|auth-url: $internal$|auth-url: \"$public\"|" "$chart" >"$W/chart-public.yaml"
+  HOUSTON_AUTH_NAMESPACE=astronomer KUBECTL=$K deploy/helm/post-render.sh <"$W/chart-public.yaml" \
+    >"$W/post-render-public.yaml" || fail "post-render.sh on Houston's public auth-url"
+  cmp -s "$W/post-render.yaml" "$W/post-render-public.yaml" ||
+    fail "post-render.sh: Houston's public auth-url gave another render than the in-cluster one"
+  if KUBECTL=$K deploy/helm/post-render.sh <"$W/chart-public.yaml" >/dev/null 2>&1; then
+    fail "post-render.sh guessed a namespace for Houston's public auth-url"
+  fi
+  if sed 's|//astronomer-houston\.|//other-houston.|' "$chart" |
+    KUBECTL=$K deploy/helm/post-render.sh >/dev/null 2>&1; then
+    fail "post-render.sh let through an auth-url to another release's Houston"
+  fi
+  HOUSTON_AUTH_AUTHZ_GATE=houston KUBECTL=$K deploy/helm/post-render.sh <"$chart" \
+    >"$W/post-render-houston.yaml" || fail "post-render.sh with HOUSTON_AUTH_AUTHZ_GATE=houston"
+  cmp -s <(annotation_lines auth-url "$chart") <(annotation_lines auth-url "$W/post-render-houston.yaml") ||
+    fail "HOUSTON_AUTH_AUTHZ_GATE=houston did not leave the chart's auth-urls on Houston"
+  say "auth-url: $n UI Ingresses to the sidecar, from either chart form (public one with" \
+    "HOUSTON_AUTH_NAMESPACE); auth-signin and auth-response-headers kept; rollback leaves Houston's"
 }
 
 validate() { # extra validate.mjs args...
@@ -174,6 +219,8 @@ check_mutations() {
     "ingress oauth exact paths|s|path: /v1\\[^0-9a-z\\]\\*oauth|path: /v1/oauth/redirect|"
     "ingress oauth backslash|s|path: /v1\\[^0-9a-z\\]\\*oauth|path: /v1/oauth|"
     "ingress logout|s|path: /logout|path: /logout/|"
+    "auth-url on Houston|s|houston-auth\\.astronomer\\.svc\\.cluster\\.local:8872|houston.astronomer.svc.cluster.local:8871|"
+    "policy without the ingress controller|s|component: ingress-controller|component: cp-ingress-controller|"
   )
   for m in "${cases[@]}"; do
     name=${m%%|*}
@@ -204,6 +251,7 @@ write_extras
 render_all
 validate "${RENDERS[@]}" --extract "$W/pod" >"$W/pod.env" || fail "validation (see above)"
 validate --render "post-render-prod=$W/post-render-prod.yaml" || fail "validation of release prod"
+check_auth_url_forms
 check_config_as_pod
 check_mutations
 say "deploy/ OK"

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "houston_auth/app.h"
+#include "houston_auth/authz_cache.h"
 #include "houston_auth/buf.h"
 #include "houston_auth/houston.h"
 #include "houston_auth/log.h"
@@ -33,6 +34,7 @@ static void view_free(struct ha_view *v)
     free(v->redirect_uri);
     free(v->houston_cookie);
     free(v->houston_origin);
+    free(v->authz_url);
     OPENSSL_cleanse(v->retired, sizeof(v->retired));
     free(v);
 }
@@ -61,6 +63,10 @@ static enum ha_err view_new(struct ha_config *cfg, struct ha_view **out)
         err = ha_buf_appendf(&b, "%s%s", cfg->public_url, HA_HOUSTON_CALLBACK_PATH);
     if (err == HA_OK)
         err = ha_buf_steal(&b, &v->houston_origin);
+    if (err == HA_OK)
+        err = ha_buf_appendf(&b, "%s%s", cfg->houston_url, HA_HOUSTON_AUTHZ_PATH);
+    if (err == HA_OK)
+        err = ha_buf_steal(&b, &v->authz_url);
     ha_buf_cleanup(&b);
     if (err != HA_OK) {
         view_free(v);
@@ -104,6 +110,12 @@ enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
     err = ha_metrics_new(&app->metrics);
     if (err == HA_OK)
         err = ha_ratelimit_new(HA_RATELIMIT_SLOTS, &app->limits);
+    if (err == HA_OK) {
+        struct ha_authz_cache_limits lim = {
+            (size_t)cfg->authz_max_entries, (size_t)cfg->authz_max_mb * 1024 * 1024,
+            (uint64_t)cfg->authz_allow_ttl_s * 1000, (uint64_t)cfg->authz_deny_ttl_s * 1000};
+        err = ha_authz_cache_new(&lim, &app->authz);
+    }
     app->used = calloc(USED_SLOTS, sizeof(*app->used));
     if (err == HA_OK && app->used == NULL)
         err = HA_ERR_NOMEM;
@@ -479,6 +491,7 @@ void ha_app_cleanup(struct ha_app *app)
     ha_loop_free(app->loop);
     ha_metrics_free(app->metrics);
     ha_ratelimit_free(app->limits);
+    ha_authz_cache_free(app->authz);
     view_free(app->view);
     while (app->stale != NULL) { /* held by requests that never finished: none after stop */
         struct ha_view *v = app->stale;

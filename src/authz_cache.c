@@ -498,6 +498,27 @@ enum ha_authz_lookup ha_authz_cache_lookup(struct ha_authz_cache *c, const struc
     return r;
 }
 
+bool ha_authz_cache_peek(struct ha_authz_cache *c, const struct ha_authz_key *k, uint64_t now_ms,
+                         struct ha_authz_decision *out)
+{
+    struct entry *dead = NULL;
+    struct entry *e;
+    bool found = false;
+
+    pthread_mutex_lock(&c->lock);
+    e = find(c, k);
+    if (e != NULL && !e->in_flight && now_ms >= e->expires_ms) {
+        c->st.expirations++;
+        unlink_entry(c, e, &dead);
+        e = NULL;
+    }
+    if (e != NULL && !e->in_flight)
+        found = hit(c, e, out) == HA_AUTHZ_HIT;
+    pthread_mutex_unlock(&c->lock);
+    free_entries(dead);
+    return found;
+}
+
 /* Whether w's fn is being called now by a thread other than this one. */
 static bool running_elsewhere(const struct ha_authz_cache *c, const struct ha_authz_waiter *w)
 {

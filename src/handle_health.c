@@ -4,6 +4,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "houston_auth/buf.h"
+#include "houston_auth/authz_cache.h"
 #include "houston_auth/handlers.h"
 #include "houston_auth/metrics.h"
 #include "houston_auth/page.h"
@@ -46,6 +47,7 @@ enum ha_err ha_handle_metrics(const struct ha_ctx *cx, const struct ha_request *
 {
     struct ha_jwks_cache_stats stats;
     const struct ha_jwks_cache_stats *s = NULL;
+    struct ha_authz_cache_stats authz;
     char *text = NULL;
     bool ready = ha_app_ready(cx->app, NULL);
     enum ha_err err;
@@ -55,7 +57,10 @@ enum ha_err ha_handle_metrics(const struct ha_ctx *cx, const struct ha_request *
         ha_jwks_cache_get_stats(cx->app->jwks, &stats);
         s = &stats;
     }
-    err = ha_metrics_format(cx->app->metrics, s, ready, &text);
+    if (cx->app->authz != NULL)
+        ha_authz_cache_get_stats(cx->app->authz, &authz);
+    err = ha_metrics_format(cx->app->metrics, s, cx->app->authz != NULL ? &authz : NULL, ready,
+                            &text);
     if (err != HA_OK)
         return err;
     resp->status = 200;

@@ -143,6 +143,8 @@ enum ha_err ha_handle_logout(const struct ha_ctx *cx, const struct ha_request *r
     if (err != HA_OK)
         return err;
     resp->no_store = 1;
+    /* The gate forgets this browser's decisions now, not at their TTL. */
+    ha_authz_forget_cookie(cx->app, ha_kvlist_get(&req->cookies, cx->view->houston_cookie));
     ha_metrics_logout(cx->app->metrics);
     ha_log(HA_LOG_INFO, "logout", req->request_id, NULL);
     return HA_OK;

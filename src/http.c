@@ -24,7 +24,22 @@ void ha_response_cleanup(struct ha_response *r)
     for (size_t i = 0; i < r->set_cookie_count; i++)
         ha_free_secret(r->set_cookies[i]);
     free(r->set_cookies);
+    for (size_t i = 0; i < r->header_count; i++)
+        ha_free_secret(r->header_values[i]);
     memset(r, 0, sizeof(*r));
+}
+
+enum ha_err ha_response_add_header(struct ha_response *r, const char *name, const char *value)
+{
+    char *v;
+    if (r->header_count >= HA_RESP_MAX_HEADERS)
+        return HA_ERR_TOO_LARGE;
+    v = ha_strdup(value);
+    if (v == NULL)
+        return HA_ERR_NOMEM;
+    r->header_names[r->header_count] = name;
+    r->header_values[r->header_count++] = v;
+    return HA_OK;
 }
 
 enum ha_err ha_response_add_cookie(struct ha_response *r, char *set_cookie)

@@ -62,6 +62,7 @@ struct transfer {
     size_t max_body;
     size_t body_cap; /* resp->body's allocation */
     int too_large;
+    const char *const *capture; /* response headers to keep (the request's), NULL-ended */
 };
 
 struct peer;
@@ -239,22 +240,63 @@ static void replace(char **slot, char *value)
     *slot = value;
 }
 
+/* A header the request asked to keep: 1 when line is one (kept, or dropped as a repeat),
+ * 0 when not, -1 when its value is over HA_HTTP_MAX_CAPTURED_VALUE or out of memory. */
+static int capture(struct transfer *t, const char *line, size_t len)
+{
+    struct ha_http_response *r = t->resp;
+    for (size_t i = 0; t->capture != NULL && i < HA_HTTP_MAX_CAPTURE && t->capture[i] != NULL;
+         i++) {
+        size_t nl = strlen(t->capture[i]);
+        char *v;
+        if (len <= nl || strncasecmp(line, t->capture[i], nl) != 0 || line[nl] != ':')
+            continue;
+        if (r->captured[i] != NULL) {
+            r->captured_repeated = true;
+            return 1;
+        }
+        v = header_value(line, len, t->capture[i]);
+        if (v == NULL || strlen(v) > HA_HTTP_MAX_CAPTURED_VALUE) {
+            ha_free_secret(v);
+            t->too_large = v != NULL;
+            return -1;
+        }
+        r->captured[i] = v;
+        return 1;
+    }
+    return 0;
+}
+
+static void forget_headers(struct ha_http_response *r)
+{
+    replace(&r->location, NULL);
+    replace(&r->content_type, NULL);
+    while (r->set_cookie_count > 0)
+        ha_free_secret(r->set_cookies[--r->set_cookie_count]);
+    for (size_t i = 0; i < HA_HTTP_MAX_CAPTURE; i++) {
+        ha_free_secret(r->captured[i]);
+        r->captured[i] = NULL;
+    }
+    r->captured_repeated = false;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 {
     struct transfer *t = ctx;
     struct ha_http_response *r = t->resp;
     size_t len = size * n;
     char *v;
-    if (len > MAX_KEPT_HEADER)
-        return len; /* ignored, never kept: no header we use is this long */
+    int kept;
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         /* A new response (e.g. after 100 Continue): forget the previous one's headers. */
-        replace(&r->location, NULL);
-        replace(&r->content_type, NULL);
-        while (r->set_cookie_count > 0)
-            ha_free_secret(r->set_cookies[--r->set_cookie_count]);
+        forget_headers(r);
         return len;
     }
+    kept = capture(t, data, len);
+    if (kept != 0)
+        return kept > 0 ? len : 0; /* 0 aborts the transfer */
+    if (len > MAX_KEPT_HEADER)
+        return len; /* ignored, never kept: no other header we use is this long */
     if ((v = header_value(data, len, "Location")) != NULL)
         replace(&r->location, v);
     else if ((v = header_value(data, len, "Content-Type")) != NULL)
@@ -368,7 +410,29 @@ static enum ha_err map_curl(CURLcode rc, const struct transfer *t)
     return HA_ERR_IO;
 }
 
-static struct curl_slist *build_headers(const struct ha_http_request *req)
+/* A request header line the caller gave: "Name: value", no control character but HTAB. */
+static bool header_line_ok(const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (colon == NULL || colon == line)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)line; *p != '\0'; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* curl_slist_free_all, the lines wiped first (they may carry credentials). */
+static void free_headers(struct curl_slist *list)
+{
+    for (struct curl_slist *l = list; l != NULL; l = l->next)
+        OPENSSL_cleanse(l->data, strlen(l->data));
+    curl_slist_free_all(list);
+}
+
+/* The request's header list, or NULL with *err set (HA_ERR_INVALID: a line refused). */
+static struct curl_slist *build_headers(const struct ha_http_request *req, enum ha_err *err)
 {
     struct curl_slist *list = NULL, *next;
     char line[256];
@@ -392,14 +456,26 @@ static struct curl_slist *build_headers(const struct ha_http_request *req)
         next = curl_slist_append(list, h);
         if (next == NULL) {
             curl_slist_free_all(list);
+            *err = HA_ERR_NOMEM;
+            return NULL;
+        }
+        list = next;
+    }
+    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+        next = header_line_ok(req->headers[i]) ? curl_slist_append(list, req->headers[i]) : NULL;
+        if (next == NULL) {
+            *err = header_line_ok(req->headers[i]) ? HA_ERR_NOMEM : HA_ERR_INVALID;
+            free_headers(list);
             return NULL;
         }
         list = next;
     }
     /* No "Expect: 100-continue" round trip for small form posts. */
     next = curl_slist_append(list, "Expect:");
-    if (next == NULL)
-        curl_slist_free_all(list);
+    if (next == NULL) {
+        free_headers(list);
+        *err = HA_ERR_NOMEM;
+    }
     return next;
 }
 
@@ -427,14 +503,14 @@ enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *r
 {
     struct ha_http_client *c = client;
     struct ha_http_response r = {0};
-    struct transfer t = {&r, c->max_body, 0, 0};
+    struct transfer t = {&r, c->max_body, 0, 0, req->capture};
     struct curl_slist *headers = NULL;
     enum ha_err err = HA_ERR_NOMEM;
     CURL *h = curl_easy_init();
 
     if (h == NULL)
         goto out;
-    headers = build_headers(req);
+    headers = build_headers(req, &err);
     if (headers == NULL)
         goto out;
     set_common(c, h, &t);
@@ -447,7 +523,7 @@ enum ha_err ha_http_client_perform(void *client, const struct ha_http_request *r
     memset(&r, 0, sizeof(r));
 out:
     curl_easy_cleanup(h);
-    curl_slist_free_all(headers);
+    free_headers(headers);
     ha_http_response_cleanup(&r);
     return err;
 }
@@ -464,6 +540,8 @@ void ha_http_response_cleanup(struct ha_http_response *r)
     ha_free_secret(r->location);
     for (size_t i = 0; i < r->set_cookie_count; i++)
         ha_free_secret(r->set_cookies[i]);
+    for (size_t i = 0; i < HA_HTTP_MAX_CAPTURE; i++)
+        ha_free_secret(r->captured[i]);
     memset(r, 0, sizeof(*r));
 }
 
@@ -479,7 +557,7 @@ static void xfer_free(struct xfer *x)
 {
     if (x == NULL)
         return;
-    curl_slist_free_all(x->headers);
+    free_headers(x->headers);
     free(x->url);
     if (x->body != NULL) {
         OPENSSL_cleanse(x->body, x->body_len);
@@ -491,10 +569,13 @@ static void xfer_free(struct xfer *x)
     free(x);
 }
 
-/* Copies what the transfer needs from req. NULL when out of memory. */
-static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_request *req)
+/* Copies what the transfer needs from req. NULL with *err set (HA_ERR_NOMEM, or
+ * HA_ERR_INVALID for a request header refused). */
+static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_request *req,
+                             enum ha_err *err)
 {
     struct xfer *x = calloc(1, sizeof(*x));
+    *err = HA_ERR_NOMEM;
     if (x == NULL)
         return NULL;
     x->c = c;
@@ -503,7 +584,8 @@ static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_requ
         x->deadline_ns = req->deadline_ns;
     x->post = is_post(req);
     x->to_tenant = req->to_tenant;
-    x->headers = build_headers(req);
+    x->t.capture = req->capture;
+    x->headers = build_headers(req, err);
     x->url = ha_strdup(req->url);
     x->user = ha_strdup(req->basic_user);
     x->pass = ha_strdup(req->basic_pass);
@@ -517,6 +599,8 @@ static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_requ
     if (x->headers == NULL || x->url == NULL || x->body == NULL ||
         (req->basic_user != NULL && x->user == NULL) ||
         (req->basic_pass != NULL && x->pass == NULL)) {
+        if (x->headers != NULL)
+            *err = HA_ERR_NOMEM;
         xfer_free(x);
         return NULL;
     }
@@ -857,11 +941,12 @@ static void begin(void *arg)
 static void start(void *impl, const struct ha_http_request *req, ha_http_done_fn done, void *ctx)
 {
     struct ha_http_client *c = impl;
-    struct xfer *x = xfer_new(c, req);
+    enum ha_err err;
+    struct xfer *x = xfer_new(c, req, &err);
     struct ha_http_response none = {0};
 
     if (x == NULL) {
-        done(ctx, HA_ERR_NOMEM, &none);
+        done(ctx, err, &none);
         return;
     }
     x->done = done;

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include "houston_auth/authz_cache.h"
 #include "houston_auth/buf.h"
 #include "houston_auth/jwks.h"
 #include "houston_auth/metrics.h"
@@ -24,11 +25,13 @@ static const char *const login_codes[] = {
 
 static const char *const hist_names[HA_HIST__COUNT] = {
     "houston_auth_redirect_own_seconds", "houston_auth_token_exchange_seconds",
-    "houston_auth_houston_handoff_seconds", "houston_auth_jwks_fetch_seconds"};
+    "houston_auth_houston_handoff_seconds", "houston_auth_jwks_fetch_seconds",
+    "houston_auth_authz_houston_seconds"};
 static const char *const hist_help[HA_HIST__COUNT] = {
     "Sidecar's own time per /v1/oauth/redirect, excluding waits on the tenant and Houston.",
     "Authorization-code exchange round trip to the tenant.", "Callback round trip to Houston.",
-    "JWKS fetch round trip to the tenant."};
+    "JWKS fetch round trip to the tenant.",
+    "Houston's /v1/authorization round trip, for a decision the gate's cache did not hold."};
 
 struct hist {
     atomic_ullong buckets[NBUCKETS + 1]; /* last: +Inf */
@@ -44,6 +47,7 @@ struct ha_metrics {
     atomic_ullong slow_clients;
     atomic_ullong throttled[2]; /* token exchanges refused: [0] per client, [1] total */
     atomic_ullong houston_refused;
+    atomic_ullong authz_failures;
     atomic_llong inflight;
     struct hist hist[HA_HIST__COUNT];
 };
@@ -88,6 +92,12 @@ void ha_metrics_logout(struct ha_metrics *m)
 {
     if (m != NULL)
         atomic_fetch_add(&m->logouts, 1);
+}
+
+void ha_metrics_authz_failure(struct ha_metrics *m)
+{
+    if (m != NULL)
+        atomic_fetch_add(&m->authz_failures, 1);
 }
 
 void ha_metrics_slow_client(struct ha_metrics *m)
@@ -208,6 +218,41 @@ static enum ha_err format_logins(struct ha_buf *b, struct ha_metrics *m)
     return err;
 }
 
+static enum ha_err format_authz(struct ha_buf *b, const struct ha_authz_cache_stats *s,
+                                unsigned long long failures)
+{
+    return ha_buf_appendf(
+        b,
+        "# HELP houston_auth_authz_cache_hits_total Gate requests answered from the cache.\n"
+        "# TYPE houston_auth_authz_cache_hits_total counter\n"
+        "houston_auth_authz_cache_hits_total %llu\n"
+        "# HELP houston_auth_authz_cache_misses_total Gate requests that called Houston.\n"
+        "# TYPE houston_auth_authz_cache_misses_total counter\n"
+        "houston_auth_authz_cache_misses_total %llu\n"
+        "# HELP houston_auth_authz_cache_coalesced_total Gate requests that shared another's "
+        "call to Houston.\n"
+        "# TYPE houston_auth_authz_cache_coalesced_total counter\n"
+        "houston_auth_authz_cache_coalesced_total %llu\n"
+        "# HELP houston_auth_authz_cache_evictions_total Decisions dropped for room.\n"
+        "# TYPE houston_auth_authz_cache_evictions_total counter\n"
+        "houston_auth_authz_cache_evictions_total %llu\n"
+        "# HELP houston_auth_authz_cache_expirations_total Decisions dropped past their TTL.\n"
+        "# TYPE houston_auth_authz_cache_expirations_total counter\n"
+        "houston_auth_authz_cache_expirations_total %llu\n"
+        "# HELP houston_auth_authz_cache_entries Decisions held and calls in flight.\n"
+        "# TYPE houston_auth_authz_cache_entries gauge\n"
+        "houston_auth_authz_cache_entries %zu\n"
+        "# HELP houston_auth_authz_cache_bytes Bytes the cache accounts for its entries.\n"
+        "# TYPE houston_auth_authz_cache_bytes gauge\nhouston_auth_authz_cache_bytes %zu\n"
+        "# HELP houston_auth_authz_houston_failures_total Calls to Houston's "
+        "/v1/authorization that got no answer (down, timeout, refused answer).\n"
+        "# TYPE houston_auth_authz_houston_failures_total counter\n"
+        "houston_auth_authz_houston_failures_total %llu\n",
+        (unsigned long long)s->hits, (unsigned long long)s->misses,
+        (unsigned long long)s->coalesced, (unsigned long long)s->evictions,
+        (unsigned long long)s->expirations, s->entries, s->bytes, failures);
+}
+
 static enum ha_err format_jwks(struct ha_buf *b, const struct ha_jwks_cache_stats *s)
 {
     return ha_buf_appendf(
@@ -227,7 +272,7 @@ static enum ha_err format_jwks(struct ha_buf *b, const struct ha_jwks_cache_stat
 }
 
 enum ha_err ha_metrics_format(struct ha_metrics *m, const struct ha_jwks_cache_stats *jwks,
-                              int ready, char **out)
+                              const struct ha_authz_cache_stats *authz, int ready, char **out)
 {
     struct ha_buf b;
     enum ha_err err;
@@ -245,6 +290,8 @@ enum ha_err ha_metrics_format(struct ha_metrics *m, const struct ha_jwks_cache_s
         err = format_hist(&b, &m->hist[h], hist_names[h], hist_help[h]);
     if (err == HA_OK && jwks != NULL)
         err = format_jwks(&b, jwks);
+    if (err == HA_OK && authz != NULL)
+        err = format_authz(&b, authz, atomic_load(&m->authz_failures));
     if (err == HA_OK)
         err = ha_buf_steal(&b, out);
     ha_buf_cleanup(&b);

@@ -15,18 +15,22 @@
 #include "houston_auth/url.h"
 
 static const struct ha_route routes[] = {
-    {HA_PATH_START, "GET, HEAD", false, false, true, false, true, ha_handle_start, NULL},
-    {HA_PATH_REDIRECT, "GET, POST", true, true, true, false, true, NULL, ha_handle_redirect},
-    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, ha_handle_logout, NULL},
-    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, ha_handle_healthz, NULL},
-    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, ha_handle_readyz, NULL},
-    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, false, ha_handle_metrics, NULL},
-    {"/", "GET, HEAD", false, false, false, false, true, ha_handle_index, NULL},
+    {HA_PATH_START, "GET, HEAD", false, false, true, false, true, ha_handle_start, NULL, false},
+    {HA_PATH_REDIRECT, "GET, POST", true, true, true, false, true, NULL, ha_handle_redirect, false},
+    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, ha_handle_logout, NULL, false},
+    {HA_PATH_AUTHZ, "GET, HEAD", false, true, false, false, true, ha_handle_authz,
+     ha_handle_authz_begin, true},
+    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, ha_handle_healthz, NULL,
+     false},
+    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, ha_handle_readyz, NULL, false},
+    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, false, ha_handle_metrics, NULL,
+     false},
+    {"/", "GET, HEAD", false, false, false, false, true, ha_handle_index, NULL, false},
 };
 
 static const struct ha_route houston_refused = {
     HA_PATH_HOUSTON_REFUSED,   NULL, false, false, false, true, true,
-    ha_handle_houston_refused, NULL};
+    ha_handle_houston_refused, NULL, false};
 
 /* True when raw names HA_HOUSTON_OAUTH_PREFIX or a path below it, however it is spelt. */
 static bool in_houston_oauth(const char *raw)
@@ -52,9 +56,10 @@ bool ha_router_method_ok(const struct ha_route *route, const char *method)
     if (route->early || strcmp(method, "GET") == 0)
         return true;
     /* A HEAD of the redirect (a link prefetcher, a scanner) would spend the one-time code
-     * and state on an answer nobody reads: the routes that call peers refuse it. */
+     * and state on an answer nobody reads: the login routes that call peers refuse it. The
+     * gate's answer is its status and headers, which HEAD gets as GET does. */
     if (strcmp(method, "HEAD") == 0)
-        return !route->outbound;
+        return !route->outbound || route->gate;
     return route->post && strcmp(method, "POST") == 0;
 }
 
@@ -95,7 +100,7 @@ void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
         resp->allow = route->allow;
         return;
     }
-    if (route->handle == NULL) { /* an outbound route: ha_router_begin's */
+    if (route->handle == NULL || route->outbound) { /* ha_router_answer's, ha_router_begin's */
         handler_failed(HA_ERR_INVALID, route->path, req, resp);
         return;
     }
@@ -104,6 +109,23 @@ void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
     err = route->handle(&cx, req, resp);
     ha_app_view_release(app, cx.view);
     handler_failed(err, route->path, req, resp);
+}
+
+bool ha_router_answer(struct ha_app *app, const struct ha_route *route,
+                      const struct ha_request *req, struct ha_response *resp)
+{
+    struct ha_ctx cx;
+    enum ha_err err;
+    if (route->handle == NULL)
+        return false;
+    cx.app = app;
+    cx.view = route->config ? ha_app_view_acquire(app) : NULL;
+    err = route->handle(&cx, req, resp);
+    ha_app_view_release(app, cx.view);
+    if (err == HA_ERR_NOT_FOUND)
+        return false;
+    handler_failed(err, route->path, req, resp);
+    return true;
 }
 
 void ha_router_begin(struct ha_app *app, const struct ha_route *route, const struct ha_request *req,

@@ -245,13 +245,23 @@ static enum MHD_Result send_response(struct conn *c)
     }
     for (size_t i = 0; i < rs->set_cookie_count; i++)
         MHD_add_response_header(r, "Set-Cookie", rs->set_cookies[i]);
+    for (size_t i = 0; i < rs->header_count; i++) {
+        /* A relayed value MHD refuses (CR, LF) fails the answer: nginx would pass on a
+         * decision without its identity headers otherwise. */
+        if (MHD_add_response_header(r, rs->header_names[i], rs->header_values[i]) != MHD_YES) {
+            MHD_destroy_response(r);
+            ha_router_error(rs, 502, "bad gateway\n");
+            return send_response(c);
+        }
+    }
     if (c->req.request_id[0] != '\0')
         MHD_add_response_header(r, "X-Request-Id", c->req.request_id);
     /* A login's last answer sends the browser to the app, off this host: its connection is
      * closed rather than kept idle, because libmicrohttpd zeroes a kept connection's whole
      * memory pool (CONN_MEMORY_LIMIT) for the next request, so a thousand logins ending at
      * once (a stalled peer's timeout) would otherwise hold a thousand touched pools. */
-    if ((c->route != NULL && c->route->outbound) || atomic_load(&c->srv->draining))
+    if ((c->route != NULL && c->route->outbound && !c->route->gate) ||
+        atomic_load(&c->srv->draining))
         MHD_add_response_header(r, "Connection", "close");
     ret = MHD_queue_response(c->mhd, (unsigned int)rs->status, r);
     MHD_destroy_response(r);
@@ -341,6 +351,14 @@ static int build_request(struct conn *c, const char *method)
     c->req.method = method;
     if (c->route->login && read_client(c) != 0)
         return 503;
+    if (c->route->gate) {
+        c->req.authorization =
+            MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "Authorization");
+        c->req.original_url =
+            MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "X-Original-URL");
+        c->req.original_method =
+            MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "X-Original-Method");
+    }
     if (q != NULL && ha_url_parse_query(q + 1, strlen(q + 1), &c->req.query) != HA_OK)
         return 400;
     if (cookie != NULL) {
@@ -455,8 +473,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
     status = build_request(c, method);
     if (status != 0)
         return reject(c, status, status == 415 ? "expected a form body\n" : "malformed request\n");
-    if (c->route->outbound)
+    if (c->route->outbound) {
+        /* The gate answers from its cache here, on the I/O thread, when it can. */
+        if (ha_router_answer(c->srv->app, c->route, &c->req, &c->resp))
+            return send_response(c);
         return begin_outbound(c);
+    }
     ha_router_dispatch(c->srv->app, c->route, &c->req, &c->resp);
     return send_response(c);
 }

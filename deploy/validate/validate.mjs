@@ -12,7 +12,10 @@
 //    in the Secret and ConfigMap given with --extra, security context. The Ingress is read as
 //    ingress-nginx renders it (ingress-nginx.mjs): the login paths and every spelling of
 //    Houston's OAuth callback must reach the sidecar, Houston's API and the sidecar's probes
-//    and metrics must not.
+//    and metrics must not. Every Ingress with an ingress-nginx auth-url (the chart's UI
+//    Ingresses) must send that subrequest to the sidecar's Service, on the port that reaches
+//    the sidecar and Houston's path /v1/authorization, and keep relaying authorization,
+//    username and email; the NetworkPolicy must admit the ingress controller, which makes it.
 // 4. --extract DIR writes the files the pod would see (ConfigMap and Secret keys at their
 //    mount paths, under DIR) and prints the container's environment, paths moved under DIR,
 //    one NAME=VALUE per line, so the binary itself can --check-config what the pod gets.
@@ -250,10 +253,50 @@ function checkIngress(objs, svc, facts) {
   }
 }
 
-function checkNetworkPolicy(objs, pod, facts) {
-  const ok = objs.some((o) => o.kind === "NetworkPolicy" && labelsMatch(o.spec.podSelector.matchLabels, pod.metadata.labels) &&
-    o.spec.ingress?.some((r) => r.ports?.some((p) => p.port === facts.port)));
-  if (!ok) fail(`no NetworkPolicy admits port ${facts.port} to Houston's pods`);
+// Houston's contract for ingress-nginx's auth-url (astronomer/astronomer's UI Ingresses): the
+// path, and the response headers the Ingress relays to the UI. The sidecar serves the same path,
+// so pointing an auth-url back at Houston changes only host and port.
+const AUTHZ_PATH = "/v1/authorization";
+const AUTHZ_HEADERS = ["authorization", "username", "email"];
+// The chart's ingress controller (astronomer/astronomer charts/nginx, before 1.0): the pods
+// that make every auth-url subrequest.
+const INGRESS_CONTROLLER = { tier: "nginx", component: "ingress-controller" };
+
+const annotation = (o, name) => o.metadata?.annotations?.[`nginx.ingress.kubernetes.io/${name}`];
+
+// Every auth-url at http://<sidecar Service>.<namespace>.svc.cluster.local:<its port><AUTHZ_PATH>.
+// Returns how many Ingresses have one; none is an error (the stand-in lost its UI Ingresses).
+function checkAuthUrls(objs, svc, c, facts) {
+  const sp = svc.spec.ports.find((p) => portNumber(p.targetPort, c) === facts.port);
+  const host = new RegExp(`^${svc.metadata.name}\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\\.svc\\.cluster\\.local$`);
+  const want = `http://${svc.metadata.name}.<namespace>.svc.cluster.local:${sp.port}${AUTHZ_PATH}`;
+  const gated = objs.filter((o) => o.kind === "Ingress" && annotation(o, "auth-url") !== undefined);
+  if (gated.length === 0) fail("no Ingress has an auth-url: the UI Ingresses are missing");
+  for (const ing of gated) {
+    const where = `Ingress ${ing.metadata.name}`;
+    const raw = annotation(ing, "auth-url");
+    let u = null;
+    try { u = new URL(raw); } catch { /* reported below */ }
+    if (!u || u.protocol !== "http:" || !host.test(u.hostname) || Number(u.port) !== sp.port ||
+        u.pathname !== AUTHZ_PATH || u.search !== "" || u.username !== "")
+      fail(`${where}: auth-url ${raw}, want ${want}`);
+    const relayed = String(annotation(ing, "auth-response-headers") ?? "").split(",").map((h) => h.trim().toLowerCase());
+    for (const h of AUTHZ_HEADERS) if (!relayed.includes(h)) fail(`${where}: auth-response-headers lacks ${h}`);
+    if (!/^https:\/\/app\.[^/]+\/login$/.test(annotation(ing, "auth-signin") ?? ""))
+      fail(`${where}: auth-signin ${annotation(ing, "auth-signin")}, want https://app.<baseDomain>/login`);
+  }
+  return gated.length;
+}
+
+function checkNetworkPolicy(objs, pod, facts, gated) {
+  const rules = objs.filter((o) => o.kind === "NetworkPolicy" && labelsMatch(o.spec.podSelector.matchLabels, pod.metadata.labels))
+    .flatMap((o) => o.spec.ingress ?? []).filter((r) => r.ports?.some((p) => p.port === facts.port));
+  if (rules.length === 0) fail(`no NetworkPolicy admits port ${facts.port} to Houston's pods`);
+  const controller = { ...INGRESS_CONTROLLER, release: pod.metadata.labels.release };
+  const fromController = rules.some((r) => r.from?.some((f) => !f.namespaceSelector && f.podSelector &&
+    labelsMatch(f.podSelector.matchLabels, controller)));
+  if (gated > 0 && !fromController)
+    fail(`no NetworkPolicy admits the ingress controller (${JSON.stringify(controller)}) to port ${facts.port}: the auth-url subrequests would time out`);
 }
 
 async function main() {
@@ -269,6 +312,7 @@ async function main() {
   const deps = objs.filter((o) => o.kind === "Deployment" && o.spec.template.spec.containers.some((c) => c.name === facts.container));
   if (deps.length !== 1) fail(`want one Deployment with container ${facts.container}, found ${deps.length}`);
   let envOut = [];
+  let gated = 0;
   if (deps.length === 1) {
     const pod = deps[0].spec.template;
     const c = pod.spec.containers.find((x) => x.name === facts.container);
@@ -277,15 +321,18 @@ async function main() {
     const env = checkEnv(c, facts, extras);
     envOut = checkFiles(env, mountedFiles(c, pod), extras, facts, args.extract);
     const svc = checkService(objs, pod, c, facts);
-    if (svc) checkIngress(objs, svc, facts);
-    checkNetworkPolicy(objs, pod, facts);
+    if (svc) {
+      checkIngress(objs, svc, facts);
+      gated = checkAuthUrls(objs, svc, c, facts);
+    }
+    checkNetworkPolicy(objs, pod, facts, gated);
   }
   if (errors.length) {
     for (const e of errors) console.error(`validate: ${e}`);
     process.exit(1);
   }
   const n = renders.reduce((s, r) => s + r.objs.length, 0) + extras.length;
-  console.error(`validate: ${n} objects valid; ${renders.map((r) => r.name).join(", ")} agree; sidecar wiring matches the binary`);
+  console.error(`validate: ${n} objects valid; ${renders.map((r) => r.name).join(", ")} agree; sidecar wiring matches the binary; ${gated} auth-urls at the sidecar`);
   if (args.extract) console.log(envOut.join("\n"));
 }
 

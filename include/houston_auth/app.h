@@ -18,6 +18,7 @@ struct ha_ratelimit;
 struct ha_loop;
 struct ha_used_state;
 struct ha_http_client;
+struct ha_authz_cache;
 
 /* Cookie keys a reload retired: each keeps opening transaction cookies for one transaction
  * lifetime after its retirement, so logins in flight survive any number of rotations. */
@@ -39,6 +40,7 @@ struct ha_view {
     char *redirect_uri;   /* <publicUrl>/v1/oauth/redirect */
     char *houston_cookie; /* astronomer_<snake(base)>_auth */
     char *houston_origin; /* <publicUrl>/v1/oauth/callback, the state's origin */
+    char *authz_url;      /* <houstonUrl>/v1/authorization, the gate's peer */
     struct ha_retired_key retired[HA_MAX_RETIRED_KEYS];
     size_t nretired;
     int holders;                /* requests holding it; under ha_app.view_lock */
@@ -65,7 +67,8 @@ struct ha_app {
     struct ha_clock clock;
     struct ha_rng rng;
     struct ha_metrics *metrics;
-    struct ha_ratelimit *limits; /* token exchanges per client and in total */
+    struct ha_ratelimit *limits;  /* token exchanges per client and in total */
+    struct ha_authz_cache *authz; /* the gate's decisions (GET /v1/authorization) */
 
     /* Discovery, loaded by the readiness loop; read under lock. */
     pthread_mutex_t lock;

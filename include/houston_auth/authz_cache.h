@@ -99,6 +99,12 @@ enum ha_authz_lookup ha_authz_cache_lookup(struct ha_authz_cache *c, const struc
                                            uint64_t now_ms, struct ha_authz_decision *out,
                                            ha_authz_waiter_fn fn, void *arg,
                                            struct ha_authz_waiter *w);
+/* A lookup that never starts nor joins a fetch: true (and *out, as on HIT, counted as a hit)
+ * when k holds a stored decision at now_ms; false on a miss, which is not counted (the
+ * ha_authz_cache_lookup that follows counts it). For answering from the cache before deciding
+ * to wait. */
+bool ha_authz_cache_peek(struct ha_authz_cache *c, const struct ha_authz_key *k, uint64_t now_ms,
+                         struct ha_authz_decision *out);
 /* Dequeues w. Afterwards fn is neither running on another thread nor ever called for w
  * (when fn is running now, waits for it to return; from inside fn itself, returns at once).
  * True when w was removed before its call; false when it had run, was running, or was never

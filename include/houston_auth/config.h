@@ -47,6 +47,10 @@ struct ha_config {
     size_t nproxies;              /* entries of proxies */
     long exchange_total_per_s;    /* token exchanges a second, whole process; 0: no limit */
     long exchange_client_per_min; /* token exchanges a minute per client; 0: no limit */
+    long authz_allow_ttl_s;       /* the gate's cache: a 200 kept, default 10; 0: never */
+    long authz_deny_ttl_s;        /* a 401/403 kept, default 2; 0: never */
+    long authz_max_entries;       /* decisions and keys in flight, default 65536 */
+    long authz_max_mb;            /* their bytes, default 32 MiB */
     char *tenant_proxy;           /* forward proxy for the tenant only; NULL: none, ever */
     char *log_level;              /* "info" */
     bool dev;                     /* --dev: the embedded dev defaults were used */

@@ -33,6 +33,14 @@ enum ha_err ha_handle_start(const struct ha_ctx *cx, const struct ha_request *re
                             struct ha_response *resp);
 /* Asynchronous: ends with ha_call_done, maybe before it returns. */
 void ha_handle_redirect(struct ha_call *call);
+/* GET /v1/authorization, the gate: answers from the decision cache (HA_ERR_NOT_FOUND when it
+ * holds no decision: then ha_handle_authz_begin asks Houston, asynchronously). */
+enum ha_err ha_handle_authz(const struct ha_ctx *cx, const struct ha_request *req,
+                            struct ha_response *resp);
+void ha_handle_authz_begin(struct ha_call *call);
+/* Drops every cached gate decision made for the browser whose Houston cookie value is
+ * cookie (at logout). */
+void ha_authz_forget_cookie(struct ha_app *app, const char *cookie);
 enum ha_err ha_handle_logout(const struct ha_ctx *cx, const struct ha_request *req,
                              struct ha_response *resp);
 enum ha_err ha_handle_healthz(const struct ha_ctx *cx, const struct ha_request *req,

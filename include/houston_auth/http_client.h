@@ -14,6 +14,9 @@
 #include "houston_auth/err.h"
 
 #define HA_HTTP_MAX_SET_COOKIES 8
+/* Response headers one request may ask to keep, and the longest value kept. */
+#define HA_HTTP_MAX_CAPTURE 4
+#define HA_HTTP_MAX_CAPTURED_VALUE (8 * 1024)
 
 struct ha_http_request {
     const char *method; /* "GET" or "POST" */
@@ -30,6 +33,14 @@ struct ha_http_request {
                              * uses a proxy, whatever http_proxy and friends say */
     uint64_t deadline_ns;   /* async: ha_mono_ns() by which it ends, if sooner than the
                              * client's total timeout (a login's calls share one); 0: none */
+    /* More request headers, "Name: value" lines, NULL-ended (NULL: none). A line without
+     * ':' or with a control character other than HTAB (CR, LF: header injection) fails the
+     * request with HA_ERR_INVALID before anything is sent. The lines are wiped when the
+     * request ends: they may carry credentials. */
+    const char *const *headers;
+    /* Names of response headers to keep (case-insensitive), NULL-ended, at most
+     * HA_HTTP_MAX_CAPTURE; static strings (the asynchronous call keeps the pointers). */
+    const char *const *capture;
 };
 
 struct ha_http_response {
@@ -40,6 +51,12 @@ struct ha_http_response {
     char *location;
     char *set_cookies[HA_HTTP_MAX_SET_COOKIES];
     size_t set_cookie_count;
+    /* The value of each request.capture[i] header, surrounding whitespace removed (NULL:
+     * absent). The first occurrence is kept; captured_repeated is set when one came twice.
+     * A value over HA_HTTP_MAX_CAPTURED_VALUE fails the request with HA_ERR_TOO_LARGE.
+     * Wiped when freed. */
+    char *captured[HA_HTTP_MAX_CAPTURE];
+    bool captured_repeated;
 };
 void ha_http_response_cleanup(struct ha_http_response *r);
 
@@ -61,7 +78,8 @@ static inline enum ha_err ha_http_do(const struct ha_http *h, const struct ha_ht
  * transport that answers at once), so a caller does nothing after start that the callback
  * could have freed. req and its strings are copied by start. err is HA_OK with any status;
  * else HA_ERR_TIMEOUT, HA_ERR_IO, HA_ERR_TLS, HA_ERR_TOO_LARGE, HA_ERR_NOMEM. *resp is the
- * callback's (ha_http_response_cleanup), empty unless err is HA_OK. */
+ * callback's (ha_http_response_cleanup), empty unless err is HA_OK. HA_ERR_INVALID: a
+ * request header refused (see ha_http_request.headers). */
 typedef void (*ha_http_done_fn)(void *ctx, enum ha_err err, struct ha_http_response *resp);
 struct ha_transport {
     void (*start)(void *impl, const struct ha_http_request *req, ha_http_done_fn done, void *ctx);

@@ -9,9 +9,12 @@
 #define HA_PATH_HEALTHZ "/healthz"
 #define HA_PATH_READYZ "/readyz"
 #define HA_PATH_METRICS "/metrics"
+/* The gate: the ingress's auth-url, answered from a cache of Houston's decisions. */
+#define HA_PATH_AUTHZ "/v1/authorization"
 
 /* Houston's endpoints (DESIGN.md, Houston's contract). */
 #define HA_HOUSTON_CALLBACK_PATH "/v1/oauth/callback"
+#define HA_HOUSTON_AUTHZ_PATH "/v1/authorization"
 /* Houston's OAuth namespace (its legacy start, redirect and callback), which the ingress
  * sends to the sidecar as a whole; what the sidecar does not serve there is refused. */
 #define HA_HOUSTON_OAUTH_PREFIX "/v1/oauth"

@@ -20,8 +20,11 @@ struct ha_route {
     bool login;           /* part of a person's login or logout: logged at info */
     bool early;           /* answered from the headers for any method; the body is never read */
     bool config;          /* reads the configuration: the router takes a view for the request */
-    ha_handler_fn handle; /* synchronous routes */
+    ha_handler_fn handle; /* synchronous routes; on an outbound route, the answer from what
+                           * the process holds when it can (HA_ERR_NOT_FOUND: go on to begin) */
     ha_begin_fn begin;    /* outbound routes */
+    bool gate;            /* the ingress's auth subrequest: reads Authorization and
+                           * X-Original-*, keeps its connection, allows HEAD */
 };
 
 /* The route for a raw request path: an exact route of the table; else, for any other
@@ -36,6 +39,11 @@ bool ha_router_method_ok(const struct ha_route *route, const char *method);
  * fails. Always leaves a response. */
 void ha_router_dispatch(struct ha_app *app, const struct ha_route *route,
                         const struct ha_request *req, struct ha_response *resp);
+/* An outbound route's handle, if it has one, with a view taken for the request: true when it
+ * answered (resp filled, failures mapped as by ha_router_dispatch), false when the route must
+ * go on with ha_router_begin (resp untouched). */
+bool ha_router_answer(struct ha_app *app, const struct ha_route *route,
+                      const struct ha_request *req, struct ha_response *resp);
 /* Starts an outbound route's handler with one configuration view taken for the request:
  * reply(arg) runs once resp is ready (on the event loop's thread, or before this returns).
  * Always ends in a response (500 when even the call cannot be made). */

@@ -729,10 +729,13 @@ static void test_cache_lookup_not_blocked_by_fetch(void **state)
 static void test_cache_driven_fetches(void **state)
 {
     struct ha_jwks_cache_opts o = {URI, {NULL, NULL}, {clock_now, NULL}, REFRESH_S, WINDOW_S};
-    struct ha_http_response ok1 = {200, jwks_k1, strlen(jwks_k1), NULL, NULL, {NULL}, 0};
-    struct ha_http_response ok12 = {200, jwks_k1k2, strlen(jwks_k1k2), NULL, NULL, {NULL}, 0};
-    struct ha_http_response broken = {500, (char *)"oops", 4, NULL, NULL, {NULL}, 0};
-    struct ha_http_response empty = {200, (char *)"{\"keys\":[]}", 11, NULL, NULL, {NULL}, 0};
+    struct ha_http_response ok1 = {200,    jwks_k1, strlen(jwks_k1), NULL, NULL,
+                                   {NULL}, 0,       {NULL},          false};
+    struct ha_http_response ok12 = {200,    jwks_k1k2, strlen(jwks_k1k2), NULL, NULL, {NULL}, 0,
+                                    {NULL}, false};
+    struct ha_http_response broken = {500, (char *)"oops", 4, NULL, NULL, {NULL}, 0, {NULL}, false};
+    struct ha_http_response empty = {
+        200, (char *)"{\"keys\":[]}", 11, NULL, NULL, {NULL}, 0, {NULL}, false};
     struct ha_http_request req;
     struct ha_jwks_cache *c = NULL;
     struct clock clk;

@@ -1,0 +1,444 @@
+/* GET /v1/authorization: the gate in front of the platform's UIs (Airflow, Flower, Grafana,
+ * Kibana). The ingress's auth-url sends a subrequest here for every request a person makes to
+ * one of them; the decision is Houston's (its /v1/authorization, design.md "Houston's
+ * contract"), and this route keeps Houston's recent decisions so that Houston is asked about
+ * a (credential, scope) once per TTL rather than once per page, script and poll.
+ *
+ * What is forwarded: only what Houston's decision reads. Its auth cookie (the first pair of
+ * that name, as cookie-parser takes it), Authorization, X-Original-URL and X-Original-Method;
+ * none of the browser's other cookies or headers reach Houston.
+ *
+ * The key: a keyed hash (authz_cache.h) of
+ *   - the credential: the forwarded Authorization and cookie values, both, length-prefixed;
+ *   - the scope: X-Original-URL's scheme://authority and its first path segment, raw bytes.
+ * The credential is the exact bytes Houston reads a session from, so two requests share a
+ * decision only when Houston would read the same session from them: a forged, truncated or
+ * other person's cookie is another key. The scope is what Houston's decision reads of the URL.
+ * That is the host's first label, and the release in the path for path-routed deployments
+ * (deployments.<base>/<release>/airflow). The scope is a prefix of the raw URL that ends where
+ * the first segment ends ('/', '?', '#'). Node's URL parser (what Houston uses) ends the host
+ * and the segments at those characters and at '\', and never later. So whatever Houston reads
+ * as host and release lies inside the scope. Two URLs that differ there are two keys, even
+ * where Houston would see the same host (case, a port, userinfo): a miss, never a wrong
+ * answer. The second segment is not in the scope: an Airflow UI's pages, scripts and polls
+ * share one entry per host, and Houston's decision for /<release>/airflow and
+ * /<release>/flower is the same (the role on that release).
+ *
+ * What is kept: 200 for authzAllowTtlSeconds, never past the exp of the JWT Houston minted
+ * for it; 401 and 403 for authzDenyTtlSeconds; nothing else (a 5xx, a timeout). Concurrent
+ * misses of one key share one call. When Houston cannot be reached a miss is 503, which nginx
+ * turns into an error page: a 401 would send the person to sign in again, in a loop, while
+ * Houston is down.
+ *
+ * Threads: a hit is answered on the I/O thread (ha_handle_authz) without suspending the
+ * connection; a miss suspends it and asks Houston on the event loop (ha_handle_authz_begin). */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include "houston_auth/authz_cache.h"
+#include "houston_auth/b64url.h"
+#include "houston_auth/handlers.h"
+#include "houston_auth/json_view.h"
+#include "houston_auth/log.h"
+#include "houston_auth/metrics.h"
+#include "houston_auth/proto.h"
+#include "houston_auth/util.h"
+
+#define BEARER "Bearer "
+#define MAX_AUTHORIZATION HA_MAX_HEADER
+#define MAX_ORIGINAL_URL HA_MAX_HEADER
+/* Credential encoding: per value, a presence byte and a 4-byte length, then the bytes. */
+#define CRED_FIELD 5
+#define CRED_MAX (2 * CRED_FIELD + MAX_AUTHORIZATION + HA_MAX_COOKIE_HEADER)
+#define HOUSTON_WARN_EVERY_MS 1000
+#define STATUS_MIN 200
+#define STATUS_MAX 599
+
+/* Houston's response headers the ingress relays (the chart's auth-response-headers). */
+static const char *const relayed[] = {"Authorization", "username", "email", NULL};
+
+/* The parts of one gate request, borrowed from it. */
+struct gate_input {
+    const char *authorization; /* NULL: none */
+    const char *cookie;        /* Houston's cookie value, the first pair; NULL: none */
+    const char *url;           /* X-Original-URL */
+    size_t scope_len;          /* of url: scheme://authority/first-segment */
+};
+
+/* A request waiting for Houston, or for another request's call to it. */
+struct gate {
+    struct ha_call *call;
+    struct ha_authz_key key;
+    bool tracked; /* a START: this call completes the key */
+    struct ha_authz_waiter w;
+    uint64_t t0;
+};
+
+/* The last time a failed Houston call was logged: an outage fails every miss, and one line a
+ * second says as much as a thousand. Process-wide, as the log is. */
+static _Atomic uint64_t houston_warned_ms;
+
+static uint64_t now_ms(void)
+{
+    return ha_mono_ns() / 1000000u;
+}
+
+/* The length of url's scope (see the top of this file), or 0 when url is not usable: not an
+ * absolute http or https URL with an authority, or holding a space or a control character. */
+static size_t scope_of(const char *url)
+{
+    const char *p;
+    size_t n;
+    for (p = url; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return 0;
+    }
+    if (strncmp(url, "https://", 8) == 0)
+        p = url + 8;
+    else if (strncmp(url, "http://", 7) == 0)
+        p = url + 7;
+    else
+        return 0;
+    n = strcspn(p, "/?#");
+    if (n == 0)
+        return 0;
+    p += n;
+    if (*p == '/')
+        p += 1 + strcspn(p + 1, "/?#");
+    return (size_t)(p - url);
+}
+
+/* Reads the gate's input; 0 when usable, else the status to answer without asking Houston. */
+static int read_input(const struct ha_ctx *cx, const struct ha_request *req, struct gate_input *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->authorization = req->authorization;
+    in->cookie = ha_kvlist_get(&req->cookies, cx->view->houston_cookie);
+    in->url = req->original_url;
+    if (in->authorization != NULL && strlen(in->authorization) > MAX_AUTHORIZATION)
+        return 431;
+    if (in->url == NULL)
+        return 401;
+    if (strlen(in->url) > MAX_ORIGINAL_URL)
+        return 431;
+    in->scope_len = scope_of(in->url);
+    return in->scope_len == 0 ? 401 : 0;
+}
+
+static size_t put_field(unsigned char *out, const char *v)
+{
+    size_t n = v != NULL ? strlen(v) : 0;
+    out[0] = v != NULL;
+    out[1] = (unsigned char)(n >> 24);
+    out[2] = (unsigned char)(n >> 16);
+    out[3] = (unsigned char)(n >> 8);
+    out[4] = (unsigned char)n;
+    if (n > 0)
+        memcpy(out + CRED_FIELD, v, n);
+    return CRED_FIELD + n;
+}
+
+/* The key of a credential (authorization and cookie, each NULL when absent) and a scope. The
+ * values are bounded by read_input and the server's Cookie cap. */
+static enum ha_err make_key(const struct ha_app *app, const char *authorization, const char *cookie,
+                            const char *scope, size_t scope_len, struct ha_authz_key *out)
+{
+    unsigned char cred[CRED_MAX];
+    size_t n;
+    enum ha_err err;
+    if ((authorization != NULL && strlen(authorization) > MAX_AUTHORIZATION) ||
+        (cookie != NULL && strlen(cookie) > HA_MAX_COOKIE_HEADER))
+        return HA_ERR_TOO_LARGE;
+    n = put_field(cred, authorization);
+    n += put_field(cred + n, cookie);
+    err = ha_authz_cache_key(app->authz, cred, n, scope, scope_len, out);
+    OPENSSL_cleanse(cred, n);
+    return err;
+}
+
+/* The answer for decision d: its status and the headers Houston sent. */
+static enum ha_err relay(const struct ha_authz_decision *d, struct ha_response *resp)
+{
+    const char *values[] = {d->authorization, d->username, d->email};
+    enum ha_err err = HA_OK;
+    resp->status = d->status;
+    resp->no_store = 1;
+    for (size_t i = 0; i < 3 && err == HA_OK; i++) {
+        if (values[i] != NULL)
+            err = ha_response_add_header(resp, relayed[i], values[i]);
+    }
+    return err;
+}
+
+static enum ha_err answer_status(struct ha_response *resp, int status, const char *text)
+{
+    ha_response_cleanup(resp);
+    resp->no_store = 1;
+    return ha_response_text(resp, status, "text/plain; charset=utf-8", text);
+}
+
+static enum ha_err refuse(struct ha_response *resp, int status)
+{
+    return answer_status(resp, status,
+                         status == 401 ? "no usable X-Original-URL\n" : "header too large\n");
+}
+
+enum ha_err ha_handle_authz(const struct ha_ctx *cx, const struct ha_request *req,
+                            struct ha_response *resp)
+{
+    struct gate_input in;
+    struct ha_authz_key key;
+    struct ha_authz_decision d = {0};
+    int status = read_input(cx, req, &in);
+    enum ha_err err;
+
+    if (status != 0)
+        return refuse(resp, status);
+    err = make_key(cx->app, in.authorization, in.cookie, in.url, in.scope_len, &key);
+    if (err != HA_OK)
+        return err;
+    if (!ha_authz_cache_peek(cx->app->authz, &key, now_ms(), &d))
+        return HA_ERR_NOT_FOUND;
+    err = relay(&d, resp);
+    ha_authz_decision_cleanup(&d);
+    return err;
+}
+
+/* ---- a miss: Houston is asked, on the loop ---- */
+
+static void gate_end(struct gate *g, enum ha_err err)
+{
+    struct ha_call *call = g->call;
+    OPENSSL_cleanse(&g->key, sizeof(g->key));
+    free(g);
+    ha_call_done(call, err);
+}
+
+/* Another request's call for the same key ended: d is its decision, NULL when it failed. */
+static void on_joined(void *arg, const struct ha_authz_decision *d)
+{
+    struct gate *g = arg;
+    enum ha_err err = d != NULL ? relay(d, g->call->resp)
+                                : answer_status(g->call->resp, 503, "Houston unavailable\n");
+    gate_end(g, err);
+}
+
+/* A header value the server can send as it is: no control character but HTAB. */
+static bool value_ok(const char *v)
+{
+    for (; v != NULL && *v != '\0'; v++) {
+        if (((unsigned char)*v < ' ' && *v != '\t') || *v == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* The exp of the JWT in a "Bearer <jwt>" value, in seconds since the epoch; 0 when it has none
+ * that can be read. */
+static long bearer_exp(const char *authorization)
+{
+    const char *jwt, *dot1, *dot2;
+    unsigned char *claims = NULL;
+    size_t len = 0;
+    struct ha_json_view v = {0};
+    const struct ha_json_val *exp;
+    long out = 0;
+
+    if (strncmp(authorization, BEARER, strlen(BEARER)) != 0)
+        return 0;
+    jwt = authorization + strlen(BEARER);
+    dot1 = strchr(jwt, '.');
+    dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
+    if (dot2 == NULL ||
+        ha_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &claims, &len) != HA_OK)
+        return 0;
+    if (ha_json_view_parse((char *)claims, len, &v) == HA_OK) {
+        exp = ha_json_view_get(&v, "exp");
+        if (exp != NULL && exp->type == HA_JSON_NUMBER && exp->num > 0 && exp->num < 1e15)
+            out = (long)exp->num;
+    }
+    ha_json_view_cleanup(&v);
+    OPENSSL_cleanse(claims, len);
+    free(claims);
+    return out;
+}
+
+/* When a 200 carrying authorization stops being kept, on now_ms()'s clock: the exp of the
+ * JWT Houston minted. 0 (no bound) when it carries none; now (not kept) when its exp cannot
+ * be read: the cache must never serve a token past its expiry. */
+static uint64_t keep_until(const struct ha_app *app, const struct ha_authz_decision *d,
+                           uint64_t now)
+{
+    long exp, wall;
+    if (d->status != 200 || d->authorization == NULL)
+        return 0;
+    exp = bearer_exp(d->authorization);
+    wall = app->clock.now(app->clock.ctx);
+    if (exp <= wall)
+        return now;
+    return now + (uint64_t)(exp - wall) * 1000u;
+}
+
+static void warn_houston(const char *reason, const char *detail)
+{
+    uint64_t now = now_ms(), last = atomic_load(&houston_warned_ms);
+    if (now - last < HOUSTON_WARN_EVERY_MS && last != 0)
+        return;
+    if (!atomic_compare_exchange_strong(&houston_warned_ms, &last, now))
+        return;
+    ha_log(HA_LOG_WARN, "authz_houston_failed", NULL, "reason", reason, "detail", detail, NULL);
+}
+
+/* Houston answered, or not (err). On the loop, or before ha_transport_start returns. */
+static void on_houston(void *ctx, enum ha_err err, struct ha_http_response *r)
+{
+    struct gate *g = ctx;
+    struct ha_app *app = g->call->cx.app;
+    struct ha_authz_decision d = {0};
+    uint64_t now = now_ms();
+    const char *bad = NULL;
+    enum ha_err rerr;
+
+    if (err == HA_OK) {
+        ha_metrics_observe_ns(app->metrics, HA_HIST_AUTHZ, ha_mono_ns() - g->t0);
+        d.status = (int)r->status;
+        d.authorization = r->captured[0];
+        d.username = r->captured[1];
+        d.email = r->captured[2];
+        if (d.status < STATUS_MIN || d.status > STATUS_MAX)
+            bad = "an answer with a status the gate does not relay";
+        else if (r->captured_repeated)
+            bad = "an answer repeating a header it relays";
+        else if (!value_ok(d.authorization) || !value_ok(d.username) || !value_ok(d.email))
+            bad = "a relayed header with a control character";
+    } else {
+        bad = err == HA_ERR_TIMEOUT ? "no answer in time" : "unreachable or a refused answer";
+    }
+    if (bad != NULL) {
+        ha_metrics_authz_failure(app->metrics);
+        warn_houston(bad, ha_err_str(err));
+        if (g->tracked)
+            ha_authz_cache_complete(app->authz, &g->key, NULL, now, 0);
+        rerr = answer_status(g->call->resp, err == HA_OK ? 502 : 503,
+                             err == HA_OK ? "bad answer from Houston\n" : "Houston unavailable\n");
+    } else {
+        if (g->tracked)
+            ha_authz_cache_complete(app->authz, &g->key, &d, now, keep_until(app, &d, now));
+        rerr = relay(&d, g->call->resp);
+    }
+    ha_http_response_cleanup(r);
+    gate_end(g, rerr);
+}
+
+/* a, b and c joined, or NULL when out of memory. */
+static char *join(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *out = malloc(n);
+    if (out != NULL)
+        snprintf(out, n, "%s%s%s", a, b, c);
+    return out;
+}
+
+/* Asks Houston; its answer ends g (on_houston). */
+static void ask_houston(struct gate *g, const struct gate_input *in)
+{
+    const struct ha_view *view = g->call->cx.view;
+    const struct ha_request *req = g->call->req;
+    char *lines[5] = {NULL};
+    size_t n = 0;
+    bool nomem = false;
+    struct ha_http_request hr = {0};
+
+    /* The cookie as Houston's cookie-parser reads it from the browser's header: its value
+     * with quotes already stripped (cookie.c), so the same value either way. */
+    if (in->cookie != NULL) {
+        char *pair = join(view->houston_cookie, "=", in->cookie);
+        lines[n] = pair != NULL ? join("Cookie: ", pair, "") : NULL;
+        nomem |= lines[n++] == NULL;
+        ha_free_secret(pair);
+    }
+    /* An empty Authorization is Houston's "none" (it falls back to the cookie); curl would
+     * read "Authorization:" as "send no such header" anyway. */
+    if (in->authorization != NULL && in->authorization[0] != '\0') {
+        lines[n] = join("Authorization: ", in->authorization, "");
+        nomem |= lines[n++] == NULL;
+    }
+    lines[n] = join("X-Original-URL: ", in->url, "");
+    nomem |= lines[n++] == NULL;
+    if (req->original_method != NULL && req->original_method[0] != '\0') {
+        lines[n] = join("X-Original-Method: ", req->original_method, "");
+        nomem |= lines[n++] == NULL;
+    }
+    if (nomem) {
+        for (size_t i = 0; i < n; i++)
+            ha_free_secret(lines[i]);
+        on_houston(g, HA_ERR_NOMEM, &(struct ha_http_response){0});
+        return;
+    }
+    hr.method = "GET";
+    hr.url = view->authz_url;
+    hr.headers = (const char *const *)lines;
+    hr.capture = relayed;
+    g->t0 = ha_mono_ns();
+    ha_transport_start(&g->call->cx.app->transport, &hr, on_houston, g);
+    for (size_t i = 0; i < n; i++)
+        ha_free_secret(lines[i]);
+}
+
+void ha_handle_authz_begin(struct ha_call *call)
+{
+    struct ha_app *app = call->cx.app;
+    struct gate_input in;
+    struct ha_authz_decision d = {0};
+    struct gate *g;
+    int status;
+    enum ha_err err;
+
+    status = read_input(&call->cx, call->req, &in);
+    if (status != 0) {
+        ha_call_done(call, refuse(call->resp, status));
+        return;
+    }
+    g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        ha_call_done(call, HA_ERR_NOMEM);
+        return;
+    }
+    g->call = call;
+    err = make_key(app, in.authorization, in.cookie, in.url, in.scope_len, &g->key);
+    if (err != HA_OK) {
+        gate_end(g, err);
+        return;
+    }
+    switch (ha_authz_cache_lookup(app->authz, &g->key, now_ms(), &d, on_joined, g, &g->w)) {
+    case HA_AUTHZ_HIT: /* decided since the I/O thread looked */
+        err = relay(&d, call->resp);
+        ha_authz_decision_cleanup(&d);
+        gate_end(g, err);
+        return;
+    case HA_AUTHZ_JOIN: /* g is on_joined's from here on */
+        return;
+    case HA_AUTHZ_START:
+        g->tracked = true;
+        break;
+    case HA_AUTHZ_FULL:
+        break;
+    }
+    ask_houston(g, &in);
+}
+
+void ha_authz_forget_cookie(struct ha_app *app, const char *cookie)
+{
+    unsigned char cred[CRED_MAX];
+    size_t n, removed = 0;
+    if (app->authz == NULL || cookie == NULL || strlen(cookie) > HA_MAX_COOKIE_HEADER)
+        return;
+    n = put_field(cred, NULL);
+    n += put_field(cred + n, cookie);
+    if (ha_authz_cache_evict_credential(app->authz, cred, n, &removed) != HA_OK)
+        ha_log(HA_LOG_WARN, "authz_forget_failed", NULL, "reason",
+               "the gate's cached decisions for this browser stay until their TTL", NULL);
+    OPENSSL_cleanse(cred, n);
+}
