@@ -40,7 +40,10 @@
 #define NO_GRANT "\"system\":[]"
 #define CONCURRENT 100
 #define STANDIN_LATENCY_MS 300
-#define SEND_WINDOW_MS 200 /* every concurrent request sent within this: they overlap */
+#define SEND_WINDOW_MS 200
+#define GIVE_UP 20
+#define GIVE_UP_AFTER_MS 150
+#define GIVE_UP_LATENCY_MS 600 /* every concurrent request sent within this: they overlap */
 #define MULTI_DEADLINE_MS 20000
 #define SHORT_TTL "2"
 #define PAST_SHORT_TTL_MS 2500
@@ -189,14 +192,6 @@ static long gate(const char *base, const char *token, const char *original,
     free(ck);
     it_client_free(c);
     return r->status;
-}
-
-static long gate_status(const char *base, const char *token, const char *original)
-{
-    struct it_resp r;
-    long st = gate(base, token, original, NULL, &r);
-    it_resp_cleanup(&r);
-    return st;
 }
 
 static const char *main_base(void)
@@ -431,8 +426,25 @@ static void test_decisions_relayed_exactly(void **state)
     free(tok);
 }
 
-/* No X-Original-URL, or one that is not an absolute http(s) URL with a host: 401, and Houston
- * is never asked. */
+/* The gate's own refusal of original (NULL: no X-Original-URL): 401 with no identity, and
+ * Houston not asked. Its body is not checked: the spec asks an empty body of relayed answers. */
+static void expect_refused(const char *token, const char *original)
+{
+    struct it_resp r;
+    long before = calls(), st = gate(main_base(), token, original, NULL, &r);
+    const char *shown = original != NULL ? original : "(none)";
+    if (st != 401)
+        fail_msg("X-Original-URL \"%s\" answered %ld, want 401", shown, st);
+    if (it_resp_header(&r, "username") != NULL || it_resp_header(&r, "email") != NULL ||
+        it_resp_header(&r, "Authorization") != NULL)
+        fail_msg("X-Original-URL \"%s\": a refusal with identity headers", shown);
+    it_resp_cleanup(&r);
+    if (calls() != before)
+        fail_msg("X-Original-URL \"%s\" reached Houston", shown);
+}
+
+/* No X-Original-URL, or one that is not an absolute http or https URL with a host: 401, and
+ * Houston is never asked. */
 static void test_bad_original_url_refused_without_houston(void **state)
 {
     static const char *const urls[] = {
@@ -452,15 +464,10 @@ static void test_bad_original_url_refused_without_houston(void **state)
     (void)state;
 
     grant("refused@example.com", GRANT_MONITORING);
-    expect_gate(main_base(), tok, NULL, 401, NULL);
-    expect_calls(0, "no X-Original-URL");
-    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
-        long st = gate_status(main_base(), tok, urls[i]);
-        if (st != 401)
-            fail_msg("X-Original-URL \"%s\" answered %ld, want 401", urls[i], st);
-        if (calls() != 0)
-            fail_msg("X-Original-URL \"%s\" reached Houston", urls[i]);
-    }
+    expect_refused(tok, NULL);
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+        expect_refused(tok, urls[i]);
+    expect_calls(0, "the refusals");
     /* The control: the same session passes, asking Houston once. */
     expect_gate(main_base(), tok, GRAFANA "/refused-control/x", 200, "refused@example.com");
     expect_calls(1, "the control");
@@ -712,16 +719,27 @@ static void test_removed_grant_within_allow_ttl(void **state)
     free(tok);
 }
 
+/* The sidecar's /logout at the main sidecar with the browser's Houston cookie = token. */
+static void logout(const char *token)
+{
+    char *ck = it_fmt("Cookie: _ga=GA1.2.345.678; %s=%s", IT_AUTH_COOKIE, token);
+    char *url = it_fmt("%s/logout", main_base());
+    const char *h[] = {ck, NULL};
+    struct it_client *c = it_client_new(it_env());
+    struct it_resp r;
+    assert_int_equal(it_request_headers(c, "GET", url, NULL, NULL, h, &r), 0);
+    assert_int_equal(r.status, 302);
+    it_resp_cleanup(&r);
+    it_client_free(c);
+    free(url);
+    free(ck);
+}
+
 /* /logout with the browser's cookie drops every cached decision of that cookie at once (all
  * its scopes), and no other browser's. */
 static void test_logout_drops_cached_decisions(void **state)
 {
     char *a = session_for("bye-a@example.com"), *b = session_for("bye-b@example.com");
-    char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, a);
-    char *url = it_fmt("%s/logout", main_base());
-    const char *h[] = {ck, NULL};
-    struct it_client *c = it_client_new(it_env());
-    struct it_resp r;
     (void)state;
 
     grant("bye-a@example.com", GRANT_MONITORING);
@@ -734,21 +752,48 @@ static void test_logout_drops_cached_decisions(void **state)
     expect_gate(main_base(), a, GRAFANA "/bye/x", 200, "bye-a@example.com");
     expect_calls(3, "A cached");
 
-    assert_int_equal(it_request_headers(c, "GET", url, NULL, NULL, h, &r), 0);
-    assert_int_equal(r.status, 302);
-    it_resp_cleanup(&r);
+    logout(a);
     expect_gate(main_base(), a, GRAFANA "/bye/x", 401, NULL);
     expect_calls(4, "A after the logout, grafana");
     expect_gate(main_base(), a, KIBANA "/bye/x", 401, NULL);
     expect_calls(5, "A after the logout, kibana");
     expect_gate(main_base(), b, GRAFANA "/bye/x", 200, "bye-b@example.com");
     expect_calls(5, "B after A's logout");
-    it_client_free(c);
-    free(url);
-    free(ck);
     free(a);
     free(b);
 }
+
+/* An empty Authorization header is Houston's "none": it reads the cookie, so the decision is
+ * the cookie's, and /logout with that cookie must drop it too. */
+static void test_logout_drops_decisions_read_from_the_cookie(void **state)
+{
+    const char *const empty[] = {"Authorization;", NULL};
+    char *a = session_for("bye-empty@example.com");
+    struct it_resp r;
+    (void)state;
+
+    grant("bye-empty@example.com", GRANT_MONITORING);
+    assert_int_equal(gate(main_base(), a, GRAFANA "/bye-empty/x", empty, &r), 200);
+    it_resp_cleanup(&r);
+    assert_int_equal(key_count(a, GRAFANA_HOST), 1); /* Houston read the cookie */
+    grant("bye-empty@example.com", NO_GRANT);
+    logout(a);
+    if (gate(main_base(), a, GRAFANA "/bye-empty/x", empty, &r) != 401 || calls() != 2)
+        fail_msg("after /logout with the cookie, the same request (empty Authorization) "
+                 "answered %ld, Houston saw %ld calls; want 401 from Houston's second call",
+                 r.status, calls());
+    it_resp_cleanup(&r);
+    free(a);
+}
+
+/* A request outstanding on the gate: its own multi handle around a client (resolve, CA). */
+struct pending {
+    CURLM *m;
+    struct it_client *c;
+    struct curl_slist *hdrs;
+    char *url;
+    int running;
+};
 
 static size_t discard(char *p, size_t sz, size_t n, void *ud)
 {
@@ -757,10 +802,83 @@ static size_t discard(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-/* n GETs of the gate at the plain-HTTP base at once, each on its own connection, with token's
- * cookie and X-Original-URL original; statuses in st. Fails unless all were sent within
- * SEND_WINDOW_MS, the premise that they overlap Houston's latency. */
-static void many(const char *base, int n, const char *token, const char *original, long *st)
+static void pending_start(struct pending *p, const char *base, const char *token,
+                          const char *original)
+{
+    char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, token);
+    char *xo = it_fmt("X-Original-URL: %s", original);
+    memset(p, 0, sizeof(*p));
+    p->m = curl_multi_init();
+    p->c = it_client_new(it_env());
+    p->url = it_fmt("%s%s", base, GATE_PATH);
+    p->hdrs = curl_slist_append(curl_slist_append(NULL, ck), xo);
+    curl_easy_setopt(p->c->h, CURLOPT_URL, p->url);
+    curl_easy_setopt(p->c->h, CURLOPT_HTTPHEADER, p->hdrs);
+    curl_easy_setopt(p->c->h, CURLOPT_WRITEFUNCTION, discard);
+    curl_multi_add_handle(p->m, p->c->h);
+    p->running = 1;
+    free(xo);
+    free(ck);
+}
+
+/* Drives the transfer until Houston has seen want calls (bounded). */
+static void pending_until_calls(struct pending *p, long want)
+{
+    long deadline = it_now_ms() + MULTI_DEADLINE_MS;
+    while (calls() < want && p->running > 0 && it_now_ms() < deadline) {
+        curl_multi_perform(p->m, &p->running);
+        curl_multi_poll(p->m, NULL, 0, 20, NULL);
+    }
+    assert_true(calls() >= want);
+}
+
+/* Finishes the transfer (bounded); its status. */
+static long pending_finish(struct pending *p)
+{
+    long deadline = it_now_ms() + MULTI_DEADLINE_MS, st = 0;
+    while (p->running > 0 && it_now_ms() < deadline) {
+        curl_multi_perform(p->m, &p->running);
+        if (p->running > 0)
+            curl_multi_poll(p->m, NULL, 0, 20, NULL);
+    }
+    assert_int_equal(p->running, 0);
+    curl_easy_getinfo(p->c->h, CURLINFO_RESPONSE_CODE, &st);
+    curl_multi_remove_handle(p->m, p->c->h);
+    curl_multi_cleanup(p->m);
+    curl_easy_setopt(p->c->h, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(p->hdrs);
+    it_client_free(p->c);
+    free(p->url);
+    return st;
+}
+
+/* A decision being fetched when its browser logs out is not stored: begun before the logout,
+ * it may predate it (spec: the next gate request calls Houston). */
+static void test_logout_during_a_fetch(void **state)
+{
+    char *a = session_for("bye-flight@example.com");
+    struct pending p;
+    (void)state;
+
+    grant("bye-flight@example.com", GRANT_MONITORING);
+    set_latency(1000);
+    pending_start(&p, main_base(), a, GRAFANA "/bye-flight/x");
+    pending_until_calls(&p, 1);
+    logout(a);
+    assert_int_equal(pending_finish(&p), 200);
+    set_latency(0);
+    grant("bye-flight@example.com", NO_GRANT);
+    expect_gate(main_base(), a, GRAFANA "/bye-flight/x", 401, NULL);
+    expect_calls(1, "after the logout during the fetch"); /* set_latency cleared the counters */
+    free(a);
+}
+
+/* n GETs of the gate at the plain-HTTP base at once, each on its own connection and given up
+ * after timeout_ms, with token's cookie and X-Original-URL original; statuses in st (0: given
+ * up). Fails unless all were sent within SEND_WINDOW_MS, the premise that they overlap
+ * Houston's latency. */
+static void many(const char *base, int n, const char *token, const char *original, long timeout_ms,
+                 long *st)
 {
     CURLM *m = curl_multi_init();
     CURL *h[CONCURRENT];
@@ -777,7 +895,7 @@ static void many(const char *base, int n, const char *token, const char *origina
         h[i] = curl_easy_init();
         curl_easy_setopt(h[i], CURLOPT_URL, url);
         curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h[i], CURLOPT_TIMEOUT_MS, (long)MULTI_DEADLINE_MS);
+        curl_easy_setopt(h[i], CURLOPT_TIMEOUT_MS, timeout_ms);
         curl_easy_setopt(h[i], CURLOPT_FORBID_REUSE, 1L);
         curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
         curl_multi_add_handle(m, h[i]);
@@ -828,7 +946,7 @@ static void test_concurrent_misses_share_one_call(void **state)
     plain_start(SLOT_PLAIN, LOG_COALESCE, NULL, base, sizeof(base));
     set_latency(STANDIN_LATENCY_MS);
     cache_stats(base, &s0);
-    many(base, CONCURRENT, tok, GRAFANA "/many/x", st);
+    many(base, CONCURRENT, tok, GRAFANA "/many/x", MULTI_DEADLINE_MS, st);
     expect_all(st, CONCURRENT, 200);
     expect_calls(1, "100 concurrent misses");
     cache_stats(base, &s1);
@@ -837,11 +955,19 @@ static void test_concurrent_misses_share_one_call(void **state)
                  CONCURRENT - 1);
     expect_delta("houston_auth_authz_cache_hits_total", s0.hits, s1.hits, 0);
     expect_delta("houston_auth_authz_houston_seconds_count", s0.houston_calls, s1.houston_calls, 1);
+
+    /* Browsers that hang up while the call is out: the gate carries on. */
+    set_latency(GIVE_UP_LATENCY_MS);
+    many(base, GIVE_UP, tok, GRAFANA "/many-gone/x", GIVE_UP_AFTER_MS, st);
+    expect_all(st, GIVE_UP, 0);
+    nap(GIVE_UP_LATENCY_MS);
+    expect_gate(base, tok, GRAFANA "/many-gone/x", 200, "many@example.com");
+    expect_gate(base, tok, GRAFANA "/many/x", 200, "many@example.com");
     spare_stop(SLOT_PLAIN);
 
     plain_start(SLOT_PLAIN, LOG_COALESCE_TTL0, ttl0, base, sizeof(base));
     set_latency(STANDIN_LATENCY_MS);
-    many(base, CONCURRENT, tok, GRAFANA "/many/x", st);
+    many(base, CONCURRENT, tok, GRAFANA "/many/x", MULTI_DEADLINE_MS, st);
     expect_all(st, CONCURRENT, 200);
     expect_calls(1, "100 concurrent misses, allow TTL 0");
     expect_gate(base, tok, GRAFANA "/many/x", 200, "many@example.com");
@@ -1144,6 +1270,8 @@ int main(void)
         cmocka_unit_test_setup(test_denials_kept_for_deny_ttl, it_test_setup),
         cmocka_unit_test_setup(test_removed_grant_within_allow_ttl, it_test_setup),
         cmocka_unit_test_setup(test_logout_drops_cached_decisions, it_test_setup),
+        cmocka_unit_test_setup(test_logout_drops_decisions_read_from_the_cookie, it_test_setup),
+        cmocka_unit_test_setup(test_logout_during_a_fetch, it_test_setup),
         cmocka_unit_test_setup(test_concurrent_misses_share_one_call, it_test_setup),
         cmocka_unit_test_setup(test_other_tokens_never_answered_from_cache, it_test_setup),
         cmocka_unit_test_setup(test_houston_5xx_not_cached, it_test_setup),
