@@ -54,6 +54,9 @@
 #define CAP_ENTRIES 4
 #define CAP_HOSTS 10
 #define MAX_HEADERS 16
+#define BYTE_CAP (1024 * 1024)
+#define BYTE_CAP_MAX_HOSTS 4000
+#define BYTE_CAP_CHECK_EVERY 100
 
 /* The spare sidecars' slots and logs. */
 #define SLOT_TTL 0
@@ -66,6 +69,7 @@
 #define LOG_TTL0 "sidecar-allow-ttl0.log"
 #define LOG_DENY0 "sidecar-deny-ttl0.log"
 #define LOG_DOWN "sidecar-houston-down.log"
+#define LOG_BYTES "sidecar-bytes1.log"
 
 static char state_dir[320];
 
@@ -778,12 +782,13 @@ static void test_logout_drops_decisions_read_from_the_cookie(void **state)
     assert_int_equal(key_count(a, GRAFANA_HOST), 1); /* Houston read the cookie */
     grant("bye-empty@example.com", NO_GRANT);
     logout(a);
-    if (gate(main_base(), a, GRAFANA "/bye-empty/x", empty, &r) != 401 || calls() != 2)
+    gate(main_base(), a, GRAFANA "/bye-empty/x", empty, &r);
+    free(a);
+    if (r.status != 401 || calls() != 2)
         fail_msg("after /logout with the cookie, the same request (empty Authorization) "
                  "answered %ld, Houston saw %ld calls; want 401 from Houston's second call",
                  r.status, calls());
     it_resp_cleanup(&r);
-    free(a);
 }
 
 /* A request outstanding on the gate: its own multi handle around a client (resolve, CA). */
@@ -1193,6 +1198,43 @@ static void test_entry_cap(void **state)
     free(tok);
 }
 
+/* One mebibyte of decisions at most: Airflow JWTs for ever more hosts fill it, the oldest are
+ * evicted, and houston_auth_authz_cache_bytes never passes the cap. */
+static void test_byte_cap(void **state)
+{
+    const char *const extra[] = {"AUTH_SIDECAR_AUTHZ_CACHE_MAX_MEGABYTES=1", NULL};
+    char *tok = session_for("bytes@example.com"), base[64], url[128];
+    struct cache_stats s = {0};
+    int i;
+    (void)state;
+
+    grant("bytes@example.com", "\"system\":[\"system.airflow.admin\"]");
+    plain_start(SLOT_PLAIN, LOG_BYTES, extra, base, sizeof(base));
+    for (i = 0; i < BYTE_CAP_MAX_HOSTS && s.evictions == 0; i++) {
+        struct it_resp r;
+        snprintf(url, sizeof(url), "https://b%d-airflow." IT_BASE_DOMAIN "/home", i);
+        if (gate(base, tok, url, NULL, &r) != 200)
+            fail_msg("%s: %ld, want 200", url, r.status);
+        if (i % BYTE_CAP_CHECK_EVERY == 0)
+            note_bearer(&r);
+        it_resp_cleanup(&r);
+        if (i % BYTE_CAP_CHECK_EVERY == BYTE_CAP_CHECK_EVERY - 1) {
+            cache_stats(base, &s);
+            if (s.bytes > BYTE_CAP)
+                fail_msg("houston_auth_authz_cache_bytes %.0f after %d hosts, cap %d", s.bytes,
+                         i + 1, BYTE_CAP);
+        }
+    }
+    cache_stats(base, &s);
+    if (s.evictions < 1)
+        fail_msg("%d decisions of about 1 KiB each and no eviction under a 1 MiB cap", i);
+    assert_true(s.bytes <= BYTE_CAP);
+    assert_true(s.entries < i);
+    expect_calls(i, "one call per host");
+    spare_stop(SLOT_PLAIN);
+    free(tok);
+}
+
 /* --check-config with one setting: 0 when accepted; refusals must name the variable. */
 static int check_setting(const char *kv)
 {
@@ -1240,8 +1282,9 @@ static void test_settings_ranges(void **state)
 /* No session token, relayed JWT or forged variant in any sidecar's log. */
 static void test_logs_hold_no_secrets(void **state)
 {
-    static const char *const logs[] = {"sidecar.log",     LOG_TTL2, LOG_CAP,   LOG_COALESCE,
-                                       LOG_COALESCE_TTL0, LOG_TTL0, LOG_DENY0, LOG_DOWN};
+    static const char *const logs[] = {"sidecar.log", LOG_TTL2,          LOG_CAP,
+                                       LOG_COALESCE,  LOG_COALESCE_TTL0, LOG_TTL0,
+                                       LOG_DENY0,     LOG_DOWN,          LOG_BYTES};
     (void)state;
     it_expect_logs_clean(it_env(), logs, sizeof(logs) / sizeof(logs[0]), 20);
 }
@@ -1277,6 +1320,7 @@ int main(void)
         cmocka_unit_test_setup(test_houston_5xx_not_cached, it_test_setup),
         cmocka_unit_test_setup(test_ttl_zero_calls_houston_every_time, it_test_setup),
         cmocka_unit_test_setup(test_entry_cap, it_test_setup),
+        cmocka_unit_test_setup(test_byte_cap, it_test_setup),
         cmocka_unit_test_setup(test_settings_ranges, it_test_setup),
         cmocka_unit_test_setup_teardown(test_houston_down_and_back, it_test_setup, houston_back),
         cmocka_unit_test(test_logs_hold_no_secrets),
