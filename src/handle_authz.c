@@ -134,8 +134,8 @@ static size_t put_field(unsigned char *out, const char *v)
     out[2] = (unsigned char)(n >> 16);
     out[3] = (unsigned char)(n >> 8);
     out[4] = (unsigned char)n;
-    if (n > 0)
-        memcpy(out + CRED_FIELD, v, n);
+    for (size_t i = 0; i < n; i++) /* bytes, not a string: no NUL is copied */
+        out[CRED_FIELD + i] = (unsigned char)v[i];
     return CRED_FIELD + n;
 }
 

@@ -15,22 +15,22 @@
 #include "houston_auth/url.h"
 
 static const struct ha_route routes[] = {
-    {HA_PATH_START, "GET, HEAD", false, false, true, false, true, ha_handle_start, NULL, false},
-    {HA_PATH_REDIRECT, "GET, POST", true, true, true, false, true, NULL, ha_handle_redirect, false},
-    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, ha_handle_logout, NULL, false},
-    {HA_PATH_AUTHZ, "GET, HEAD", false, true, false, false, true, ha_handle_authz,
-     ha_handle_authz_begin, true},
-    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, ha_handle_healthz, NULL,
-     false},
-    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, ha_handle_readyz, NULL, false},
-    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, false, ha_handle_metrics, NULL,
-     false},
-    {"/", "GET, HEAD", false, false, false, false, true, ha_handle_index, NULL, false},
+    {HA_PATH_START, "GET, HEAD", false, false, true, false, true, false, ha_handle_start, NULL},
+    {HA_PATH_REDIRECT, "GET, POST", true, true, true, false, true, false, NULL, ha_handle_redirect},
+    {HA_PATH_LOGOUT, "GET, HEAD", false, false, true, false, true, false, ha_handle_logout, NULL},
+    {HA_PATH_AUTHZ, "GET, HEAD", false, true, false, false, true, true, ha_handle_authz,
+     ha_handle_authz_begin},
+    {HA_PATH_HEALTHZ, "GET, HEAD", false, false, false, false, false, false, ha_handle_healthz,
+     NULL},
+    {HA_PATH_READYZ, "GET, HEAD", false, false, false, false, true, false, ha_handle_readyz, NULL},
+    {HA_PATH_METRICS, "GET, HEAD", false, false, false, false, false, false, ha_handle_metrics,
+     NULL},
+    {"/", "GET, HEAD", false, false, false, false, true, false, ha_handle_index, NULL},
 };
 
 static const struct ha_route houston_refused = {
-    HA_PATH_HOUSTON_REFUSED,   NULL, false, false, false, true, true,
-    ha_handle_houston_refused, NULL, false};
+    HA_PATH_HOUSTON_REFUSED,   NULL, false, false, false, true, true, false,
+    ha_handle_houston_refused, NULL};
 
 /* True when raw names HA_HOUSTON_OAUTH_PREFIX or a path below it, however it is spelt. */
 static bool in_houston_oauth(const char *raw)

@@ -20,11 +20,11 @@ struct ha_route {
     bool login;           /* part of a person's login or logout: logged at info */
     bool early;           /* answered from the headers for any method; the body is never read */
     bool config;          /* reads the configuration: the router takes a view for the request */
+    bool gate;            /* the ingress's auth subrequest: reads Authorization and
+                           * X-Original-*, keeps its connection, allows HEAD */
     ha_handler_fn handle; /* synchronous routes; on an outbound route, the answer from what
                            * the process holds when it can (HA_ERR_NOT_FOUND: go on to begin) */
     ha_begin_fn begin;    /* outbound routes */
-    bool gate;            /* the ingress's auth subrequest: reads Authorization and
-                           * X-Original-*, keeps its connection, allows HEAD */
 };
 
 /* The route for a raw request path: an exact route of the table; else, for any other

@@ -213,6 +213,10 @@ static void test_seed_file(void **state)
     assert_int_equal(r.cfg->jwks_min_refetch_s, 30);
     assert_int_equal(r.cfg->peer_connections, 64);
     assert_int_equal(r.cfg->max_connections, 4096);
+    assert_int_equal(r.cfg->authz_allow_ttl_s, 10);
+    assert_int_equal(r.cfg->authz_deny_ttl_s, 2);
+    assert_int_equal(r.cfg->authz_max_entries, 65536);
+    assert_int_equal(r.cfg->authz_max_mb, 32);
     assert_string_equal(r.cfg->log_level, "info");
     assert_false(r.cfg->dev);
     assert_string_equal(r.cfg->client_secret, CLIENT_SECRET);
@@ -565,6 +569,13 @@ static void test_bad_values(void **state)
          "--peer-connections)"},
         {"AUTH_SIDECAR_PEER_CONNECTIONS=2x", "authSidecar.peerConnections"},
         {"AUTH_SIDECAR_MAX_CONNECTIONS=65537", "authSidecar.maxConnections"},
+        {"AUTH_SIDECAR_AUTHZ_ALLOW_TTL_SECONDS=301", "authSidecar.authzAllowTtlSeconds"},
+        {"AUTH_SIDECAR_AUTHZ_ALLOW_TTL_SECONDS=-1", "authSidecar.authzAllowTtlSeconds"},
+        {"AUTH_SIDECAR_AUTHZ_DENY_TTL_SECONDS=61", "authSidecar.authzDenyTtlSeconds"},
+        {"AUTH_SIDECAR_AUTHZ_CACHE_MAX_ENTRIES=0", "authSidecar.authzCacheMaxEntries"},
+        {"AUTH_SIDECAR_AUTHZ_CACHE_MAX_ENTRIES=4194305", "authSidecar.authzCacheMaxEntries"},
+        {"AUTH_SIDECAR_AUTHZ_CACHE_MAX_MEGABYTES=0", "authSidecar.authzCacheMaxMegabytes"},
+        {"AUTH_SIDECAR_AUTHZ_CACHE_MAX_MEGABYTES=4097", "authSidecar.authzCacheMaxMegabytes"},
         {"AUTH_SIDECAR_LOG_LEVEL=trace", "authSidecar.logLevel"},
         {"AUTH0_CLIENT_ID=", "auth0.clientId"},
         {"AUTH0_CLIENT_ID=a b", "auth0.clientId"},
@@ -617,6 +628,14 @@ static void test_good_values(void **state)
     load_with(&r, "AUTH_SIDECAR_TOKEN_AUTH_METHOD=client_secret_post");
     assert_ok(&r);
     assert_string_equal(r.cfg->token_auth_method, HA_AUTH_METHOD_POST);
+    ha_config_free(r.cfg);
+    load_with(&r, "AUTH_SIDECAR_AUTHZ_ALLOW_TTL_SECONDS=0");
+    assert_ok(&r);
+    assert_int_equal(r.cfg->authz_allow_ttl_s, 0);
+    ha_config_free(r.cfg);
+    load_with(&r, "AUTH_SIDECAR_AUTHZ_CACHE_MAX_ENTRIES=4194304");
+    assert_ok(&r);
+    assert_int_equal(r.cfg->authz_max_entries, 4194304);
     ha_config_free(r.cfg);
 }
 
@@ -999,6 +1018,10 @@ static void test_restart_keys(void **state)
         {"AUTH_SIDECAR_JWKS_MIN_REFETCH_SECONDS=60", "authSidecar.jwksMinRefetchSeconds"},
         {"AUTH_SIDECAR_PEER_CONNECTIONS=8", "authSidecar.peerConnections"},
         {"AUTH_SIDECAR_MAX_CONNECTIONS=100", "authSidecar.maxConnections"},
+        {"AUTH_SIDECAR_AUTHZ_ALLOW_TTL_SECONDS=0", "authSidecar.authzAllowTtlSeconds"},
+        {"AUTH_SIDECAR_AUTHZ_DENY_TTL_SECONDS=0", "authSidecar.authzDenyTtlSeconds"},
+        {"AUTH_SIDECAR_AUTHZ_CACHE_MAX_ENTRIES=10", "authSidecar.authzCacheMaxEntries"},
+        {"AUTH_SIDECAR_AUTHZ_CACHE_MAX_MEGABYTES=1", "authSidecar.authzCacheMaxMegabytes"},
         {"AUTH_SIDECAR_AUDIENCE=other-api", NULL},
         {"AUTH_SIDECAR_LOG_LEVEL=debug", NULL},
         {"AUTH_SIDECAR_HOUSTON_URL=http://127.0.0.1:9871", NULL},
