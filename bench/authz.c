@@ -1,20 +1,39 @@
-/* bench/authz.sh's driver: browsers loading a page that an ingress protects with auth-url.
+/* bench/authz.sh's driver: browsers loading a page that an ingress protects with auth-url, or
+ * the ingress's own subrequests to the auth URL.
  *
  *   bench_authz --connect ADDR:PORT --browsers FILE [--seconds S] [--warmup-seconds W]
- *       [--timeout-ms T] [--counter-url URL]
+ *       [--timeout-ms T] [--counter-url URL] [--mode page|gate] [--check identity|none]
+ *       [--new-connections 0|1] [--distinct N] [--watch-pid PID]
  *
  * FILE has one browser a line, four tab-separated fields: the host it browses (sent as the
  * Host header, without a port, as a browser behind port 443 sends it), the path, its Cookie
  * header, and a text every 200 it gets must contain (the protected page names the identity
- * the ingress relayed to it). Every browser sends GET http://<host><path> to ADDR:PORT, waits
- * for the answer and sends the next at once (a closed loop: N browsers, at most N requests in
- * flight), over keep-alive connections, for W seconds of warm-up and then S measured seconds.
+ * the ingress relayed to it). Every browser sends its request to ADDR:PORT, waits for the
+ * answer and sends the next at once (a closed loop: N browsers, at most N requests in flight),
+ * for W seconds of warm-up and then S measured seconds.
+ *
+ * Modes:
+ *   page (default): GET http://<host><path>, keep-alive: a browser.
+ *   gate: what ingress-nginx's auth_request subrequest for that page sends to its auth URL
+ *     (bench/authz.sh's server_block): GET /v1/authorization with Host: ADDR (no port), the
+ *     browser's cookie, X-Original-URL: http://<host><path>, X-Original-Method: GET, and the
+ *     template's X-Sent-From, X-Real-IP, X-Forwarded-For, X-Auth-Request-Redirect and
+ *     X-Request-ID. A 200 is checked as the page would render it: "page for <email header>
+ *     bearer=<1 when Authorization is "Bearer " and more, else 0>" must contain the text.
+ * --check none: 200s are not checked (a server answering a constant: the reference hop).
+ * --new-connections 1: a connection per request with "Connection: close", as nginx sends each
+ *   subrequest with auth-keepalive 0 (the default); 0 (the default): keep-alive.
+ * --distinct N: every request carries a cookie value never sent before (the browser's value
+ *   with "-d<n>" appended: a session Houston refuses), N requests in all, no warm-up; every
+ *   answer until the last is measured, and S is the deadline of the whole run. With
+ *   --watch-pid, that process's VmRSS and VmHWM are read after every tenth of N answers.
  *
  * Measured: the requests answered between the window's start and its end: their number,
  * their latency (send to the whole answer) p50/p90/p99/max, their statuses, transfer errors
- * (timeout, reset, refused, other), and the 200s whose page lacked the browser's text. With
- * --counter-url (the Houston stand-in's GET /__test/authz) the "calls" it reports is read at
- * the window's start and end: the decisions Houston made meanwhile.
+ * (timeout, reset, refused, other), and the 200s that lacked the browser's text; this
+ * program's own CPU time in the window. With --counter-url (the Houston stand-in's GET
+ * /__test/authz) the "calls" it reports is read before the first request, at the window's
+ * start and at its end: the decisions Houston made in the window and in the whole run.
  * Requests still in flight at the end are waited for (at most T ms) and not counted.
  *
  * Why a program and not wrk: a browser here is one identity on one host for the whole run
@@ -30,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <curl/curl.h>
 #include "stats.h"
 
@@ -39,18 +59,27 @@
 #define MAX_STATUS 16
 #define MAX_SAMPLES 4000000
 #define MAX_SECONDS 600
+#define MAX_DISTINCT 10000000L
 #define DRAIN_EXTRA_MS 1000.0
 #define POLL_MS 50
 #define ERR_LEN 256
+#define MAX_HEADERS 12
+#define RSS_POINTS 10
+#define GATE_PATH "/v1/authorization"
+#define BEARER "Bearer "
+
+enum mode { MODE_PAGE, MODE_GATE };
 
 struct opts {
     const char *connect, *browsers_file, *counter_url;
-    long seconds, warmup_seconds, timeout_ms;
+    long seconds, warmup_seconds, timeout_ms, distinct, watch_pid;
+    enum mode mode;
+    bool check, new_connections;
 };
 
 struct browser {
     CURL *h;
-    char *url, *host_header, *cookie_header, *expect;
+    char *url, *cookie, *expect;
     struct curl_slist *headers;
     char body[MAX_BODY + 1];
     size_t body_len;
@@ -64,12 +93,14 @@ struct run {
     struct curl_slist *connect_to;
     struct browser b[MAX_BROWSERS];
     int n;
-    double start_ms, end_ms;
+    double start_ms, end_ms, elapsed_s, cpu_ms;
     double *lat;
-    long nlat, requests;
+    long nlat, requests, sent;
     long status_code[MAX_STATUS], status_count[MAX_STATUS];
     int nstatus;
     long timeouts, resets, refused, other_errors, identity_mismatch, unmeasured;
+    long rss_at[RSS_POINTS], rss_kb[RSS_POINTS], hwm_kb[RSS_POINTS];
+    int nrss;
     char first_error[ERR_LEN];
 };
 
@@ -78,6 +109,15 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double cpu_ms(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static void note_error(struct run *r, const char *fmt, ...)
@@ -110,14 +150,13 @@ static char *dup_str(const char *s)
     return out;
 }
 
-static char *join(const char *a, const char *b)
+/* a, b and c joined, or NULL when out of memory. */
+static char *join3(const char *a, const char *b, const char *c)
 {
-    size_t na = strlen(a), nb = strlen(b);
-    char *out = malloc(na + nb + 1);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, a, na);
-    memcpy(out + na, b, nb + 1);
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *out = malloc(n);
+    if (out != NULL)
+        snprintf(out, n, "%s%s%s", a, b, c);
     return out;
 }
 
@@ -137,33 +176,89 @@ static int split(char *line, char **f, int n)
     return 0;
 }
 
+/* Appends each line to b's header list (curl copies them); -1 when out of memory. */
+static int add_headers(struct browser *b, char *const *lines, int n)
+{
+    int i, rc = 0;
+    for (i = 0; i < n; i++) {
+        struct curl_slist *l = lines[i] != NULL ? curl_slist_append(b->headers, lines[i]) : NULL;
+        if (l == NULL)
+            rc = -1;
+        else
+            b->headers = l;
+        free(lines[i]);
+    }
+    return rc;
+}
+
+/* The headers ingress-nginx's auth location sends (bench/authz.sh's server_block), for the
+ * page http://<host><path>: proxy_set_header's, then the browser's own (the cookie is set
+ * apart, CURLOPT_COOKIE). X-Request-ID is one fixed $request_id-shaped value per browser. */
+static int gate_headers(const struct run *r, struct browser *b, const char *host, const char *path,
+                        int index)
+{
+    char *lines[MAX_HEADERS] = {NULL}, id[40];
+    const char *colon = strrchr(r->o->connect, ':');
+    int n = 0;
+    size_t hlen = colon != NULL ? (size_t)(colon - r->o->connect) : strlen(r->o->connect);
+    char auth_host[256];
+
+    snprintf(auth_host, sizeof(auth_host), "%.*s", (int)hlen, r->o->connect);
+    snprintf(id, sizeof(id), "%032x", (unsigned)index + 0x5eedu);
+    lines[n++] = join3("Host: ", auth_host, "");
+    lines[n++] = join3("X-Request-ID: ", id, "");
+    lines[n++] = join3("X-Original-URL: http://", host, path);
+    lines[n++] = dup_str("X-Original-Method: GET");
+    lines[n++] = dup_str("X-Sent-From: nginx-ingress-controller");
+    lines[n++] = dup_str("X-Real-IP: 127.0.0.1");
+    lines[n++] = dup_str("X-Forwarded-For: 127.0.0.1");
+    lines[n++] = join3("X-Auth-Request-Redirect: ", path, "");
+    return add_headers(b, lines, n);
+}
+
+/* The request of one browser: its URL and headers, by mode. */
+static int browser_request(struct run *r, struct browser *b, const char *host, const char *path)
+{
+    char *lines[2] = {NULL};
+    int n = 0;
+    if (r->o->mode == MODE_GATE) {
+        b->url = join3("http://", r->o->connect, GATE_PATH);
+        if (gate_headers(r, b, host, path, (int)(b - r->b)) != 0)
+            return -1;
+    } else {
+        b->url = join3("http://", host, path);
+        lines[n++] = join3("Host: ", host, "");
+    }
+    if (r->o->new_connections)
+        lines[n++] = dup_str("Connection: close");
+    if (add_headers(b, lines, n) != 0 || b->url == NULL)
+        return -1;
+    return 0;
+}
+
 /* One line of FILE: host \t path \t cookie \t expect. */
 static int browser_init(struct run *r, struct browser *b, char *line)
 {
     char *f[4];
     if (split(line, f, 4) != 0)
         return -1;
-    b->url = malloc(strlen(f[0]) + strlen(f[1]) + 8);
-    if (b->url == NULL)
-        return -1;
-    snprintf(b->url, strlen(f[0]) + strlen(f[1]) + 8, "http://%s%s", f[0], f[1]);
-    b->host_header = join("Host: ", f[0]);
-    b->cookie_header = join("Cookie: ", f[2]);
+    b->cookie = dup_str(f[2]);
     b->expect = dup_str(f[3]);
     b->h = curl_easy_init();
-    if (b->host_header == NULL || b->cookie_header == NULL || b->expect == NULL || b->h == NULL)
+    if (b->cookie == NULL || b->expect == NULL || b->h == NULL ||
+        browser_request(r, b, f[0], f[1]) != 0)
         return -1;
-    b->headers = curl_slist_append(b->headers, b->host_header);
-    b->headers = curl_slist_append(b->headers, b->cookie_header);
     curl_easy_setopt(b->h, CURLOPT_URL, b->url);
     curl_easy_setopt(b->h, CURLOPT_CONNECT_TO, r->connect_to);
     curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, b->headers);
+    curl_easy_setopt(b->h, CURLOPT_COOKIE, b->cookie);
     curl_easy_setopt(b->h, CURLOPT_TIMEOUT_MS, r->o->timeout_ms);
     curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(b->h, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(b->h, CURLOPT_PRIVATE, b);
     curl_easy_setopt(b->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(b->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(b->h, CURLOPT_FORBID_REUSE, r->o->new_connections ? 1L : 0L);
     return 0;
 }
 
@@ -194,14 +289,27 @@ static int load_browsers(struct run *r)
     return rc;
 }
 
+/* --distinct: the browser's cookie with "-d<seq>" appended (curl copies it). */
+static void set_distinct_cookie(struct run *r, struct browser *b)
+{
+    char c[MAX_LINE + 32];
+    snprintf(c, sizeof(c), "%s-d%ld", b->cookie, r->sent);
+    if (curl_easy_setopt(b->h, CURLOPT_COOKIE, c) != CURLE_OK)
+        note_error(r, "CURLOPT_COOKIE failed");
+}
+
 static void send_one(struct run *r, struct browser *b)
 {
+    if (r->o->distinct > 0)
+        set_distinct_cookie(r, b);
     b->body_len = 0;
     b->body[0] = '\0';
     b->sent_ms = now_ms();
     b->busy = curl_multi_add_handle(r->m, b->h) == CURLM_OK;
     if (!b->busy)
         note_error(r, "%s: curl_multi_add_handle failed", b->url);
+    else
+        r->sent++;
 }
 
 static void count_status(struct run *r, long status)
@@ -232,6 +340,33 @@ static void count_error(struct run *r, const struct browser *b, CURLcode rc)
     note_error(r, "%s: curl error %ld", b->url, (long)rc);
 }
 
+/* A response header's value, or "" when absent. */
+static const char *header_of(CURL *h, const char *name)
+{
+    struct curl_header *hd = NULL;
+    if (curl_easy_header(h, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK || hd == NULL)
+        return "";
+    return hd->value;
+}
+
+/* Whether a 200 names the browser's identity: in the page's body, or (gate) in the headers the
+ * ingress would relay to the page, rendered as the page renders them (bench/authz.sh's
+ * ui_pods server: "page for $http_email bearer=<"~^Bearer ." 1, else 0>"). */
+static bool names_identity(const struct run *r, struct browser *b)
+{
+    char page[MAX_BODY + 1];
+    const char *auth, *email;
+    if (!r->o->check)
+        return true;
+    if (r->o->mode == MODE_PAGE)
+        return strstr(b->body, b->expect) != NULL;
+    auth = header_of(b->h, "authorization");
+    email = header_of(b->h, "email");
+    snprintf(page, sizeof(page), "page for %s bearer=%d", email,
+             strncmp(auth, BEARER, strlen(BEARER)) == 0 && auth[strlen(BEARER)] != '\0');
+    return strstr(page, b->expect) != NULL;
+}
+
 /* One answer: counted when it came inside the window (its latency too, even if it was sent
  * in the warm-up), so the answers counted match the decisions made in the window. */
 static void done(struct run *r, struct browser *b, CURLcode rc, double now)
@@ -254,12 +389,55 @@ static void done(struct run *r, struct browser *b, CURLcode rc, double now)
     count_status(r, status);
     if (r->nlat < MAX_SAMPLES)
         r->lat[r->nlat++] = now - b->sent_ms;
-    if (status == 200 && strstr(b->body, b->expect) == NULL) {
+    if (status == 200 && !names_identity(r, b)) {
         r->identity_mismatch++;
-        note_error(r, "200 without the identity: %s", b->body);
-    } else if (status != 200) {
+        note_error(r, "200 without the identity %s: %s", b->expect, b->body);
+    } else if (status != 200 && r->o->distinct == 0) {
         note_error(r, "%s answered %ld", b->url, status);
     }
+}
+
+/* Whether a browser whose answer just came sends again. */
+static bool resend_due(const struct run *r, double now)
+{
+    if (r->o->distinct > 0)
+        return r->sent < r->o->distinct && now < r->end_ms;
+    return now < r->end_ms;
+}
+
+static void read_proc_kb(long pid, long *rss, long *hwm)
+{
+    char path[64], line[256];
+    FILE *f;
+    *rss = -1;
+    *hwm = -1;
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            *rss = strtol(line + 6, NULL, 10);
+        else if (strncmp(line, "VmHWM:", 6) == 0)
+            *hwm = strtol(line + 6, NULL, 10);
+    }
+    (void)fclose(f);
+}
+
+/* --watch-pid: its RSS after each tenth of the --distinct answers. */
+static void watch_rss(struct run *r)
+{
+    long step;
+    if (r->o->watch_pid <= 0 || r->o->distinct <= 0 || r->nrss >= RSS_POINTS)
+        return;
+    step = r->o->distinct / RSS_POINTS;
+    if (step < 1)
+        step = 1;
+    if (r->requests < step * (r->nrss + 1) && r->requests < r->o->distinct)
+        return;
+    r->rss_at[r->nrss] = r->requests;
+    read_proc_kb(r->o->watch_pid, &r->rss_kb[r->nrss], &r->hwm_kb[r->nrss]);
+    r->nrss++;
 }
 
 static void harvest(struct run *r, bool resend)
@@ -273,7 +451,8 @@ static void harvest(struct run *r, bool resend)
             continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&b);
         done(r, b, msg->data.result, now);
-        if (resend && now < r->end_ms)
+        watch_rss(r);
+        if (resend && resend_due(r, now))
             send_one(r, b);
     }
 }
@@ -333,13 +512,26 @@ static int wait_ms(double edge)
     return left < POLL_MS ? (int)left + 1 : POLL_MS;
 }
 
-/* Warm-up, the window (the counter read at both edges), then the drain. */
-static void drive(struct run *r, long *calls0, long *calls1)
+/* Waits for the requests still in flight, at most the timeout and a second more. */
+static void drain(struct run *r)
 {
-    double warm_end, drain_end;
+    double drain_end = now_ms() + (double)r->o->timeout_ms + DRAIN_EXTRA_MS;
+    int running;
+    while (busy_count(r) > 0 && now_ms() < drain_end) {
+        curl_multi_perform(r->m, &running);
+        harvest(r, false);
+        curl_multi_poll(r->m, NULL, 0, POLL_MS, NULL);
+    }
+}
+
+/* Warm-up, the window (the counter read at both edges), then the drain. */
+static void drive(struct run *r, long calls[3])
+{
+    double warm_end, cpu0 = 0.0;
     int running, i;
     bool counted = false;
 
+    calls[0] = read_calls(r->o);
     r->start_ms = now_ms() + (double)r->o->warmup_seconds * 1e3;
     r->end_ms = r->start_ms + (double)r->o->seconds * 1e3;
     warm_end = r->start_ms;
@@ -349,31 +541,69 @@ static void drive(struct run *r, long *calls0, long *calls1)
         curl_multi_perform(r->m, &running);
         harvest(r, true);
         if (!counted && now_ms() >= warm_end) {
-            *calls0 = read_calls(r->o);
+            calls[1] = read_calls(r->o);
+            cpu0 = cpu_ms();
             counted = true;
         }
         curl_multi_poll(r->m, NULL, 0, wait_ms(counted ? r->end_ms : warm_end), NULL);
     }
-    *calls1 = read_calls(r->o);
-    drain_end = now_ms() + (double)r->o->timeout_ms + DRAIN_EXTRA_MS;
-    while (busy_count(r) > 0 && now_ms() < drain_end) {
-        curl_multi_perform(r->m, &running);
-        harvest(r, false);
-        curl_multi_poll(r->m, NULL, 0, POLL_MS, NULL);
-    }
+    calls[2] = read_calls(r->o);
+    r->cpu_ms = cpu_ms() - cpu0;
+    r->elapsed_s = (double)r->o->seconds;
+    drain(r);
 }
 
-static void report(struct run *r, long calls0, long calls1)
+/* --distinct: N requests, each with a new cookie, every answer measured; S is the deadline. */
+static void drive_distinct(struct run *r, long calls[3])
 {
-    double secs = (double)r->o->seconds;
-    int i;
+    double cpu0 = cpu_ms();
+    int running, i;
 
+    calls[0] = calls[1] = read_calls(r->o);
+    r->start_ms = now_ms();
+    r->end_ms = r->start_ms + (double)r->o->seconds * 1e3;
+    for (i = 0; i < r->n && r->sent < r->o->distinct; i++)
+        send_one(r, &r->b[i]);
+    while (busy_count(r) > 0 && now_ms() < r->end_ms) {
+        curl_multi_perform(r->m, &running);
+        harvest(r, true);
+        curl_multi_poll(r->m, NULL, 0, wait_ms(r->end_ms), NULL);
+    }
+    r->elapsed_s = (now_ms() - r->start_ms) / 1e3;
+    r->cpu_ms = cpu_ms() - cpu0;
+    drain(r);
+    calls[2] = read_calls(r->o);
+}
+
+static void report_latency(struct run *r)
+{
     bench_sort(r->lat, r->nlat);
-    printf("browsers %d\nseconds %.3f\nrequests %ld\nrps %.1f\n", r->n, secs, r->requests,
-           (double)r->requests / secs);
     printf("answered %ld\np50_ms %.3f\np90_ms %.3f\np99_ms %.3f\nmax_ms %.3f\n", r->nlat,
            bench_pct(r->lat, r->nlat, 0.50), bench_pct(r->lat, r->nlat, 0.90),
            bench_pct(r->lat, r->nlat, 0.99), r->nlat > 0 ? r->lat[r->nlat - 1] : 0.0);
+}
+
+static void report_decisions(const struct run *r, const long calls[3])
+{
+    if (calls[1] >= 0 && calls[2] >= calls[1]) {
+        printf("decisions %ld\n", calls[2] - calls[1]);
+        printf("decisions_per_request %.3f\n",
+               r->requests > 0 ? (double)(calls[2] - calls[1]) / (double)r->requests : 0.0);
+        if (calls[0] >= 0 && calls[1] >= calls[0])
+            printf("decisions_run %ld\n", calls[2] - calls[0]);
+    } else if (r->o->counter_url != NULL) {
+        printf("decisions n/a\n");
+    }
+}
+
+static void report(struct run *r, const long calls[3])
+{
+    double secs = r->elapsed_s > 0 ? r->elapsed_s : 1.0;
+    int i;
+
+    printf("browsers %d\nseconds %.3f\nrequests %ld\nrps %.1f\nsent %ld\n", r->n, secs, r->requests,
+           (double)r->requests / secs, r->sent);
+    report_latency(r);
     printf("statuses");
     for (i = 0; i < r->nstatus; i++)
         printf(" %ld:%ld", r->status_code[i], r->status_count[i]);
@@ -384,13 +614,10 @@ static void report(struct run *r, long calls0, long calls1)
            r->timeouts, r->resets, r->refused, r->other_errors);
     printf("identity_mismatch %ld\nunmeasured %ld\nstill_in_flight %d\n", r->identity_mismatch,
            r->unmeasured, busy_count(r));
-    if (calls0 >= 0 && calls1 >= calls0) {
-        printf("decisions %ld\n", calls1 - calls0);
-        printf("decisions_per_request %.3f\n",
-               r->requests > 0 ? (double)(calls1 - calls0) / (double)r->requests : 0.0);
-    } else if (r->o->counter_url != NULL) {
-        printf("decisions n/a\n");
-    }
+    printf("client_cpu_ms %.0f\n", r->cpu_ms);
+    report_decisions(r, calls);
+    for (i = 0; i < r->nrss; i++)
+        printf("rss_kb %ld %ld %ld\n", r->rss_at[i], r->rss_kb[i], r->hwm_kb[i]);
     if (r->first_error[0] != '\0')
         printf("first_error %s\n", r->first_error);
 }
@@ -398,7 +625,9 @@ static void report(struct run *r, long calls0, long calls1)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_authz --connect ADDR:PORT --browsers FILE [--seconds S]\n"
-                    "       [--warmup-seconds W] [--timeout-ms T] [--counter-url URL]\n");
+                    "       [--warmup-seconds W] [--timeout-ms T] [--counter-url URL]\n"
+                    "       [--mode page|gate] [--check identity|none] [--new-connections 0|1]\n"
+                    "       [--distinct N] [--watch-pid PID]\n");
 }
 
 static long number(const char *v, long lo, long hi)
@@ -408,38 +637,58 @@ static long number(const char *v, long lo, long hi)
     return end != v && *end == '\0' && n >= lo && n <= hi ? n : -1;
 }
 
+/* One "--key value" pair; -1 when the key is unknown or the value unusable. */
+static int parse_pair(struct opts *o, const char *k, const char *v)
+{
+    long n = 0;
+    if (strcmp(k, "--connect") == 0)
+        o->connect = v;
+    else if (strcmp(k, "--browsers") == 0)
+        o->browsers_file = v;
+    else if (strcmp(k, "--counter-url") == 0)
+        o->counter_url = v;
+    else if (strcmp(k, "--seconds") == 0)
+        n = o->seconds = number(v, 1, MAX_SECONDS);
+    else if (strcmp(k, "--warmup-seconds") == 0)
+        n = o->warmup_seconds = number(v, 0, MAX_SECONDS);
+    else if (strcmp(k, "--timeout-ms") == 0)
+        n = o->timeout_ms = number(v, 1, 600000);
+    else if (strcmp(k, "--distinct") == 0)
+        n = o->distinct = number(v, 1, MAX_DISTINCT);
+    else if (strcmp(k, "--watch-pid") == 0)
+        n = o->watch_pid = number(v, 1, 1L << 30);
+    else if (strcmp(k, "--new-connections") == 0)
+        n = number(v, 0, 1);
+    else if (strcmp(k, "--mode") == 0 && (strcmp(v, "page") == 0 || strcmp(v, "gate") == 0))
+        o->mode = strcmp(v, "gate") == 0 ? MODE_GATE : MODE_PAGE;
+    else if (strcmp(k, "--check") == 0 && (strcmp(v, "identity") == 0 || strcmp(v, "none") == 0))
+        o->check = strcmp(v, "identity") == 0;
+    else
+        return -1;
+    if (strcmp(k, "--new-connections") == 0)
+        o->new_connections = n == 1;
+    return n < 0 ? -1 : 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     int i;
     o->seconds = 10;
     o->warmup_seconds = 1;
     o->timeout_ms = 5000;
+    o->check = true;
     for (i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i], *v = argv[i + 1];
-        if (strcmp(k, "--connect") == 0)
-            o->connect = v;
-        else if (strcmp(k, "--browsers") == 0)
-            o->browsers_file = v;
-        else if (strcmp(k, "--counter-url") == 0)
-            o->counter_url = v;
-        else if (strcmp(k, "--seconds") == 0)
-            o->seconds = number(v, 1, MAX_SECONDS);
-        else if (strcmp(k, "--warmup-seconds") == 0)
-            o->warmup_seconds = number(v, 0, MAX_SECONDS);
-        else if (strcmp(k, "--timeout-ms") == 0)
-            o->timeout_ms = number(v, 1, 600000);
-        else
+        if (parse_pair(o, argv[i], argv[i + 1]) != 0)
             return -1;
     }
-    if (i != argc || o->connect == NULL || o->browsers_file == NULL || o->seconds < 0 ||
-        o->warmup_seconds < 0 || o->timeout_ms < 0)
+    if (i != argc || o->connect == NULL || o->browsers_file == NULL)
         return -1;
     return 0;
 }
 
 static int run_init(struct run *r, const struct opts *o)
 {
-    char *target = join("::", o->connect);
+    char *target = join3("::", o->connect, "");
     memset(r, 0, sizeof(*r));
     r->o = o;
     if (target == NULL)
@@ -463,8 +712,7 @@ static void run_cleanup(struct run *r)
         curl_easy_cleanup(b->h);
         curl_slist_free_all(b->headers);
         free(b->url);
-        free(b->host_header);
-        free(b->cookie_header);
+        free(b->cookie);
         free(b->expect);
     }
     if (r->m != NULL)
@@ -477,7 +725,7 @@ int main(int argc, char **argv)
 {
     struct opts o = {0};
     struct run *r;
-    long calls0 = -1, calls1 = -1;
+    long calls[3] = {-1, -1, -1};
     int rc = 1;
 
     if (parse_args(argc, argv, &o) != 0) {
@@ -488,8 +736,11 @@ int main(int argc, char **argv)
         return 1;
     r = calloc(1, sizeof(*r));
     if (r != NULL && run_init(r, &o) == 0) {
-        drive(r, &calls0, &calls1);
-        report(r, calls0, calls1);
+        if (o.distinct > 0)
+            drive_distinct(r, calls);
+        else
+            drive(r, calls);
+        report(r, calls);
         rc = 0;
     }
     if (r != NULL)

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # bench/authz.sh [build-dir]: browsers loading pages that ingress-nginx protects with
-# nginx.ingress.kubernetes.io/auth-url, Houston deciding every request (issue 15's bench).
+# nginx.ingress.kubernetes.io/auth-url, Houston deciding (issue 15's bench).
 # Builds like bench/run.sh (build-dir, default build-bench, Release), starts the Houston
 # stand-in (test controls; one Node.js process with a 10-connection database pool: at most
-# BENCH_AUTHZ_POOL decisions at a time, BENCH_AUTHZ_LATENCY_MS each) and Debian's nginx
-# configured as ingress-nginx renders such an Ingress, on free loopback ports; stops every
-# process it started (also on failure or Ctrl-C), prints one table and writes it to
-# bench/authz-results.md. About 30 s. See "Authorization" in bench/README.md.
+# BENCH_AUTHZ_POOL decisions at a time, BENCH_AUTHZ_LATENCY_MS each), the dev tenant,
+# houston-auth and Debian's nginx configured as ingress-nginx renders such an Ingress, on free
+# loopback ports; stops every process it started (also on failure or Ctrl-C), prints one table
+# and writes it to bench/authz-results.md. About 2 minutes. See "Authorization" in
+# bench/README.md.
 #
 # Scenarios:
 #   (a) the reference: auth-url is Houston's /v1/authorization (the stand-in) directly;
-#   (b) auth-url is houston-auth's /v1/authorization in front of the same stand-in. Pending
-#       until the sidecar serves it (issue 15): skipped unless BENCH_AUTHZ_SIDECAR=1.
+#   (b) auth-url is houston-auth's /v1/authorization in front of the same stand-in;
+#   gate: right after (b), with its cache warm, bench_authz sends nginx's subrequests itself
+#       to houston-auth (1 browser, then all), beside the same requests to an nginx location
+#       that answers a constant (one loopback HTTP hop);
+#   distinct: BENCH_AUTHZ_DISTINCT requests, each with a credential never seen before, to a
+#       fresh houston-auth with a small cache (BENCH_AUTHZ_DISTINCT_CAP entries, deny TTL 60 s),
+#       the stand-in at 0 ms: its memory against the same process at rest.
 #
 # Knobs (environment): BENCH_AUTHZ_BROWSERS (50), BENCH_AUTHZ_USERS (20), BENCH_AUTHZ_SECONDS
 # (10), BENCH_AUTHZ_WARMUP (2), BENCH_AUTHZ_LATENCY_MS (15), BENCH_AUTHZ_POOL (10),
-# BENCH_AUTHZ_SIDECAR (0), BENCH_KEEP=1 keeps the work directory with every log.
+# BENCH_AUTHZ_GATE_SECONDS (5), BENCH_AUTHZ_DISTINCT (100000), BENCH_AUTHZ_DISTINCT_CAP
+# (20000), BENCH_AUTHZ_SIDECAR (1; 0 measures (a) only), BENCH_KEEP=1 keeps the work directory
+# with every log.
 set -euo pipefail
 # shellcheck disable=SC2034 # lib.sh reads it
 BUILD_DIR=${1:-}
@@ -28,9 +36,16 @@ MEASURE_S=${BENCH_AUTHZ_SECONDS:-10}
 WARMUP_S=${BENCH_AUTHZ_WARMUP:-2}
 LATENCY_MS=${BENCH_AUTHZ_LATENCY_MS:-15}
 POOL=${BENCH_AUTHZ_POOL:-10}
-RUN_B=${BENCH_AUTHZ_SIDECAR:-0}
-TIMEOUT_MS=5000 # a browser's request gives up after this (counted as a timeout)
-PENDING_B="(b) pending: the sidecar's /v1/authorization (issue 15)"
+GATE_S=${BENCH_AUTHZ_GATE_SECONDS:-5}
+DISTINCT=${BENCH_AUTHZ_DISTINCT:-100000}
+DISTINCT_CAP=${BENCH_AUTHZ_DISTINCT_CAP:-20000}
+RUN_B=${BENCH_AUTHZ_SIDECAR:-1}
+TIMEOUT_MS=5000  # a browser's request gives up after this (counted as a timeout)
+GATE_WARMUP_S=1  # before each gate measurement
+DISTINCT_DEADLINE_S=120 # the distinct run stops here, finished or not
+DENY_TTL_S=60    # the distinct run's deny TTL: every refused credential stays until evicted
+ALLOW_TTL_S=10   # houston-auth's default authzAllowTtlSeconds, which (b) runs with
+SKIPPED_B="(b), the gate and the distinct run skipped (BENCH_AUTHZ_SIDECAR=0)"
 
 # Eight deployments named the way Houston names releases, and the ten hosts browsed.
 RELEASES=(quasaric-sun-9051 geodetic-star-1234 celestial-comet-4821 nebular-orbit-7330
@@ -49,6 +64,13 @@ int_in "$MEASURE_S" 1 120 || die "BENCH_AUTHZ_SECONDS must be 1..120"
 int_in "$WARMUP_S" 0 30 || die "BENCH_AUTHZ_WARMUP must be 0..30"
 int_in "$LATENCY_MS" 0 1000 || die "BENCH_AUTHZ_LATENCY_MS must be 0..1000"
 int_in "$POOL" 1 1000 || die "BENCH_AUTHZ_POOL must be 1..1000"
+int_in "$GATE_S" 1 60 || die "BENCH_AUTHZ_GATE_SECONDS must be 1..60"
+# The stand-in keeps per-key counters for 100,000 keys.
+int_in "$DISTINCT" 1 100000 || die "BENCH_AUTHZ_DISTINCT must be 1..100000"
+int_in "$DISTINCT_CAP" 1 4194304 || die "BENCH_AUTHZ_DISTINCT_CAP must be 1..4194304"
+# houston-auth's settings are the ones each scenario passes, never inherited ones.
+unset AUTH_SIDECAR_AUTHZ_ALLOW_TTL_SECONDS AUTH_SIDECAR_AUTHZ_DENY_TTL_SECONDS \
+  AUTH_SIDECAR_AUTHZ_CACHE_MAX_ENTRIES AUTH_SIDECAR_AUTHZ_CACHE_MAX_MEGABYTES
 
 # shellcheck disable=SC2034 # lib.sh reads both
 STANDIN_ARGS=(--test-controls --authz-latency-ms "$LATENCY_MS" --authz-pool "$POOL")
