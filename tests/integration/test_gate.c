@@ -640,15 +640,20 @@ static void test_cache_scope(void **state)
         bool miss;
     } steps[] = {
         {GRAFANA "/d/a", 200, true},
-        {GRAFANA "/d/b", 200, false},
-        {GRAFANA "/d?panel=2", 200, false},
+        {GRAFANA "/d/a/more", 200, false},
+        {GRAFANA "/d/a?panel=2", 200, false},
+        {GRAFANA "/d/b", 200, true},
         {GRAFANA "/x/a", 200, true},
         {GRAFANA "/y", 200, true},
         {KIBANA "/d/a", 200, true},
         {"http://grafana." IT_BASE_DOMAIN "/d/a", 200, true},
         {"https://grafana." IT_BASE_DOMAIN ":8443/d/a", 200, true},
         {"https://" PATH_HOST "/" RELEASE "/airflow/home", 200, true},
-        {"https://" PATH_HOST "/" RELEASE "/flower/", 200, false},
+        {"https://" PATH_HOST "/" RELEASE "/airflow/dags?x=1", 200, false},
+        {"https://" PATH_HOST "/" RELEASE "/flower/", 200, true},
+        /* The release without a component is not a deployment UI to Houston: its 401 must not
+         * come from the release's cached 200, nor the other way round. */
+        {"https://" PATH_HOST "/" RELEASE "/admin/", 401, true},
         {"https://" PATH_HOST "/" OTHER_RELEASE "/airflow/home", 401, true},
     };
     const size_t n = sizeof(steps) / sizeof(steps[0]);
