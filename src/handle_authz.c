@@ -113,6 +113,16 @@ static size_t scope_of(const char *url)
     return (size_t)(p - url);
 }
 
+/* A header value that can be sent on as it is: no control character but HTAB. */
+static bool value_ok(const char *v)
+{
+    for (; v != NULL && *v != '\0'; v++) {
+        if (((unsigned char)*v < ' ' && *v != '\t') || *v == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 /* Reads the gate's input; 0 when usable, else the status to answer without asking Houston. */
 static int read_input(const struct ha_ctx *cx, const struct ha_request *req, struct gate_input *in)
 {
@@ -129,6 +139,10 @@ static int read_input(const struct ha_ctx *cx, const struct ha_request *req, str
         return 401;
     if (strlen(in->url) > MAX_ORIGINAL_URL)
         return 431;
+    /* What would go on to Houston must be a header value (libmicrohttpd passes other control
+     * characters than CR and LF through). */
+    if (!value_ok(in->authorization) || !value_ok(in->cookie) || !value_ok(req->original_method))
+        return 400;
     in->scope_len = scope_of(in->url);
     return in->scope_len == 0 ? 401 : 0;
 }
@@ -187,8 +201,12 @@ static enum ha_err answer_status(struct ha_response *resp, int status, const cha
 
 static enum ha_err refuse(struct ha_response *resp, int status)
 {
-    return answer_status(resp, status,
-                         status == 401 ? "no usable X-Original-URL\n" : "header too large\n");
+    const char *why = "header too large\n";
+    if (status == 401)
+        why = "no usable X-Original-URL\n";
+    else if (status == 400)
+        why = "a control character in a header to forward\n";
+    return answer_status(resp, status, why);
 }
 
 enum ha_err ha_handle_authz(const struct ha_ctx *cx, const struct ha_request *req,
@@ -229,16 +247,6 @@ static void on_joined(void *arg, const struct ha_authz_decision *d)
     enum ha_err err = d != NULL ? relay(d, g->call->resp)
                                 : answer_status(g->call->resp, 503, "Houston unavailable\n");
     gate_end(g, err);
-}
-
-/* A header value the server can send as it is: no control character but HTAB. */
-static bool value_ok(const char *v)
-{
-    for (; v != NULL && *v != '\0'; v++) {
-        if (((unsigned char)*v < ' ' && *v != '\t') || *v == 0x7f)
-            return false;
-    }
-    return true;
 }
 
 /* The exp of the JWT in a "Bearer <jwt>" value, in seconds since the epoch; 0 when it has none

@@ -295,6 +295,31 @@ static void test_unusable_original_url_is_401(void **state)
     assert_int_equal(W.calls, 0);
 }
 
+/* A control character in a value that would go on to Houston is 400 at once. */
+static void test_control_characters_are_400(void **state)
+{
+    struct req *q = make(0,
+                         COOKIE "=a\x01"
+                                "b",
+                         NULL, GRAFANA);
+    (void)state;
+    assert_true(run(q));
+    assert_int_equal(q->resp.status, 400);
+    q = make(0, COOKIE "=ab", "Bearer a\x7f", GRAFANA);
+    assert_true(run(q));
+    assert_int_equal(q->resp.status, 400);
+    q = make(0, COOKIE "=ab", NULL, GRAFANA);
+    q->r.original_method = "G\x1b"
+                           "ET";
+    assert_true(run(q));
+    assert_int_equal(q->resp.status, 400);
+    q = make(0, COOKIE "=ab", "Bearer\ta", GRAFANA);
+    assert_false(run(q));
+    assert_string_equal(W.q[0].lines[1], "Authorization: Bearer\ta");
+    answer(0, HA_OK, 401, NULL, NULL, NULL);
+    assert_int_equal(W.calls, 1);
+}
+
 /* Which requests share a decision: the same credential and the same scheme, authority and
  * first two path segments (a path-routed deployment's release and component). Anything else
  * asks Houston. */
@@ -543,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forwards_only_what_houston_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absent_headers_stay_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_original_url_is_401, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_characters_are_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_credentials_never_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_misses_share_one_call, setup, teardown),
