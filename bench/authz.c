@@ -120,6 +120,8 @@ static double cpu_ms(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
+static void note_error(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void note_error(struct run *r, const char *fmt, ...)
 {
     va_list ap;

@@ -332,25 +332,42 @@ check_front() { # tag
   fi
 }
 
-# One measured run through nginx on PN; figures in $WORK/<tag>.txt, the stand-in's
-# counters in $WORK/<tag>.authz.json, CPU ticks in $WORK/<tag>.cpu.
-measure() { # tag
-  local tag=$1 out=$WORK/$1.txt n0 n1 s0 s1
-  houston_post /__test/authz '{"clear_counters":true}' >/dev/null
-  n0=$(tree_ticks "$NGINX")
-  s0=$(ticks "$STANDIN")
-  "$B/bench_authz" --connect "127.0.0.1:$PN" --browsers "$BROWSER_FILE" \
-    --seconds "$MEASURE_S" --warmup-seconds "$WARMUP_S" --timeout-ms "$TIMEOUT_MS" \
-    --counter-url "$HOUSTON/__test/authz" >"$out" 2>"$WORK/$tag.err" &
-  local d=$!
+# One bench_authz run, its figures in $WORK/<tag>.txt; dies when it cannot run.
+run_authz() { # tag bench_authz-args...
+  local tag=$1 d
+  shift
+  "$B/bench_authz" "$@" >"$WORK/$tag.txt" 2>"$WORK/$tag.err" &
+  d=$!
   PIDS+=("$d")
   wait "$d" || die "bench_authz failed ($tag): $(cat "$WORK/$tag.err")"
   stop_pid "$d"
+}
+scrape() { # file: houston-auth's /metrics
+  curl -s --max-time 5 "http://127.0.0.1:$PS/metrics" >"$1" || die "no /metrics from houston-auth"
+}
+
+# One measured run through nginx on PN; figures in $WORK/<tag>.txt, the stand-in's
+# counters in $WORK/<tag>.authz.json (totals) and <tag>.calls.json (per credential and host),
+# CPU ticks in $WORK/<tag>.cpu (houston-auth's too when its pid is given).
+measure() { # tag [houston-auth pid]
+  local tag=$1 sc=${2:-} n0 n1 s0 s1 h0=0 h1=0
+  houston_post /__test/authz '{"clear_counters":true}' >/dev/null
+  n0=$(tree_ticks "$NGINX")
+  s0=$(ticks "$STANDIN")
+  [ -n "$sc" ] && h0=$(ticks "$sc")
+  run_authz "$tag" --connect "127.0.0.1:$PN" --browsers "$BROWSER_FILE" \
+    --seconds "$MEASURE_S" --warmup-seconds "$WARMUP_S" --timeout-ms "$TIMEOUT_MS" \
+    --counter-url "$HOUSTON/__test/authz"
   n1=$(tree_ticks "$NGINX")
   s1=$(ticks "$STANDIN")
-  echo "nginx_ticks $((n1 - n0))" >"$WORK/$tag.cpu"
-  echo "standin_ticks $((s1 - s0))" >>"$WORK/$tag.cpu"
+  [ -n "$sc" ] && h1=$(ticks "$sc")
+  {
+    echo "nginx_ticks $((n1 - n0))"
+    echo "standin_ticks $((s1 - s0))"
+    echo "sidecar_ticks $((h1 - h0))"
+  } >"$WORK/$tag.cpu"
   curl -s --max-time 5 "$HOUSTON/__test/authz" >"$WORK/$tag.authz.json"
+  curl -s --max-time 5 "$HOUSTON/__test/authz/calls" >"$WORK/$tag.calls.json"
 }
 
 scenario_a() {
@@ -362,109 +379,322 @@ scenario_a() {
 }
 
 # (b): the same nginx, auth-url pointing at houston-auth, which asks the same stand-in.
-# Needs the sidecar's GET /v1/authorization (issue 15): relaying the browser's Cookie and
-# Authorization and X-Original-URL to Houston, and Houston's status and authorization,
-# username and email headers back. houston-auth is ready only with the tenant's discovery
-# and keys loaded, so the dev tenant runs too.
+# houston-auth is ready only with the tenant's discovery and keys loaded, so the dev tenant
+# runs too (idle). Then the gate figures, with (b)'s cache warm.
 scenario_b() {
-  if [ "$RUN_B" != 1 ]; then
-    say "$PENDING_B"
-    return 0
-  fi
   say "(b) nginx auth-url -> houston-auth /v1/authorization -> Houston stand-in"
   start_tenant
-  start_sidecar "$PS"
+  start_sidecar "$PS" AUTH_SIDECAR_AUTHZ_ALLOW_TTL_SECONDS="$ALLOW_TTL_S"
   start_nginx b "http://127.0.0.1:$PS/v1/authorization"
   check_front b
-  measure b
+  scrape "$WORK/b.metrics0"
+  measure b "$SIDECAR"
+  scrape "$WORK/b.metrics1"
+  gate_figures
   stop_pid "$NGINX"
+  stop_pid "$SIDECAR"
+}
+
+# What the gate adds on a hit. bench_authz sends nginx's auth subrequest itself (--mode gate:
+# GET /v1/authorization, X-Original-URL, the cookie, the template's other headers, a new
+# connection each with Connection: close, as auth-keepalive 0), straight to houston-auth,
+# right after (b) with its cache warm. The reference: the same requests, same client, to the
+# ui_pods server of the same nginx, which answers a constant: one loopback HTTP hop on a new
+# connection and nothing else. One browser (an Airflow page: the largest answer, with
+# Houston's JWT relayed), then all of them.
+# The server's CPU ticks (houston-auth's, or all of nginx's) go to $WORK/<tag>.cpu.
+gate_run() { # tag addr browsers-file check ticks-command pid
+  local t0
+  t0=$("$5" "$6")
+  run_authz "$1" --mode gate --new-connections 1 --check "$4" --connect "$2" --browsers "$3" \
+    --seconds "$GATE_S" --warmup-seconds "$GATE_WARMUP_S" --timeout-ms "$TIMEOUT_MS" \
+    --counter-url "$HOUSTON/__test/authz"
+  echo "server_ticks $(($("$5" "$6") - t0))" >"$WORK/$1.cpu"
+}
+gate_figures() {
+  local one=$WORK/browser-one.tsv
+  awk -F'\t' '$1 !~ /^(grafana|kibana)\./' "$BROWSER_FILE" | head -n 1 >"$one"
+  [ -s "$one" ] || head -n 1 "$BROWSER_FILE" >"$one"
+  say "gate: nginx's subrequests sent straight to houston-auth (cache warm), beside the same to nginx answering a constant: 1 and $BROWSERS browsers, ${GATE_S} s each"
+  gate_run gate1 "127.0.0.1:$PS" "$one" identity ticks "$SIDECAR"
+  gate_run hop1 "127.0.0.1:$PA" "$one" none tree_ticks "$NGINX"
+  gate_run gateN "127.0.0.1:$PS" "$BROWSER_FILE" identity ticks "$SIDECAR"
+  gate_run hopN "127.0.0.1:$PA" "$BROWSER_FILE" none tree_ticks "$NGINX"
+}
+
+# Memory with many distinct credentials: a fresh houston-auth with at most DISTINCT_CAP
+# entries and a deny TTL that keeps every refusal for the whole run; each request a cookie
+# never sent before (a forged session: Houston answers 401, kept DENY_TTL_S), straight to the
+# sidecar over the browsers' keep-alive connections; the stand-in at 0 ms, its pool as in (a).
+# Its RSS at rest (0.5 s after ready) first, then after every tenth of the requests.
+scenario_distinct() {
+  say "distinct: $DISTINCT credentials never seen before -> houston-auth (at most $DISTINCT_CAP entries, deny TTL ${DENY_TTL_S} s) -> the stand-in at 0 ms"
+  houston_post /__test/authz '{"latency_ms":0,"clear_counters":true}' >/dev/null
+  start_sidecar "$PS" AUTH_SIDECAR_AUTHZ_CACHE_MAX_ENTRIES="$DISTINCT_CAP" \
+    AUTH_SIDECAR_AUTHZ_DENY_TTL_SECONDS="$DENY_TTL_S"
+  sleep 0.5
+  {
+    echo "rss_idle $(status_kb "$SIDECAR" VmRSS)"
+    echo "hwm_idle $(status_kb "$SIDECAR" VmHWM)"
+  } >"$WORK/d.mem"
+  scrape "$WORK/d.metrics0"
+  run_authz d --mode gate --distinct "$DISTINCT" --connect "127.0.0.1:$PS" \
+    --browsers "$BROWSER_FILE" --seconds "$DISTINCT_DEADLINE_S" --timeout-ms "$TIMEOUT_MS" \
+    --watch-pid "$SIDECAR" --counter-url "$HOUSTON/__test/authz"
+  scrape "$WORK/d.metrics1"
+  {
+    echo "rss_after $(status_kb "$SIDECAR" VmRSS)"
+    echo "hwm_after $(status_kb "$SIDECAR" VmHWM)"
+  } >>"$WORK/d.mem"
   stop_pid "$SIDECAR"
 }
 
 start_standin
 setup_users
 scenario_a
-scenario_b
+if [ "$RUN_B" = 1 ]; then
+  scenario_b
+  scenario_distinct
+else
+  say "$SKIPPED_B"
+fi
 
 # =====================================================================================
 v() { val "$WORK/$1.txt" "$2"; }
 have() { [ -s "$WORK/$1.txt" ]; }
+num() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+ceil_div() { echo $((($1 + $2 - 1) / $2)); }
+mib() { calc "$1 / 1024" 1; }
+metric() { # file name
+  val "$1" "$2"
+}
+metric_delta() { # tag name: after - before, over <tag>.metrics0 and 1
+  echo $(($(metric "$WORK/$1.metrics1" "$2") - $(metric "$WORK/$1.metrics0" "$2")))
+}
 statuses() { # tag: "200: n, 401: m" (bench_authz's answers by status)
   grep '^statuses' "$WORK/$1.txt" | cut -d' ' -f2- | sed 's/:/: /g; s/ \([0-9]*: \)/, \1/g'
 }
 errors() { # tag
   echo "$(v "$1" errors_timeout) / $(v "$1" errors_reset) / $(v "$1" errors_refused) / $(v "$1" errors_other)"
 }
+max_per_key() { # tag: the most decisions for one (credential, host), from <tag>.calls.json
+  grep -o '"count": *[0-9]*' "$WORK/$1.calls.json" | grep -o '[0-9]*$' | sort -n | tail -1
+}
 cell() { # tag what
-  if ! have "$1"; then echo pending; return; fi
+  if ! have "$1"; then
+    echo "not run"
+    return
+  fi
   case $2 in
     rps) calc "$(v "$1" rps)" 0 ;;
-    p50 | p99) calc "$(v "$1" "${2}_ms")" 1 ;;
+    p50 | p99) calc "$(v "$1" "${2}_ms")" "${3:-1}" ;;
     decisions) v "$1" decisions ;;
+    decisions_run) v "$1" decisions_run ;;
     per) v "$1" decisions_per_request ;;
+    per_key) max_per_key "$1" ;;
     statuses) statuses "$1" ;;
     errors) errors "$1" ;;
     identity) v "$1" identity_mismatch ;;
   esac
 }
-ratio() { # what: (b) / (a), when both are numbers
-  local a b
-  have b || { echo "—"; return; }
-  a=$(cell a "$1")
-  b=$(cell b "$1")
-  if [[ $a =~ ^[0-9.]+$ ]] && [[ $b =~ ^[0-9.]+$ ]] && [ "$(calc "$a > 0" 0)" = 1 ]; then
-    calc "$b / $a" 2
+ratio() { # x y: x / y, when both are numbers and y > 0
+  if num "$1" && num "$2" && [ "$(calc "($2 > 0)" 0)" = 1 ]; then
+    calc "$1 / $2" 2
   else
     echo "—"
   fi
 }
+yes_no() { # awk condition
+  if [ "$(calc "($1) ? 1 : 0" 0)" = 1 ]; then echo yes; else echo NO; fi
+}
 ROWS=()
-row() { ROWS+=("| $1 | $(cell b "$2") | $(cell a "$2") | $(ratio "$2") |"); }
-row "protected page, requests/s ($BROWSERS browsers, $USERS users, $NHOSTS hosts, ${MEASURE_S} s)" rps
-row "page latency p50, ms" p50
-row "page latency p99, ms" p99
-row "Houston decisions made (the stand-in's call counter, same window)" decisions
-row "Houston decisions per page request" per
-row "answers by status" statuses
-row "transfer errors: timeout / reset / refused / other" errors
-row "200s without the identity Houston gave (email, Bearer on Airflow)" identity
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
+pair_row() { # figure what goal met: (b) beside (a)
+  local b a
+  b=$(cell b "$2")
+  a=$(cell a "$2")
+  row "$1" "$b" "$a" "$(ratio "$b" "$a")" "$3" "$4"
+}
+gate_row() { # figure n what(p50|p99) goal met
+  local g h
+  g=$(cell "gate$2" "$3" 3)
+  h=$(cell "hop$2" "$3" 3)
+  row "$1" "$g" "$h" "$(ratio "$g" "$h")" "$4" "$5"
+}
+
+WINDOW_S=$((WARMUP_S + MEASURE_S))
+PAIRS=$(awk -F'\t' '{split($2, p, "/"); print $1 FS p[2] FS $3}' "$BROWSER_FILE" | sort -u | wc -l)
+PER_KEY_RUN=$(ceil_div "$WINDOW_S" "$ALLOW_TTL_S")
+PER_KEY_WIN=$(ceil_div "$MEASURE_S" "$ALLOW_TTL_S")
+if have b; then
+  COALESCED=$(metric_delta b houston_auth_authz_cache_coalesced_total)
+  BOUND_RUN=$((PAIRS * PER_KEY_RUN + COALESCED))
+  BOUND_WIN=$((PAIRS * PER_KEY_WIN + COALESCED))
+  RPS_RATIO=$(ratio "$(cell b rps)" "$(cell a rps)")
+  MET_RPS=$(yes_no "$RPS_RATIO >= 20")
+  MET_RUN=$(yes_no "$(cell b decisions_run) <= $BOUND_RUN")
+  MET_WIN=$(yes_no "$(cell b decisions) <= $BOUND_WIN")
+  MET_KEY=$(yes_no "$(cell b per_key) <= $PER_KEY_RUN")
+  MET_GATE=$(yes_no "$(cell gate1 p99 3) <= 1")
+else
+  COALESCED=0 MET_RPS=— MET_RUN=— MET_WIN=— MET_KEY=— MET_GATE=—
+  BOUND_RUN=$((PAIRS * PER_KEY_RUN)) BOUND_WIN=$((PAIRS * PER_KEY_WIN))
+fi
+pair_row "protected page, requests/s ($BROWSERS browsers, $USERS users, $NHOSTS hosts, ${MEASURE_S} s)" \
+  rps "≥ 20" "$MET_RPS"
+pair_row "page latency p50, ms" p50 report —
+pair_row "page latency p99, ms" p99 report —
+gate_row "the gate on a hit, 1 browser, p50, ms (ref: one loopback hop to nginx's return 200)" \
+  1 p50 report —
+gate_row "the gate on a hit, 1 browser, p99, ms (ref: the same hop)" 1 p99 "≤ 1 ms" "$MET_GATE"
+gate_row "the gate on a hit, $BROWSERS browsers, p50, ms (ref: the same hop)" N p50 report —
+gate_row "the gate on a hit, $BROWSERS browsers, p99, ms (ref: the same hop)" N p99 report —
+pair_row "Houston decisions, warm-up + measured (${WINDOW_S} s; bound: $PAIRS pairs × ⌈$WINDOW_S / $ALLOW_TTL_S⌉ + $COALESCED coalesced)" \
+  decisions_run "≤ $BOUND_RUN" "$MET_RUN"
+pair_row "Houston decisions, measured window only (${MEASURE_S} s; bound: $PAIRS × ⌈$MEASURE_S / $ALLOW_TTL_S⌉ + $COALESCED)" \
+  decisions "≤ $BOUND_WIN" "$MET_WIN"
+pair_row "most Houston decisions for one (credential, host), whole run" per_key "≤ $PER_KEY_RUN" "$MET_KEY"
+pair_row "Houston decisions per page request" per report —
+pair_row "answers by status" statuses — —
+pair_row "transfer errors: timeout / reset / refused / other" errors 0 —
+pair_row "200s without the identity Houston gave (email, Bearer on Airflow)" identity 0 —
+
+# The distinct run: RSS after the requests (the connections closed) beside the same process
+# at rest; whether RSS stopped growing once the cache was full (read while the requests went,
+# at the end against the point where twice the cap had been answered: by then every new
+# credential only replaces an entry); resident bytes per entry while the cache filled (the
+# slope between the first reading and the last one at or below the cap), beside the bytes the
+# cache accounts per entry; the cache's own figures against its caps.
+d_mem() { val "$WORK/d.mem" "$1"; }
+rss_point() { # awk condition on n (requests answered) -> "n rss_kb" of the last such reading
+  awk "\$1 == \"rss_kb\" { n = \$2; if ($1) p = n \" \" \$3 } END { print p }" "$WORK/d.txt"
+}
+if have d; then
+  D_ENTRIES=$(metric "$WORK/d.metrics1" houston_auth_authz_cache_entries)
+  D_BYTES=$(metric "$WORK/d.metrics1" houston_auth_authz_cache_bytes)
+  D_EVICT=$(metric_delta d houston_auth_authz_cache_evictions_total)
+  D_MISSES=$(metric_delta d houston_auth_authz_cache_misses_total)
+  read -r D_FULL_N D_FULL_KB <<<"$(rss_point "n <= $((2 * DISTINCT_CAP))")"
+  read -r D_END_N D_END_KB <<<"$(rss_point 1)"
+  read -r D_FIRST_N D_FIRST_KB <<<"$(rss_point "p == \"\"")"
+  read -r D_CAP_N D_CAP_KB <<<"$(rss_point "n <= $DISTINCT_CAP")"
+  MET_ENTRIES=$(yes_no "$D_ENTRIES <= $DISTINCT_CAP")
+  row "houston-auth VmRSS after $DISTINCT distinct credentials, MiB (ref: the same process at rest)" \
+    "$(mib "$(d_mem rss_after)")" "$(mib "$(d_mem rss_idle)")" \
+    "$(ratio "$(d_mem rss_after)" "$(d_mem rss_idle)")" report —
+  if [ -n "${D_FULL_N:-}" ] && [ "$D_END_N" -gt "$D_FULL_N" ] && [ "$D_FULL_N" -ge "$DISTINCT_CAP" ]; then
+    row "VmRSS while sending, at the ${D_END_N}th answer, MiB (ref: at the ${D_FULL_N}th; the cache full from the ${DISTINCT_CAP}th)" \
+      "$(mib "$D_END_KB")" "$(mib "$D_FULL_KB")" "$(ratio "$D_END_KB" "$D_FULL_KB")" \
+      "flat: ≤ ref + 1 MiB" "$(yes_no "$D_END_KB <= $D_FULL_KB + 1024")"
+  else
+    row "VmRSS once the cache is full" "too few requests past the cap" — — "flat" —
+  fi
+  row "houston-auth VmHWM after them, MiB (ref: at rest)" "$(mib "$(d_mem hwm_after)")" \
+    "$(mib "$(d_mem hwm_idle)")" "$(ratio "$(d_mem hwm_after)" "$(d_mem hwm_idle)")" report —
+  if [ -n "${D_CAP_N:-}" ] && [ "$D_CAP_N" -gt "$D_FIRST_N" ] && [ "$D_ENTRIES" -gt 0 ]; then
+    D_SLOPE=$(calc "($D_CAP_KB - $D_FIRST_KB) * 1024 / ($D_CAP_N - $D_FIRST_N)" 0)
+    row "resident bytes per cache entry, ${D_FIRST_N}th to ${D_CAP_N}th answer (ref: bytes the cache accounts per entry)" \
+      "$D_SLOPE" "$(calc "$D_BYTES / $D_ENTRIES" 0)" "$(ratio "$D_SLOPE" "$(calc "$D_BYTES / $D_ENTRIES" 0)")" report —
+  fi
+  row "decision cache entries after them (ref: the cap, authzCacheMaxEntries)" "$D_ENTRIES" \
+    "$DISTINCT_CAP" "$(ratio "$D_ENTRIES" "$DISTINCT_CAP")" "≤ cap" "$MET_ENTRIES"
+  row "decision cache bytes after them, MiB (ref: authzCacheMaxMegabytes)" \
+    "$(calc "$D_BYTES / 1048576" 2)" 32 "$(ratio "$D_BYTES" 33554432)" "≤ cap" \
+    "$(yes_no "$D_BYTES <= 33554432")"
+  row "evictions during them (ref: requests answered − cap)" "$D_EVICT" \
+    "$(($(v d requests) - DISTINCT_CAP))" — report —
+else
+  row "houston-auth memory with $DISTINCT distinct credentials" "not run" — — bounded —
+fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-per_req_ms() { # tag ticks-key
-  calc "$(val "$WORK/$1.cpu" "$2") * 1000 / $HZ / $(v "$1" requests)" 3
+all_answers() { echo $(($(v "$1" requests) + $(v "$1" unmeasured))); }
+per_req_ms() { # tag ticks-key: CPU per answer, warm-up and drain included
+  calc "$(val "$WORK/$1.cpu" "$2") * 1000 / $HZ / $(all_answers "$1")" 3
+}
+cpu_sum_ms() { # tag: nginx + stand-in + houston-auth per answer, + the client's in the window
+  calc "($(val "$WORK/$1.cpu" nginx_ticks) + $(val "$WORK/$1.cpu" standin_ticks) + $(val "$WORK/$1.cpu" sidecar_ticks)) * 1000 / $HZ / $(all_answers "$1") + $(v "$1" client_cpu_ms) / $(v "$1" requests)" 3
 }
 details() { # tag name
-  local t=$1 j=$WORK/$1.authz.json
+  local t=$1 j=$WORK/$1.authz.json sum
+  sum=$(cpu_sum_ms "$t")
   echo "- $2: $(v "$t" requests) requests answered in the window, p90 $(calc "$(v "$t" p90_ms)" 1) ms,"
   echo "  max $(calc "$(v "$t" max_ms)" 1) ms; $(v "$t" unmeasured) answers in the warm-up or after the end not counted."
   echo "  Houston's pool: at most $(json_int max_in_flight <"$j") decisions at a time, at most"
   echo "  $(json_int max_queued <"$j") waiting for a slot; its answers by status (warm-up and drain included):"
-  echo "  $(grep -o '"by_status": *{[^}]*}' "$j" | sed 's/"by_status": *//')."
-  echo "  CPU per page request: nginx (all workers) $(per_req_ms "$t" nginx_ticks) ms, the Houston"
-  echo "  stand-in $(per_req_ms "$t" standin_ticks) ms (warm-up included in both; $HZ ticks/s)."
+  echo "  $(grep -o '"by_status": *{[^}]*}' "$j" | sed 's/"by_status": *//'), over $(json_int keys <"$j") (credential, host) keys."
+  echo "  CPU per answer (warm-up and drain included; $HZ ticks/s): nginx (all workers)"
+  echo "  $(per_req_ms "$t" nginx_ticks) ms, the Houston stand-in $(per_req_ms "$t" standin_ticks) ms, houston-auth $(per_req_ms "$t" sidecar_ticks) ms;"
+  echo "  bench_authz $(calc "$(v "$t" client_cpu_ms) / $(v "$t" requests)" 3) ms (the window). All four: $sum ms a page, so"
+  echo "  $(nproc) cores hold at most $(calc "$(nproc) * 1000 / $sum" 0) pages/s."
   if grep -q '^first_error' "$WORK/$t.txt"; then
     echo "  First error: $(grep '^first_error' "$WORK/$t.txt" | cut -d' ' -f2-)."
   fi
 }
+b_cache_details() {
+  echo "- (b)'s cache, /metrics before and after the measured run (warm-up, window, drain): hits"
+  echo "  $(metric_delta b houston_auth_authz_cache_hits_total), misses $(metric_delta b houston_auth_authz_cache_misses_total), coalesced $COALESCED, expirations"
+  echo "  $(metric_delta b houston_auth_authz_cache_expirations_total), evictions $(metric_delta b houston_auth_authz_cache_evictions_total). The decision counts: the stand-in's calls read by"
+  echo "  bench_authz before its first request, at the window's start and at its end (the drain"
+  echo "  sends nothing new); per (credential, host): the stand-in's per-key counters, cleared"
+  echo "  before bench_authz starts and read after it ends. The bound holds per key in any interval"
+  echo "  of that length: a key is fetched again only after its entry expired, more than"
+  echo "  $ALLOW_TTL_S s (authzAllowTtlSeconds) after the fetch before."
+}
+gate_details() {
+  local t
+  echo "- The gate runs (${GATE_WARMUP_S} s warm-up, ${GATE_S} s each; a new connection per request):"
+  for t in gate1 hop1 gateN hopN; do
+    echo "  $t: $(v "$t" browsers) browsers, $(calc "$(v "$t" rps)" 0) answers/s, p50 $(calc "$(v "$t" p50_ms)" 3),"
+    echo "  p90 $(calc "$(v "$t" p90_ms)" 3), p99 $(calc "$(v "$t" p99_ms)" 3), max $(calc "$(v "$t" max_ms)" 3) ms; $(statuses "$t");"
+    echo "  errors $(errors "$t"); Houston decisions in the window $(v "$t" decisions); the server's CPU"
+    echo "  per answer $(calc "$(val "$WORK/$t.cpu" server_ticks) * 1000 / $HZ / $(all_answers "$t")" 3) ms (warm-up included)."
+  done
+  echo "  Added by the gate over the hop: p50 $(calc "$(v gate1 p50_ms) - $(v hop1 p50_ms)" 3) ms and p99"
+  echo "  $(calc "$(v gate1 p99_ms) - $(v hop1 p99_ms)" 3) ms at 1 browser; p50 $(calc "$(v gateN p50_ms) - $(v hopN p50_ms)" 3) ms and"
+  echo "  p99 $(calc "$(v gateN p99_ms) - $(v hopN p99_ms)" 3) ms at $BROWSERS."
+}
+d_details() {
+  echo "- The distinct run: $(v d requests) answers in $(calc "$(v d seconds)" 1) s ($(calc "$(v d rps)" 0)/s; $(statuses d);"
+  echo "  errors $(errors d)); Houston decisions $(v d decisions_run), cache misses"
+  echo "  $D_MISSES; latency p50 $(calc "$(v d p50_ms)" 2), p99 $(calc "$(v d p99_ms)" 2) ms. houston-auth: at most $DISTINCT_CAP entries and"
+  echo "  32 MiB (authzCacheMaxMegabytes, default), deny TTL ${DENY_TTL_S} s. At rest: VmRSS $(mib "$(d_mem rss_idle)") MiB,"
+  echo "  VmHWM $(mib "$(d_mem hwm_idle)") MiB. VmRSS / VmHWM (MiB) after each tenth of the requests:"
+  echo "  $(awk '$1 == "rss_kb" {printf "%s%d: %.1f / %.1f", sep, $2, $3 / 1024, $4 / 1024; sep = ", "}' "$WORK/d.txt")."
+}
+TABLE_HEAD="| figure | houston-auth | reference | ratio | goal | met? |"
 {
   echo "# Pages behind ingress-nginx's auth-url: Houston decides"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo));"
-  echo "Debian $(cat /etc/debian_version), $(nginx -v 2>&1 | sed 's/.*: //'), libcurl $(pkg-config --modversion libcurl)."
+  echo "Debian $(cat /etc/debian_version), $(nginx -v 2>&1 | sed 's/.*: //'), libcurl $(pkg-config --modversion libcurl);"
+  echo "houston-auth $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "(no git)")$(
+    git -C "$ROOT" diff --quiet HEAD -- src include tools bench 2>/dev/null || echo " with local changes")."
   echo "Command: \`bench/authz.sh\`. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER."
   echo "Houston stand-in: at most $POOL decisions at a time, ${LATENCY_MS} ms each (one Node.js process,"
   echo "a $POOL-connection database pool). $BROWSERS browsers (closed loop, keep-alive), $USERS users,"
-  echo "$NHOSTS hosts; ${WARMUP_S} s warm-up, ${MEASURE_S} s measured."
+  echo "$NHOSTS hosts; ${WARMUP_S} s warm-up, ${MEASURE_S} s measured. houston-auth on its defaults"
+  echo "(authzAllowTtlSeconds $ALLOW_TTL_S) but for the distinct run's cap and deny TTL."
+  echo "Reference: (a), nginx's auth-url straight to Houston, for the page rows; for the gate rows,"
+  echo "the same requests to nginx's \`return 200\` (one loopback hop); for memory, the same process at rest."
   echo
-  echo "| figure | (b) houston-auth in front of Houston | (a) reference: Houston directly | ratio (b)/(a) |"
-  echo "|---|---|---|---|"
+  echo "$TABLE_HEAD"
+  echo "|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "Details:"
   details a "(a) Houston directly"
-  if have b; then details b "(b) houston-auth in front of Houston"; else echo "- $PENDING_B."; fi
+  if have b; then
+    details b "(b) houston-auth in front of Houston"
+    b_cache_details
+    gate_details
+    d_details
+  else
+    echo "- $SKIPPED_B."
+  fi
   echo
-  echo "One server block of (a)'s nginx.conf (the same for each of the $NHOSTS hosts):"
+  echo "One server block of (a)'s nginx.conf (the same for each of the $NHOSTS hosts; (b)'s"
+  echo "\`\$target\` is houston-auth's /v1/authorization):"
   echo
   echo '```nginx'
   server_block "grafana.$BASE" "$HOUSTON/v1/authorization"
@@ -472,8 +702,8 @@ details() { # tag name
 } >"$WORK/authz-results.md"
 cp "$WORK/authz-results.md" "$ROOT/bench/authz-results.md"
 echo
-echo "| figure | (b) houston-auth in front of Houston | (a) reference: Houston directly | ratio (b)/(a) |"
-echo "|---|---|---|---|"
+echo "$TABLE_HEAD"
+echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
 say "table and details written to bench/authz-results.md"
