@@ -3,7 +3,7 @@
  *
  *   bench_authz --connect ADDR:PORT --browsers FILE [--seconds S] [--warmup-seconds W]
  *       [--timeout-ms T] [--counter-url URL] [--mode page|gate] [--check identity|none]
- *       [--new-connections 0|1] [--distinct N] [--watch-pid PID]
+ *       [--new-connections 0|1] [--alternate ADDR:PORT] [--distinct N] [--watch-pid PID]
  *
  * FILE has one browser a line, four tab-separated fields: the host it browses (sent as the
  * Host header, without a port, as a browser behind port 443 sends it), the path, its Cookie
@@ -23,6 +23,9 @@
  * --check none: 200s are not checked (a server answering a constant: the reference hop).
  * --new-connections 1: a connection per request with "Connection: close", as nginx sends each
  *   subrequest with auth-keepalive 0 (the default); 0 (the default): keep-alive.
+ * --alternate ADDR2:PORT2: every browser alternates its requests between ADDR:PORT and this
+ *   reference (the same request, its 200s not checked), so both see the same machine at the
+ *   same moments; the reference's figures are printed again with an "alt_" prefix.
  * --distinct N: every request carries a cookie value never sent before (the browser's value
  *   with "-d<n>" appended: a session Houston refuses), N requests in all, no warm-up; every
  *   answer until the last is measured, and S is the deadline of the whole run. With
@@ -65,40 +68,49 @@
 #define ERR_LEN 256
 #define MAX_HEADERS 12
 #define RSS_POINTS 10
+#define NTARGETS 2 /* --connect, --alternate */
 #define GATE_PATH "/v1/authorization"
 #define BEARER "Bearer "
 
 enum mode { MODE_PAGE, MODE_GATE };
 
 struct opts {
-    const char *connect, *browsers_file, *counter_url;
+    const char *connect[NTARGETS], *browsers_file, *counter_url;
     long seconds, warmup_seconds, timeout_ms, distinct, watch_pid;
     enum mode mode;
     bool check, new_connections;
 };
 
+/* The answers of one target. */
+struct tally {
+    double *lat;
+    long nlat, requests;
+    long status_code[MAX_STATUS], status_count[MAX_STATUS];
+    int nstatus;
+    long timeouts, resets, refused, other_errors, identity_mismatch, unmeasured;
+};
+
 struct browser {
-    CURL *h;
-    char *url, *cookie, *expect;
-    struct curl_slist *headers;
+    CURL *h[NTARGETS];
+    char *url[NTARGETS], *cookie, *expect;
+    struct curl_slist *headers[NTARGETS];
     char body[MAX_BODY + 1];
     size_t body_len;
     double sent_ms;
+    int turn; /* the target of the request in flight, or of the next */
     bool busy;
 };
 
 struct run {
     const struct opts *o;
     CURLM *m;
-    struct curl_slist *connect_to;
+    struct curl_slist *connect_to[NTARGETS];
+    int ntargets;
     struct browser b[MAX_BROWSERS];
     int n;
     double start_ms, end_ms, elapsed_s, cpu_ms;
-    double *lat;
-    long nlat, requests, sent;
-    long status_code[MAX_STATUS], status_count[MAX_STATUS];
-    int nstatus;
-    long timeouts, resets, refused, other_errors, identity_mismatch, unmeasured;
+    long sent;
+    struct tally t[NTARGETS];
     long rss_at[RSS_POINTS], rss_kb[RSS_POINTS], hwm_kb[RSS_POINTS];
     int nrss;
     char first_error[ERR_LEN];
@@ -178,34 +190,33 @@ static int split(char *line, char **f, int n)
     return 0;
 }
 
-/* Appends each line to b's header list (curl copies them); -1 when out of memory. */
-static int add_headers(struct browser *b, char *const *lines, int n)
+/* Appends each line to a header list (curl copies them) and frees it; -1 when out of memory. */
+static int add_headers(struct curl_slist **list, char *const *lines, int n)
 {
     int i, rc = 0;
     for (i = 0; i < n; i++) {
-        struct curl_slist *l = lines[i] != NULL ? curl_slist_append(b->headers, lines[i]) : NULL;
+        struct curl_slist *l = lines[i] != NULL ? curl_slist_append(*list, lines[i]) : NULL;
         if (l == NULL)
             rc = -1;
         else
-            b->headers = l;
+            *list = l;
         free(lines[i]);
     }
     return rc;
 }
 
-/* The headers ingress-nginx's auth location sends (bench/authz.sh's server_block), for the
- * page http://<host><path>: proxy_set_header's, then the browser's own (the cookie is set
- * apart, CURLOPT_COOKIE). X-Request-ID is one fixed $request_id-shaped value per browser. */
-static int gate_headers(const struct run *r, struct browser *b, const char *host, const char *path,
-                        int index)
+/* The headers ingress-nginx's auth location sends (bench/authz.sh's server_block) to connect,
+ * for the page http://<host><path>: proxy_set_header's, then the browser's own (the cookie is
+ * set apart, CURLOPT_COOKIE). X-Request-ID is one fixed $request_id-shaped value per browser. */
+static int gate_headers(struct curl_slist **list, const char *connect, const char *host,
+                        const char *path, int index)
 {
-    char *lines[MAX_HEADERS] = {NULL}, id[40];
-    const char *colon = strrchr(r->o->connect, ':');
+    char *lines[MAX_HEADERS] = {NULL}, id[40], auth_host[256];
+    const char *colon = strrchr(connect, ':');
+    size_t hlen = colon != NULL ? (size_t)(colon - connect) : strlen(connect);
     int n = 0;
-    size_t hlen = colon != NULL ? (size_t)(colon - r->o->connect) : strlen(r->o->connect);
-    char auth_host[256];
 
-    snprintf(auth_host, sizeof(auth_host), "%.*s", (int)hlen, r->o->connect);
+    snprintf(auth_host, sizeof(auth_host), "%.*s", (int)hlen, connect);
     snprintf(id, sizeof(id), "%032x", (unsigned)index + 0x5eedu);
     lines[n++] = join3("Host: ", auth_host, "");
     lines[n++] = join3("X-Request-ID: ", id, "");
@@ -215,26 +226,47 @@ static int gate_headers(const struct run *r, struct browser *b, const char *host
     lines[n++] = dup_str("X-Real-IP: 127.0.0.1");
     lines[n++] = dup_str("X-Forwarded-For: 127.0.0.1");
     lines[n++] = join3("X-Auth-Request-Redirect: ", path, "");
-    return add_headers(b, lines, n);
+    return add_headers(list, lines, n);
 }
 
-/* The request of one browser: its URL and headers, by mode. */
-static int browser_request(struct run *r, struct browser *b, const char *host, const char *path)
+/* The request of one browser to target k: its URL and headers, by mode. */
+static int browser_request(struct run *r, struct browser *b, int k, const char *host,
+                           const char *path)
 {
     char *lines[2] = {NULL};
     int n = 0;
     if (r->o->mode == MODE_GATE) {
-        b->url = join3("http://", r->o->connect, GATE_PATH);
-        if (gate_headers(r, b, host, path, (int)(b - r->b)) != 0)
+        b->url[k] = join3("http://", r->o->connect[k], GATE_PATH);
+        if (gate_headers(&b->headers[k], r->o->connect[k], host, path, (int)(b - r->b)) != 0)
             return -1;
     } else {
-        b->url = join3("http://", host, path);
+        b->url[k] = join3("http://", host, path);
         lines[n++] = join3("Host: ", host, "");
     }
     if (r->o->new_connections)
         lines[n++] = dup_str("Connection: close");
-    if (add_headers(b, lines, n) != 0 || b->url == NULL)
+    if (add_headers(&b->headers[k], lines, n) != 0 || b->url[k] == NULL)
         return -1;
+    return 0;
+}
+
+static int handle_init(struct run *r, struct browser *b, int k, const char *host, const char *path)
+{
+    CURL *h = curl_easy_init();
+    b->h[k] = h;
+    if (h == NULL || browser_request(r, b, k, host, path) != 0)
+        return -1;
+    curl_easy_setopt(h, CURLOPT_URL, b->url[k]);
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, r->connect_to[k]);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, b->headers[k]);
+    curl_easy_setopt(h, CURLOPT_COOKIE, b->cookie);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->o->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, b);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, r->o->new_connections ? 1L : 0L);
     return 0;
 }
 
@@ -242,25 +274,17 @@ static int browser_request(struct run *r, struct browser *b, const char *host, c
 static int browser_init(struct run *r, struct browser *b, char *line)
 {
     char *f[4];
+    int k;
     if (split(line, f, 4) != 0)
         return -1;
     b->cookie = dup_str(f[2]);
     b->expect = dup_str(f[3]);
-    b->h = curl_easy_init();
-    if (b->cookie == NULL || b->expect == NULL || b->h == NULL ||
-        browser_request(r, b, f[0], f[1]) != 0)
+    if (b->cookie == NULL || b->expect == NULL)
         return -1;
-    curl_easy_setopt(b->h, CURLOPT_URL, b->url);
-    curl_easy_setopt(b->h, CURLOPT_CONNECT_TO, r->connect_to);
-    curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, b->headers);
-    curl_easy_setopt(b->h, CURLOPT_COOKIE, b->cookie);
-    curl_easy_setopt(b->h, CURLOPT_TIMEOUT_MS, r->o->timeout_ms);
-    curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(b->h, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(b->h, CURLOPT_PRIVATE, b);
-    curl_easy_setopt(b->h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(b->h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(b->h, CURLOPT_FORBID_REUSE, r->o->new_connections ? 1L : 0L);
+    for (k = 0; k < r->ntargets; k++) {
+        if (handle_init(r, b, k, f[0], f[1]) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -296,7 +320,7 @@ static void set_distinct_cookie(struct run *r, struct browser *b)
 {
     char c[MAX_LINE + 32];
     snprintf(c, sizeof(c), "%s-d%ld", b->cookie, r->sent);
-    if (curl_easy_setopt(b->h, CURLOPT_COOKIE, c) != CURLE_OK)
+    if (curl_easy_setopt(b->h[b->turn], CURLOPT_COOKIE, c) != CURLE_OK)
         note_error(r, "CURLOPT_COOKIE failed");
 }
 
@@ -307,39 +331,39 @@ static void send_one(struct run *r, struct browser *b)
     b->body_len = 0;
     b->body[0] = '\0';
     b->sent_ms = now_ms();
-    b->busy = curl_multi_add_handle(r->m, b->h) == CURLM_OK;
+    b->busy = curl_multi_add_handle(r->m, b->h[b->turn]) == CURLM_OK;
     if (!b->busy)
-        note_error(r, "%s: curl_multi_add_handle failed", b->url);
+        note_error(r, "%s: curl_multi_add_handle failed", b->url[b->turn]);
     else
         r->sent++;
 }
 
-static void count_status(struct run *r, long status)
+static void count_status(struct tally *t, long status)
 {
     int i;
-    for (i = 0; i < r->nstatus; i++) {
-        if (r->status_code[i] == status) {
-            r->status_count[i]++;
+    for (i = 0; i < t->nstatus; i++) {
+        if (t->status_code[i] == status) {
+            t->status_count[i]++;
             return;
         }
     }
-    if (r->nstatus < MAX_STATUS) {
-        r->status_code[r->nstatus] = status;
-        r->status_count[r->nstatus++] = 1;
+    if (t->nstatus < MAX_STATUS) {
+        t->status_code[t->nstatus] = status;
+        t->status_count[t->nstatus++] = 1;
     }
 }
 
-static void count_error(struct run *r, const struct browser *b, CURLcode rc)
+static void count_error(struct run *r, struct tally *t, const char *url, CURLcode rc)
 {
     if (rc == CURLE_OPERATION_TIMEDOUT)
-        r->timeouts++;
+        t->timeouts++;
     else if (rc == CURLE_COULDNT_CONNECT)
-        r->refused++;
+        t->refused++;
     else if (rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR)
-        r->resets++;
+        t->resets++;
     else
-        r->other_errors++;
-    note_error(r, "%s: curl error %ld", b->url, (long)rc);
+        t->other_errors++;
+    note_error(r, "%s: curl error %ld", url, (long)rc);
 }
 
 /* A response header's value, or "" when absent. */
@@ -353,17 +377,19 @@ static const char *header_of(CURL *h, const char *name)
 
 /* Whether a 200 names the browser's identity: in the page's body, or (gate) in the headers the
  * ingress would relay to the page, rendered as the page renders them (bench/authz.sh's
- * ui_pods server: "page for $http_email bearer=<"~^Bearer ." 1, else 0>"). */
+ * ui_pods server: "page for $http_email bearer=<"~^Bearer ." 1, else 0>"). The alternate
+ * target, a constant answer, is not checked. */
 static bool names_identity(const struct run *r, struct browser *b)
 {
     char page[MAX_BODY + 1];
     const char *auth, *email;
-    if (!r->o->check)
+    CURL *h = b->h[b->turn];
+    if (!r->o->check || b->turn != 0)
         return true;
     if (r->o->mode == MODE_PAGE)
         return strstr(b->body, b->expect) != NULL;
-    auth = header_of(b->h, "authorization");
-    email = header_of(b->h, "email");
+    auth = header_of(h, "authorization");
+    email = header_of(h, "email");
     snprintf(page, sizeof(page), "page for %s bearer=%d", email,
              strncmp(auth, BEARER, strlen(BEARER)) == 0 && auth[strlen(BEARER)] != '\0');
     return strstr(page, b->expect) != NULL;
@@ -373,29 +399,30 @@ static bool names_identity(const struct run *r, struct browser *b)
  * in the warm-up), so the answers counted match the decisions made in the window. */
 static void done(struct run *r, struct browser *b, CURLcode rc, double now)
 {
+    struct tally *t = &r->t[b->turn];
+    CURL *h = b->h[b->turn];
     long status = 0;
-    bool measured = now >= r->start_ms && now <= r->end_ms;
 
-    curl_multi_remove_handle(r->m, b->h);
+    curl_multi_remove_handle(r->m, h);
     b->busy = false;
-    if (!measured) {
-        r->unmeasured++;
+    if (now < r->start_ms || now > r->end_ms) {
+        t->unmeasured++;
         return;
     }
-    r->requests++;
+    t->requests++;
     if (rc != CURLE_OK) {
-        count_error(r, b, rc);
+        count_error(r, t, b->url[b->turn], rc);
         return;
     }
-    curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &status);
-    count_status(r, status);
-    if (r->nlat < MAX_SAMPLES)
-        r->lat[r->nlat++] = now - b->sent_ms;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    count_status(t, status);
+    if (t->nlat < MAX_SAMPLES)
+        t->lat[t->nlat++] = now - b->sent_ms;
     if (status == 200 && !names_identity(r, b)) {
-        r->identity_mismatch++;
+        t->identity_mismatch++;
         note_error(r, "200 without the identity %s: %s", b->expect, b->body);
     } else if (status != 200 && r->o->distinct == 0) {
-        note_error(r, "%s answered %ld", b->url, status);
+        note_error(r, "%s answered %ld", b->url[b->turn], status);
     }
 }
 
@@ -429,15 +456,15 @@ static void read_proc_kb(long pid, long *rss, long *hwm)
 /* --watch-pid: its RSS after each tenth of the --distinct answers. */
 static void watch_rss(struct run *r)
 {
-    long step;
+    long step, answered = r->t[0].requests;
     if (r->o->watch_pid <= 0 || r->o->distinct <= 0 || r->nrss >= RSS_POINTS)
         return;
     step = r->o->distinct / RSS_POINTS;
     if (step < 1)
         step = 1;
-    if (r->requests < step * (r->nrss + 1) && r->requests < r->o->distinct)
+    if (answered < step * (r->nrss + 1) && answered < r->o->distinct)
         return;
-    r->rss_at[r->nrss] = r->requests;
+    r->rss_at[r->nrss] = answered;
     read_proc_kb(r->o->watch_pid, &r->rss_kb[r->nrss], &r->hwm_kb[r->nrss]);
     r->nrss++;
 }
@@ -454,6 +481,7 @@ static void harvest(struct run *r, bool resend)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&b);
         done(r, b, msg->data.result, now);
         watch_rss(r);
+        b->turn = (b->turn + 1) % r->ntargets;
         if (resend && resend_due(r, now))
             send_one(r, b);
     }
@@ -526,7 +554,8 @@ static void drain(struct run *r)
     }
 }
 
-/* Warm-up, the window (the counter read at both edges), then the drain. */
+/* Warm-up, the window (the counter read at both edges), then the drain. Browsers start on
+ * alternating targets, so half the requests in flight go to each. */
 static void drive(struct run *r, long calls[3])
 {
     double warm_end, cpu0 = 0.0;
@@ -537,8 +566,10 @@ static void drive(struct run *r, long calls[3])
     r->start_ms = now_ms() + (double)r->o->warmup_seconds * 1e3;
     r->end_ms = r->start_ms + (double)r->o->seconds * 1e3;
     warm_end = r->start_ms;
-    for (i = 0; i < r->n; i++)
+    for (i = 0; i < r->n; i++) {
+        r->b[i].turn = i % r->ntargets;
         send_one(r, &r->b[i]);
+    }
     while (now_ms() < r->end_ms) {
         curl_multi_perform(r->m, &running);
         harvest(r, true);
@@ -577,20 +608,37 @@ static void drive_distinct(struct run *r, long calls[3])
     calls[2] = read_calls(r->o);
 }
 
-static void report_latency(struct run *r)
+/* One target's figures, each name after prefix. */
+static void report_tally(const struct run *r, struct tally *t, const char *pre)
 {
-    bench_sort(r->lat, r->nlat);
-    printf("answered %ld\np50_ms %.3f\np90_ms %.3f\np99_ms %.3f\nmax_ms %.3f\n", r->nlat,
-           bench_pct(r->lat, r->nlat, 0.50), bench_pct(r->lat, r->nlat, 0.90),
-           bench_pct(r->lat, r->nlat, 0.99), r->nlat > 0 ? r->lat[r->nlat - 1] : 0.0);
+    double secs = r->elapsed_s > 0 ? r->elapsed_s : 1.0;
+    int i;
+
+    bench_sort(t->lat, t->nlat);
+    printf("%srequests %ld\n%srps %.1f\n%sanswered %ld\n", pre, t->requests, pre,
+           (double)t->requests / secs, pre, t->nlat);
+    printf("%sp50_ms %.3f\n%sp90_ms %.3f\n%sp99_ms %.3f\n%smax_ms %.3f\n", pre,
+           bench_pct(t->lat, t->nlat, 0.50), pre, bench_pct(t->lat, t->nlat, 0.90), pre,
+           bench_pct(t->lat, t->nlat, 0.99), pre, t->nlat > 0 ? t->lat[t->nlat - 1] : 0.0);
+    printf("%sstatuses", pre);
+    for (i = 0; i < t->nstatus; i++)
+        printf(" %ld:%ld", t->status_code[i], t->status_count[i]);
+    printf("\n");
+    for (i = 0; i < t->nstatus; i++)
+        printf("%sstatus_%ld %ld\n", pre, t->status_code[i], t->status_count[i]);
+    printf("%serrors_timeout %ld\n%serrors_reset %ld\n%serrors_refused %ld\n%serrors_other %ld\n",
+           pre, t->timeouts, pre, t->resets, pre, t->refused, pre, t->other_errors);
+    printf("%sidentity_mismatch %ld\n%sunmeasured %ld\n", pre, t->identity_mismatch, pre,
+           t->unmeasured);
 }
 
 static void report_decisions(const struct run *r, const long calls[3])
 {
+    long requests = r->t[0].requests + r->t[1].requests;
     if (calls[1] >= 0 && calls[2] >= calls[1]) {
         printf("decisions %ld\n", calls[2] - calls[1]);
         printf("decisions_per_request %.3f\n",
-               r->requests > 0 ? (double)(calls[2] - calls[1]) / (double)r->requests : 0.0);
+               requests > 0 ? (double)(calls[2] - calls[1]) / (double)requests : 0.0);
         if (calls[0] >= 0 && calls[1] >= calls[0])
             printf("decisions_run %ld\n", calls[2] - calls[0]);
     } else if (r->o->counter_url != NULL) {
@@ -600,23 +648,13 @@ static void report_decisions(const struct run *r, const long calls[3])
 
 static void report(struct run *r, const long calls[3])
 {
-    double secs = r->elapsed_s > 0 ? r->elapsed_s : 1.0;
     int i;
 
-    printf("browsers %d\nseconds %.3f\nrequests %ld\nrps %.1f\nsent %ld\n", r->n, secs, r->requests,
-           (double)r->requests / secs, r->sent);
-    report_latency(r);
-    printf("statuses");
-    for (i = 0; i < r->nstatus; i++)
-        printf(" %ld:%ld", r->status_code[i], r->status_count[i]);
-    printf("\n");
-    for (i = 0; i < r->nstatus; i++)
-        printf("status_%ld %ld\n", r->status_code[i], r->status_count[i]);
-    printf("errors_timeout %ld\nerrors_reset %ld\nerrors_refused %ld\nerrors_other %ld\n",
-           r->timeouts, r->resets, r->refused, r->other_errors);
-    printf("identity_mismatch %ld\nunmeasured %ld\nstill_in_flight %d\n", r->identity_mismatch,
-           r->unmeasured, busy_count(r));
-    printf("client_cpu_ms %.0f\n", r->cpu_ms);
+    printf("browsers %d\nseconds %.3f\nsent %ld\n", r->n, r->elapsed_s, r->sent);
+    report_tally(r, &r->t[0], "");
+    if (r->ntargets > 1)
+        report_tally(r, &r->t[1], "alt_");
+    printf("still_in_flight %d\nclient_cpu_ms %.0f\n", busy_count(r), r->cpu_ms);
     report_decisions(r, calls);
     for (i = 0; i < r->nrss; i++)
         printf("rss_kb %ld %ld %ld\n", r->rss_at[i], r->rss_kb[i], r->hwm_kb[i]);
@@ -629,7 +667,7 @@ static void usage(void)
     fprintf(stderr, "usage: bench_authz --connect ADDR:PORT --browsers FILE [--seconds S]\n"
                     "       [--warmup-seconds W] [--timeout-ms T] [--counter-url URL]\n"
                     "       [--mode page|gate] [--check identity|none] [--new-connections 0|1]\n"
-                    "       [--distinct N] [--watch-pid PID]\n");
+                    "       [--alternate ADDR:PORT] [--distinct N] [--watch-pid PID]\n");
 }
 
 static long number(const char *v, long lo, long hi)
@@ -639,12 +677,24 @@ static long number(const char *v, long lo, long hi)
     return end != v && *end == '\0' && n >= lo && n <= hi ? n : -1;
 }
 
+/* A value that is one of two words: *out is whether it is w1; -1 when it is neither. */
+static long word(const char *v, const char *w0, const char *w1, bool *out)
+{
+    if (strcmp(v, w0) != 0 && strcmp(v, w1) != 0)
+        return -1;
+    *out = strcmp(v, w1) == 0;
+    return 0;
+}
+
 /* One "--key value" pair; -1 when the key is unknown or the value unusable. */
 static int parse_pair(struct opts *o, const char *k, const char *v)
 {
     long n = 0;
+    bool gate = o->mode == MODE_GATE;
     if (strcmp(k, "--connect") == 0)
-        o->connect = v;
+        o->connect[0] = v;
+    else if (strcmp(k, "--alternate") == 0)
+        o->connect[1] = v;
     else if (strcmp(k, "--browsers") == 0)
         o->browsers_file = v;
     else if (strcmp(k, "--counter-url") == 0)
@@ -660,15 +710,14 @@ static int parse_pair(struct opts *o, const char *k, const char *v)
     else if (strcmp(k, "--watch-pid") == 0)
         n = o->watch_pid = number(v, 1, 1L << 30);
     else if (strcmp(k, "--new-connections") == 0)
-        n = number(v, 0, 1);
-    else if (strcmp(k, "--mode") == 0 && (strcmp(v, "page") == 0 || strcmp(v, "gate") == 0))
-        o->mode = strcmp(v, "gate") == 0 ? MODE_GATE : MODE_PAGE;
-    else if (strcmp(k, "--check") == 0 && (strcmp(v, "identity") == 0 || strcmp(v, "none") == 0))
-        o->check = strcmp(v, "identity") == 0;
+        n = word(v, "0", "1", &o->new_connections);
+    else if (strcmp(k, "--check") == 0)
+        n = word(v, "none", "identity", &o->check);
+    else if (strcmp(k, "--mode") == 0)
+        n = word(v, "page", "gate", &gate);
     else
         return -1;
-    if (strcmp(k, "--new-connections") == 0)
-        o->new_connections = n == 1;
+    o->mode = gate ? MODE_GATE : MODE_PAGE;
     return n < 0 ? -1 : 0;
 }
 
@@ -683,44 +732,55 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (parse_pair(o, argv[i], argv[i + 1]) != 0)
             return -1;
     }
-    if (i != argc || o->connect == NULL || o->browsers_file == NULL)
+    if (i != argc || o->connect[0] == NULL || o->browsers_file == NULL ||
+        (o->connect[1] != NULL && o->distinct > 0))
         return -1;
     return 0;
 }
 
 static int run_init(struct run *r, const struct opts *o)
 {
-    char *target = join3("::", o->connect, "");
+    int k;
     memset(r, 0, sizeof(*r));
     r->o = o;
-    if (target == NULL)
-        return -1;
-    r->connect_to = curl_slist_append(NULL, target);
-    free(target);
+    r->ntargets = o->connect[1] != NULL ? 2 : 1;
+    for (k = 0; k < r->ntargets; k++) {
+        char *target = join3("::", o->connect[k], "");
+        if (target == NULL)
+            return -1;
+        r->connect_to[k] = curl_slist_append(NULL, target);
+        free(target);
+        r->t[k].lat = malloc(MAX_SAMPLES * sizeof(double));
+        if (r->connect_to[k] == NULL || r->t[k].lat == NULL)
+            return -1;
+    }
     r->m = curl_multi_init();
-    r->lat = malloc(MAX_SAMPLES * sizeof(double));
-    if (r->connect_to == NULL || r->m == NULL || r->lat == NULL)
+    if (r->m == NULL)
         return -1;
     return load_browsers(r);
 }
 
 static void run_cleanup(struct run *r)
 {
-    int i;
+    int i, k;
     for (i = 0; i < r->n; i++) {
         struct browser *b = &r->b[i];
-        if (b->busy)
-            curl_multi_remove_handle(r->m, b->h);
-        curl_easy_cleanup(b->h);
-        curl_slist_free_all(b->headers);
-        free(b->url);
+        for (k = 0; k < NTARGETS; k++) {
+            if (b->busy && b->turn == k)
+                curl_multi_remove_handle(r->m, b->h[k]);
+            curl_easy_cleanup(b->h[k]);
+            curl_slist_free_all(b->headers[k]);
+            free(b->url[k]);
+        }
         free(b->cookie);
         free(b->expect);
     }
     if (r->m != NULL)
         curl_multi_cleanup(r->m);
-    curl_slist_free_all(r->connect_to);
-    free(r->lat);
+    for (k = 0; k < NTARGETS; k++) {
+        curl_slist_free_all(r->connect_to[k]);
+        free(r->t[k].lat);
+    }
 }
 
 int main(int argc, char **argv)
