@@ -30,6 +30,8 @@
 #define TAG_KEY 0x01  /* id: 0x01 || len(cred) || cred || scope */
 #define TAG_CRED 0x02 /* cred_id: 0x02 || cred */
 #define STATUS_ALLOW 200
+#define LRU_ALLOW 0
+#define LRU_OTHER 1
 #define STATUS_UNAUTHORIZED 401
 #define STATUS_FORBIDDEN 403
 #define NVALUES 3 /* authorization, username, email */
@@ -72,7 +74,11 @@ struct ha_authz_cache {
     struct ha_authz_cache_limits lim;
     size_t mask;
     struct entry **by_id, **by_cred;
-    struct entry *lru_head, *lru_tail;
+    /* Stored decisions, most recently used first: [LRU_ALLOW] the 200s, [LRU_OTHER] the rest.
+     * Room is made from the denials first, and only a 200 or a key in flight may evict a 200,
+     * so a flood of junk credentials (denied) cannot push out the people's allows; the keys in
+     * flight that may are bounded by the gate's cap on misses in flight. */
+    struct entry *lru_head[2], *lru_tail[2];
     size_t flights;
     struct entry *running; /* flights calling their waiters, linked by rnext */
     struct ha_authz_cache_stats st;
@@ -250,28 +256,35 @@ static struct entry *find(const struct ha_authz_cache *c, const struct ha_authz_
     return e;
 }
 
+static int lru_of(const struct entry *e)
+{
+    return e->status == STATUS_ALLOW ? LRU_ALLOW : LRU_OTHER;
+}
+
 static void lru_remove(struct ha_authz_cache *c, struct entry *e)
 {
+    int l = lru_of(e);
     if (e->lprev != NULL)
         e->lprev->lnext = e->lnext;
     else
-        c->lru_head = e->lnext;
+        c->lru_head[l] = e->lnext;
     if (e->lnext != NULL)
         e->lnext->lprev = e->lprev;
     else
-        c->lru_tail = e->lprev;
+        c->lru_tail[l] = e->lprev;
     e->lnext = e->lprev = NULL;
 }
 
 static void lru_push(struct ha_authz_cache *c, struct entry *e)
 {
+    int l = lru_of(e);
     e->lprev = NULL;
-    e->lnext = c->lru_head;
-    if (c->lru_head != NULL)
-        c->lru_head->lprev = e;
+    e->lnext = c->lru_head[l];
+    if (c->lru_head[l] != NULL)
+        c->lru_head[l]->lprev = e;
     else
-        c->lru_tail = e;
-    c->lru_head = e;
+        c->lru_tail[l] = e;
+    c->lru_head[l] = e;
 }
 
 static void link_entry(struct ha_authz_cache *c, struct entry *e)
@@ -333,16 +346,20 @@ static void unlink_entry(struct ha_authz_cache *c, struct entry *e, struct entry
     bury(e, dead);
 }
 
-/* Evicts least recently used decisions until one more entry of `bytes` fits; false (having
- * evicted nothing) when it cannot fit beside the keys in flight. */
-static bool make_room(struct ha_authz_cache *c, size_t bytes, uint64_t now_ms, struct entry **dead)
+/* Evicts least recently used decisions until one more entry of `bytes` fits, denials first
+ * and allows only when allows_may_go; false when it cannot fit beside the keys in flight (then
+ * nothing was evicted) or beside the allows it may not evict. */
+static bool make_room(struct ha_authz_cache *c, size_t bytes, bool allows_may_go, uint64_t now_ms,
+                      struct entry **dead)
 {
     if (c->flights + 1 > c->lim.max_entries || bytes > c->lim.max_bytes ||
         c->flights * KEY_BYTES > c->lim.max_bytes - bytes)
         return false;
     while (c->st.entries + 1 > c->lim.max_entries || c->st.bytes > c->lim.max_bytes - bytes) {
-        struct entry *e = c->lru_tail;
-        if (e == NULL) /* not reached: the keys in flight fit, checked above */
+        struct entry *e = c->lru_tail[LRU_OTHER];
+        if (e == NULL && allows_may_go)
+            e = c->lru_tail[LRU_ALLOW];
+        if (e == NULL) /* only allows left, which a denial may not evict */
             return false;
         if (now_ms >= e->expires_ms)
             c->st.expirations++;
@@ -429,7 +446,7 @@ static enum ha_authz_lookup start(struct ha_authz_cache *c, const struct ha_auth
     struct entry *e;
 
     c->st.misses++;
-    if (!make_room(c, KEY_BYTES, now_ms, dead))
+    if (!make_room(c, KEY_BYTES, true, now_ms, dead))
         return HA_AUTHZ_FULL;
     e = calloc(1, sizeof(*e));
     if (e == NULL)
@@ -644,7 +661,7 @@ static void call_waiters(struct ha_authz_cache *c, struct entry *f,
 static void store(struct ha_authz_cache *c, struct entry *fresh, uint64_t now_ms,
                   struct entry **dead)
 {
-    if (make_room(c, fresh->bytes, now_ms, dead))
+    if (make_room(c, fresh->bytes, fresh->status == STATUS_ALLOW, now_ms, dead))
         link_entry(c, fresh);
     else
         bury(fresh, dead);

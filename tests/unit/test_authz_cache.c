@@ -454,6 +454,51 @@ static void test_lru_entries(void **state)
     ha_authz_cache_free(c);
 }
 
+/* Denials make room among themselves: a flood of denied credentials never evicts a stored
+ * allow; a key in flight (bounded by the gate) and an allow may; denials go first. */
+static void test_denials_never_evict_allows(void **state)
+{
+    struct ha_authz_cache *c = new_cache(4, 1024 * 1024, ALLOW_MS, DENY_MS);
+    struct ha_authz_decision allow = dec(200, NULL, "u", "e"), deny = dec(401, NULL, NULL, NULL);
+    struct ha_authz_key a[3], junk, p3;
+    char cred[16];
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        snprintf(cred, sizeof(cred), "person-%d", i);
+        a[i] = key(c, cred, "s");
+        fill(c, &a[i], &allow, T0, 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(cred, sizeof(cred), "junk-%d", i);
+        junk = key(c, cred, "s");
+        fill(c, &junk, &deny, T0 + 1, 0);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(look(c, &a[i], T0 + 2), HA_AUTHZ_HIT);
+    assert_int_equal(look(c, &junk, T0 + 2), HA_AUTHZ_HIT); /* the last denial: the fourth slot */
+    assert_int_equal(stats(c).entries, 4);
+    /* A fourth allow takes the denial's slot, not an allow's. */
+    p3 = key(c, "person-3", "s");
+    fill(c, &p3, &allow, T0 + 3, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(look(c, &a[i], T0 + 4), HA_AUTHZ_HIT);
+    /* Full of allows: a key in flight may take the oldest allow's slot (the gate bounds how
+     * many are in flight), and its denial then stays there, so further junk recycles that
+     * slot and evicts no other allow. */
+    for (int i = 0; i < 50; i++) {
+        snprintf(cred, sizeof(cred), "junk-x%d", i);
+        junk = key(c, cred, "s");
+        fill(c, &junk, &deny, T0 + 5, 0);
+    }
+    assert_int_equal(stats(c).entries, 4);
+    assert_int_equal(look(c, &junk, T0 + 6), HA_AUTHZ_HIT);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(look(c, &a[i], T0 + 6), HA_AUTHZ_HIT);
+    assert_int_equal(look(c, &p3, T0 + 6), HA_AUTHZ_START); /* the least recently used allow */
+    ha_authz_cache_complete(c, &p3, NULL, T0 + 6, 0);
+    ha_authz_cache_free(c);
+}
+
 static void test_lru_bytes(void **state)
 {
     char v[101];
@@ -764,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_evict_credential),
         cmocka_unit_test(test_key_separation),
         cmocka_unit_test(test_lru_entries),
+        cmocka_unit_test(test_denials_never_evict_allows),
         cmocka_unit_test(test_lru_bytes),
         cmocka_unit_test(test_value_cap),
         cmocka_unit_test(test_in_flight_not_evicted),
