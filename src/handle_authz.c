@@ -55,6 +55,8 @@
 #define CRED_FIELD 5
 #define CRED_MAX (2 * CRED_FIELD + MAX_AUTHORIZATION + HA_MAX_COOKIE_HEADER)
 #define HOUSTON_WARN_EVERY_MS 1000
+#define MAX_PORT_DIGITS 5
+#define MAX_METHOD 32    /* X-Original-Method: an HTTP method; longer is refused */
 #define SCOPE_SEGMENTS 2 /* path segments in the scope: a path-routed release and component */
 #define STATUS_MIN 200
 #define STATUS_MAX 599
@@ -68,6 +70,7 @@ struct gate_input {
     const char *cookie;        /* Houston's cookie value, the first pair; NULL: none */
     const char *url;           /* X-Original-URL */
     size_t scope_len;          /* of url: scheme://authority/segment/segment */
+    const char *method;        /* X-Original-Method; NULL: none (or empty) */
 };
 
 /* A request waiting for Houston, or for another request's call to it. */
@@ -88,8 +91,35 @@ static uint64_t now_ms(void)
     return ha_mono_ns() / 1000000u;
 }
 
+/* True when a[0..n) is an authority the ingress could have routed on: host[:port], the host
+ * being letters, digits, '.', '-' and '_' or a bracketed IPv6 literal, the port digits. Not
+ * userinfo: ingress-nginx routes on $host but writes X-Original-URL from the raw Host header,
+ * which nginx takes with anything after a ':' ("grafana.<base>:1@x-airflow.<base>"), and Node's
+ * url.parse then reads the host after the '@': Houston would decide for another host than the
+ * one nginx serves. */
+static bool authority_ok(const char *a, size_t n)
+{
+    size_t host;
+    if (n > 0 && a[0] == '[') {
+        host = 1 + strspn(a + 1, "0123456789abcdefABCDEF:.");
+        if (host >= n || a[host] != ']')
+            return false;
+        host++;
+    } else {
+        host = strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+        if (host == 0)
+            return false;
+    }
+    if (host == n)
+        return true;
+    if (a[host] != ':' || n - host - 1 > MAX_PORT_DIGITS)
+        return false;
+    return strspn(a + host + 1, "0123456789") == n - host - 1;
+}
+
 /* The length of url's scope (see the top of this file), or 0 when url is not usable: not an
- * absolute http or https URL with an authority, or holding a space or a control character. */
+ * absolute http or https URL whose authority is host[:port], or holding a space or a control
+ * character. */
 static size_t scope_of(const char *url)
 {
     const char *p;
@@ -105,7 +135,7 @@ static size_t scope_of(const char *url)
     else
         return 0;
     n = strcspn(p, "/?#");
-    if (n == 0)
+    if (!authority_ok(p, n))
         return 0;
     p += n;
     for (int seg = 0; seg < SCOPE_SEGMENTS && *p == '/'; seg++)
@@ -141,7 +171,11 @@ static int read_input(const struct ha_ctx *cx, const struct ha_request *req, str
         return 431;
     /* What would go on to Houston must be a header value (libmicrohttpd passes other control
      * characters than CR and LF through). */
-    if (!value_ok(in->authorization) || !value_ok(in->cookie) || !value_ok(req->original_method))
+    in->method = req->original_method != NULL && req->original_method[0] != '\0'
+                     ? req->original_method
+                     : NULL;
+    if (!value_ok(in->authorization) || !value_ok(in->cookie) || !value_ok(in->method) ||
+        (in->method != NULL && strlen(in->method) > MAX_METHOD))
         return 400;
     in->scope_len = scope_of(in->url);
     return in->scope_len == 0 ? 401 : 0;
@@ -160,20 +194,28 @@ static size_t put_field(unsigned char *out, const char *v)
     return CRED_FIELD + n;
 }
 
-/* The key of a credential (authorization and cookie, each NULL when absent) and a scope. The
+/* The key of a request: its credential (authorization and cookie, each NULL when absent) and
+ * its scope, with the method beside it (Houston 0.x does not read X-Original-Method, but it is
+ * forwarded, so a Houston that did could not be answered for a POST with a GET's decision). The
  * values are bounded by read_input and the server's Cookie cap. */
-static enum ha_err make_key(const struct ha_app *app, const char *authorization, const char *cookie,
-                            const char *scope, size_t scope_len, struct ha_authz_key *out)
+static enum ha_err make_key(const struct ha_app *app, const struct gate_input *in,
+                            struct ha_authz_key *out)
 {
     unsigned char cred[CRED_MAX];
-    size_t n;
+    char scope[1 + MAX_METHOD + 1 + MAX_ORIGINAL_URL];
+    size_t n, m = in->method != NULL ? strlen(in->method) : 0;
     enum ha_err err;
-    if ((authorization != NULL && strlen(authorization) > MAX_AUTHORIZATION) ||
-        (cookie != NULL && strlen(cookie) > HA_MAX_COOKIE_HEADER))
+    if ((in->authorization != NULL && strlen(in->authorization) > MAX_AUTHORIZATION) ||
+        (in->cookie != NULL && strlen(in->cookie) > HA_MAX_COOKIE_HEADER) || m > MAX_METHOD ||
+        in->scope_len > MAX_ORIGINAL_URL)
         return HA_ERR_TOO_LARGE;
-    n = put_field(cred, authorization);
-    n += put_field(cred + n, cookie);
-    err = ha_authz_cache_key(app->authz, cred, n, scope, scope_len, out);
+    n = put_field(cred, in->authorization);
+    n += put_field(cred + n, in->cookie);
+    scope[0] = in->method != NULL ? 'M' : '-';
+    memcpy(scope + 1, in->method != NULL ? in->method : "", m);
+    scope[1 + m] = '\0'; /* a method holds no NUL: it ends here */
+    memcpy(scope + 2 + m, in->url, in->scope_len);
+    err = ha_authz_cache_key(app->authz, cred, n, scope, 2 + m + in->scope_len, out);
     OPENSSL_cleanse(cred, n);
     return err;
 }
@@ -220,7 +262,7 @@ enum ha_err ha_handle_authz(const struct ha_ctx *cx, const struct ha_request *re
 
     if (status != 0)
         return refuse(resp, status);
-    err = make_key(cx->app, in.authorization, in.cookie, in.url, in.scope_len, &key);
+    err = make_key(cx->app, &in, &key);
     if (err != HA_OK)
         return err;
     if (!ha_authz_cache_peek(cx->app->authz, &key, now_ms(), &d))
@@ -327,6 +369,8 @@ static void on_houston(void *ctx, enum ha_err err, struct ha_http_response *r)
             bad = "an answer repeating a header it relays";
         else if (!value_ok(d.authorization) || !value_ok(d.username) || !value_ok(d.email))
             bad = "a relayed header with a control character";
+    } else if (err == HA_ERR_TOO_LARGE) {
+        bad = "an answer over its size caps (a relayed header over 8 KiB, or the body)";
     } else {
         bad = err == HA_ERR_TIMEOUT ? "no answer in time" : "unreachable or a refused answer";
     }
@@ -335,8 +379,9 @@ static void on_houston(void *ctx, enum ha_err err, struct ha_http_response *r)
         warn_houston(bad, ha_err_str(err));
         if (g->tracked)
             ha_authz_cache_complete(app->authz, &g->key, NULL, now, 0);
-        rerr = answer_status(g->call->resp, err == HA_OK ? 502 : 503,
-                             err == HA_OK ? "bad answer from Houston\n" : "Houston unavailable\n");
+        bool answered = err == HA_OK || err == HA_ERR_TOO_LARGE;
+        rerr = answer_status(g->call->resp, answered ? 502 : 503,
+                             answered ? "bad answer from Houston\n" : "Houston unavailable\n");
     } else {
         if (g->tracked)
             ha_authz_cache_complete(app->authz, &g->key, &d, now, keep_until(app, &d, now));
@@ -360,7 +405,6 @@ static char *join(const char *a, const char *b, const char *c)
 static void ask_houston(struct gate *g, const struct gate_input *in)
 {
     const struct ha_view *view = g->call->cx.view;
-    const struct ha_request *req = g->call->req;
     char *lines[5] = {NULL};
     size_t n = 0;
     bool nomem = false;
@@ -380,8 +424,8 @@ static void ask_houston(struct gate *g, const struct gate_input *in)
     }
     lines[n] = join("X-Original-URL: ", in->url, "");
     nomem |= lines[n++] == NULL;
-    if (req->original_method != NULL && req->original_method[0] != '\0') {
-        lines[n] = join("X-Original-Method: ", req->original_method, "");
+    if (in->method != NULL) {
+        lines[n] = join("X-Original-Method: ", in->method, "");
         nomem |= lines[n++] == NULL;
     }
     if (nomem) {
@@ -420,7 +464,7 @@ void ha_handle_authz_begin(struct ha_call *call)
         return;
     }
     g->call = call;
-    err = make_key(app, in.authorization, in.cookie, in.url, in.scope_len, &g->key);
+    err = make_key(app, &in, &g->key);
     if (err != HA_OK) {
         gate_end(g, err);
         return;
