@@ -115,6 +115,10 @@ enum ha_err ha_app_init(struct ha_app *app, struct ha_config *cfg)
             (size_t)cfg->authz_max_entries, (size_t)cfg->authz_max_mb * 1024 * 1024,
             (uint64_t)cfg->authz_allow_ttl_s * 1000, (uint64_t)cfg->authz_deny_ttl_s * 1000};
         err = ha_authz_cache_new(&lim, &app->authz);
+        /* Misses hold suspended connections: at most a quarter of them, so a flood of misses
+         * against a slow Houston leaves room for probes and logins. */
+        app->authz_max_waiting = cfg->max_connections / 4;
+        atomic_init(&app->authz_waiting, 0);
     }
     app->used = calloc(USED_SLOTS, sizeof(*app->used));
     if (err == HA_OK && app->used == NULL)

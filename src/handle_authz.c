@@ -55,6 +55,9 @@
 #define CRED_FIELD 5
 #define CRED_MAX (2 * CRED_FIELD + MAX_AUTHORIZATION + HA_MAX_COOKIE_HEADER)
 #define HOUSTON_WARN_EVERY_MS 1000
+/* The gate's calls wait for Houston's connections in their own queue: a burst of misses never
+ * delays a login's hand-off, nor the other way round. */
+#define AUTHZ_QUEUE "authz"
 #define MAX_PORT_DIGITS 5
 #define MAX_METHOD 32    /* X-Original-Method: an HTTP method; longer is refused */
 #define SCOPE_SEGMENTS 2 /* path segments in the scope: a path-routed release and component */
@@ -277,6 +280,7 @@ enum ha_err ha_handle_authz(const struct ha_ctx *cx, const struct ha_request *re
 static void gate_end(struct gate *g, enum ha_err err)
 {
     struct ha_call *call = g->call;
+    atomic_fetch_sub(&call->cx.app->authz_waiting, 1);
     OPENSSL_cleanse(&g->key, sizeof(g->key));
     free(g);
     ha_call_done(call, err);
@@ -438,6 +442,7 @@ static void ask_houston(struct gate *g, const struct gate_input *in)
     hr.url = view->authz_url;
     hr.headers = (const char *const *)lines;
     hr.capture = relayed;
+    hr.queue = AUTHZ_QUEUE;
     g->t0 = ha_mono_ns();
     ha_transport_start(&g->call->cx.app->transport, &hr, on_houston, g);
     for (size_t i = 0; i < n; i++)
@@ -458,8 +463,17 @@ void ha_handle_authz_begin(struct ha_call *call)
         ha_call_done(call, refuse(call->resp, status));
         return;
     }
+    if (atomic_fetch_add(&app->authz_waiting, 1) >= app->authz_max_waiting) {
+        /* Shed: every suspended miss holds a connection until Houston answers. */
+        atomic_fetch_sub(&app->authz_waiting, 1);
+        ha_metrics_authz_shed(app->metrics);
+        warn_houston("too many requests waiting for Houston: answered 503 at once", "busy");
+        ha_call_done(call, answer_status(call->resp, 503, "busy: too many waiting for Houston\n"));
+        return;
+    }
     g = calloc(1, sizeof(*g));
     if (g == NULL) {
+        atomic_fetch_sub(&app->authz_waiting, 1);
         ha_call_done(call, HA_ERR_NOMEM);
         return;
     }

@@ -83,6 +83,7 @@ struct xfer {
     size_t body_len;
     bool post;
     bool to_tenant;
+    const char *queue; /* static */
     char *user, *pass; /* HTTP Basic, secrets */
     uint64_t deadline_ns;
     struct ha_http_response resp;
@@ -92,10 +93,12 @@ struct xfer {
     struct xfer *prev, *next; /* the deadline list, oldest first */
 };
 
-/* A peer (an origin) and the transfers waiting for one of its slots, oldest first. */
+/* A peer (an origin, and a queue of it) and the transfers waiting for one of its slots,
+ * oldest first. */
 struct peer {
     char *origin;
-    long active; /* transfers curl holds for it */
+    const char *queue; /* the requests' queue name (static), NULL: the default one */
+    long active;       /* transfers curl holds for it */
     struct xfer *qhead, *qtail;
     struct peer *next;
 };
@@ -584,6 +587,7 @@ static struct xfer *xfer_new(struct ha_http_client *c, const struct ha_http_requ
         x->deadline_ns = req->deadline_ns;
     x->post = is_post(req);
     x->to_tenant = req->to_tenant;
+    x->queue = req->queue;
     x->t.capture = req->capture;
     x->headers = build_headers(req, err);
     x->url = ha_strdup(req->url);
@@ -822,9 +826,14 @@ static CURL *borrow(struct ha_http_client *c)
     return curl_easy_init();
 }
 
-/* The peer for url's origin, made on first use. NULL when out of memory, the URL has no
- * origin, or there are MAX_PEERS already. */
-static struct peer *peer_of(struct ha_http_client *c, const char *url)
+static bool same_queue(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The peer for url's origin and queue, made on first use. NULL when out of memory, the URL has
+ * no origin, or there are MAX_PEERS already. */
+static struct peer *peer_of(struct ha_http_client *c, const char *url, const char *queue)
 {
     char *origin = NULL;
     struct peer *p;
@@ -832,7 +841,7 @@ static struct peer *peer_of(struct ha_http_client *c, const char *url)
     if (ha_url_origin(url, &origin) != HA_OK)
         return NULL;
     for (p = c->peers; p != NULL; p = p->next) {
-        if (strcmp(p->origin, origin) == 0) {
+        if (strcmp(p->origin, origin) == 0 && same_queue(p->queue, queue)) {
             free(origin);
             return p;
         }
@@ -843,6 +852,7 @@ static struct peer *peer_of(struct ha_http_client *c, const char *url)
         return NULL;
     }
     p->origin = origin;
+    p->queue = queue;
     p->next = c->peers;
     c->peers = p;
     c->npeers++;
@@ -913,7 +923,7 @@ static void begin(void *arg)
     c->in_flight++;
     if (c->oldest == x)
         arm_deadline(c);
-    x->peer = c->closed ? NULL : peer_of(c, x->url);
+    x->peer = c->closed ? NULL : peer_of(c, x->url, x->queue);
     if (x->peer == NULL) {
         finish(c, x, c->closed ? HA_ERR_IO : HA_ERR_NOMEM);
         return;
@@ -979,9 +989,13 @@ enum ha_err ha_http_client_attach(struct ha_http_client *c, struct ha_loop *loop
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->max_host_connections);
+    /* The queues bound each kind of call to a host (max_host_connections each); curl's own
+     * bound per host is theirs together. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      HA_HTTP_QUEUES_PER_HOST * c->max_host_connections);
     /* Idle connections kept: one per connection a peer may have open. */
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 2 * c->max_host_connections);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+                      HA_HTTP_QUEUES_PER_HOST * c->max_host_connections);
     return HA_OK;
 }
 

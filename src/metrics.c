@@ -48,6 +48,7 @@ struct ha_metrics {
     atomic_ullong throttled[2]; /* token exchanges refused: [0] per client, [1] total */
     atomic_ullong houston_refused;
     atomic_ullong authz_failures;
+    atomic_ullong authz_shed;
     atomic_llong inflight;
     struct hist hist[HA_HIST__COUNT];
 };
@@ -92,6 +93,12 @@ void ha_metrics_logout(struct ha_metrics *m)
 {
     if (m != NULL)
         atomic_fetch_add(&m->logouts, 1);
+}
+
+void ha_metrics_authz_shed(struct ha_metrics *m)
+{
+    if (m != NULL)
+        atomic_fetch_add(&m->authz_shed, 1);
 }
 
 void ha_metrics_authz_failure(struct ha_metrics *m)
@@ -219,7 +226,7 @@ static enum ha_err format_logins(struct ha_buf *b, struct ha_metrics *m)
 }
 
 static enum ha_err format_authz(struct ha_buf *b, const struct ha_authz_cache_stats *s,
-                                unsigned long long failures)
+                                unsigned long long failures, unsigned long long shed)
 {
     return ha_buf_appendf(
         b,
@@ -247,10 +254,13 @@ static enum ha_err format_authz(struct ha_buf *b, const struct ha_authz_cache_st
         "# HELP houston_auth_authz_houston_failures_total Calls to Houston's "
         "/v1/authorization that got no answer (down, timeout, refused answer).\n"
         "# TYPE houston_auth_authz_houston_failures_total counter\n"
-        "houston_auth_authz_houston_failures_total %llu\n",
+        "houston_auth_authz_houston_failures_total %llu\n"
+        "# HELP houston_auth_authz_shed_total Gate misses answered 503 at once: too many "
+        "were waiting for Houston.\n"
+        "# TYPE houston_auth_authz_shed_total counter\nhouston_auth_authz_shed_total %llu\n",
         (unsigned long long)s->hits, (unsigned long long)s->misses,
         (unsigned long long)s->coalesced, (unsigned long long)s->evictions,
-        (unsigned long long)s->expirations, s->entries, s->bytes, failures);
+        (unsigned long long)s->expirations, s->entries, s->bytes, failures, shed);
 }
 
 static enum ha_err format_jwks(struct ha_buf *b, const struct ha_jwks_cache_stats *s)
@@ -291,7 +301,7 @@ enum ha_err ha_metrics_format(struct ha_metrics *m, const struct ha_jwks_cache_s
     if (err == HA_OK && jwks != NULL)
         err = format_jwks(&b, jwks);
     if (err == HA_OK && authz != NULL)
-        err = format_authz(&b, authz, atomic_load(&m->authz_failures));
+        err = format_authz(&b, authz, atomic_load(&m->authz_failures), atomic_load(&m->authz_shed));
     if (err == HA_OK)
         err = ha_buf_steal(&b, out);
     ha_buf_cleanup(&b);

@@ -3,6 +3,7 @@
 #define HOUSTON_AUTH_APP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include "houston_auth/config.h"
 #include "houston_auth/http.h"
@@ -69,6 +70,8 @@ struct ha_app {
     struct ha_metrics *metrics;
     struct ha_ratelimit *limits;  /* token exchanges per client and in total */
     struct ha_authz_cache *authz; /* the gate's decisions (GET /v1/authorization) */
+    atomic_long authz_waiting; /* gate requests waiting on Houston (their own call or another's) */
+    long authz_max_waiting;    /* past it a miss is 503 at once: a quarter of maxConnections */
 
     /* Discovery, loaded by the readiness loop; read under lock. */
     pthread_mutex_t lock;

@@ -14,6 +14,8 @@
 #include "houston_auth/err.h"
 
 #define HA_HTTP_MAX_SET_COOKIES 8
+/* Queues one host's calls may be split into (ha_http_request.queue). */
+#define HA_HTTP_QUEUES_PER_HOST 2
 /* Response headers one request may ask to keep, and the longest value kept. */
 #define HA_HTTP_MAX_CAPTURE 4
 #define HA_HTTP_MAX_CAPTURED_VALUE (8 * 1024)
@@ -35,9 +37,14 @@ struct ha_http_request {
                              * client's total timeout (a login's calls share one); 0: none */
     /* More request headers, "Name: value" lines, NULL-ended (NULL: none). A line without
      * ':' or with a control character other than HTAB (CR, LF: header injection) fails the
-     * request with HA_ERR_INVALID before anything is sent. The lines are wiped when the
-     * request ends: they may carry credentials. */
+     * request with HA_ERR_INVALID before anything is sent. The client's copies are wiped when
+     * the request ends (they may carry credentials; curl's own request buffer is not). */
     const char *const *headers;
+    /* async: the queue it waits in for one of its peer's max_host_connections slots: NULL,
+     * the default one, or a name (a static string) for a kind of call that must neither wait
+     * behind the others nor make them wait (the gate's calls to Houston beside the logins'
+     * hand-offs). At most HA_HTTP_QUEUES_PER_HOST queues for one host. */
+    const char *queue;
     /* Names of response headers to keep (case-insensitive), NULL-ended, at most
      * HA_HTTP_MAX_CAPTURE; static strings (the asynchronous call keeps the pointers). */
     const char *const *capture;

@@ -33,6 +33,8 @@ void ha_metrics_houston_refused(struct ha_metrics *m);
 void ha_metrics_exchange_throttled(struct ha_metrics *m, bool total);
 /* A gate call to Houston that got no usable answer (down, timeout, refused answer). */
 void ha_metrics_authz_failure(struct ha_metrics *m);
+/* A gate miss answered 503 at once: too many were waiting for Houston already. */
+void ha_metrics_authz_shed(struct ha_metrics *m);
 /* A connection closed for not sending a whole request in time (slow-loris). */
 void ha_metrics_slow_client(struct ha_metrics *m);
 /* Quantile q (0..1) of a histogram in seconds, by linear interpolation inside the bucket

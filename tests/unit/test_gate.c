@@ -35,6 +35,7 @@ struct pending {
     char *lines[MAX_LINES];
     size_t nlines;
     const char *const *capture;
+    const char *queue;
     ha_http_done_fn done;
     void *ctx;
 };
@@ -78,6 +79,7 @@ static void fake_start(void *impl, const struct ha_http_request *req, ha_http_do
         p->lines[p->nlines++] = strdup(req->headers[i]);
     }
     p->capture = req->capture;
+    p->queue = req->queue;
     p->done = done;
     p->ctx = ctx;
 }
@@ -229,6 +231,7 @@ static void test_forwards_only_what_houston_reads(void **state)
     assert_string_equal(W.q[0].capture[1], "username");
     assert_string_equal(W.q[0].capture[2], "email");
     assert_null(W.q[0].capture[3]);
+    assert_string_equal(W.q[0].queue, "authz"); /* never behind a login's hand-off */
     assert_int_equal(q->replies, 0);
     answer(0, HA_OK, 200, minted, "A@x.com", "a@x.com");
     assert_int_equal(q->replies, 1);
@@ -333,6 +336,38 @@ static void test_method_is_in_the_key(void **state)
     assert_true(run(q));
     assert_int_equal(q->resp.status, 400);
     assert_int_equal(W.calls, 3);
+}
+
+/* Misses waiting on Houston hold connections: past the cap (a quarter of maxConnections) a
+ * miss is 503 at once, asks nothing, and the room comes back as answers go out. Hits are
+ * answered whatever the cap. */
+static void test_waiting_misses_are_capped(void **state)
+{
+    char cookie[64];
+    (void)state;
+    W.app.authz_max_waiting = 2;
+    assert_false(run(make(0, COOKIE "=hit", NULL, GRAFANA)));
+    answer(0, HA_OK, 200, NULL, "u", "e");
+    for (int k = 0; k < 3; k++) {
+        snprintf(cookie, sizeof(cookie), COOKIE "=m%d", k);
+        if (k < 2) {
+            assert_false(run(make(k, cookie, NULL, GRAFANA)));
+        } else {
+            assert_false(run(make(k, cookie, NULL, GRAFANA))); /* suspended, then shed */
+            assert_int_equal(W.reqs[k].replies, 1);
+            assert_int_equal(W.reqs[k].resp.status, 503);
+        }
+    }
+    assert_int_equal(W.calls, 3);
+    assert_true(run(make(3, COOKIE "=hit", NULL, GRAFANA)));
+    assert_int_equal(W.reqs[3].resp.status, 200);
+    answer(0, HA_OK, 401, NULL, NULL, NULL);
+    assert_false(run(make(2, COOKIE "=m2", NULL, GRAFANA)));
+    assert_int_equal(W.reqs[2].replies, 0);
+    assert_int_equal(W.calls, 4);
+    answer(0, HA_OK, 401, NULL, NULL, NULL);
+    answer(0, HA_OK, 401, NULL, NULL, NULL);
+    assert_int_equal(atomic_load(&W.app.authz_waiting), 0);
 }
 
 /* A control character in a value that would go on to Houston is 400 at once. */
@@ -611,6 +646,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forwards_only_what_houston_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absent_headers_stay_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_original_url_is_401, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_misses_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_characters_are_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usable_authorities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_method_is_in_the_key, setup, teardown),
