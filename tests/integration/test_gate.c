@@ -4,9 +4,10 @@
  * What is asserted: the status and the exact Authorization, username and email values relayed
  * (compared byte for byte with the stand-in's own answer to the same request), which credential
  * Houston read (the stand-in's per-credential call keys), how many calls reached Houston (its
- * counters), and the sidecar's cache metrics. The stand-in records the credential it read and
- * the host; it cannot show the other headers it received, so "nothing else is forwarded" is
- * asserted only as far as the credential goes.
+ * counters), which headers and cookies reached Houston (the names the stand-in records for each
+ * call: exactly the gate's four and curl's three, and Houston's cookie alone), and the sidecar's
+ * cache metrics. The stand-in records names, never values, so a browser's User-Agent relayed in
+ * place of the sidecar's own would not show.
  *
  * Sidecars with other settings (short TTLs, a cache off, four entries, one mebibyte, a short
  * request timeout) run in the spare slots, each with its own log, and each must exit cleanly when
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -54,7 +56,7 @@
 #define STALL_MS "3000"
 #define CAP_ENTRIES 4
 #define CAP_HOSTS 10
-#define MAX_HEADERS 16
+#define MAX_HEADERS 24
 #define BYTE_CAP (1024 * 1024)
 #define BYTE_CAP_MAX_HOSTS 4000
 #define BYTE_CAP_CHECK_EVERY 100
@@ -562,6 +564,123 @@ static void test_methods(void **state)
     free(tok);
 }
 
+/* ---- what reaches Houston ---- */
+
+/* The header names the gate may send Houston: the four it builds (ask_houston in
+ * src/handle_authz.c: cookie and authorization only when it has one to forward) and the three
+ * libcurl writes on every request of the sidecar's client (src/http_client.c):
+ *   host        HTTP/1.1 requires it (RFC 9112 §3.2); curl writes it from Houston's URL.
+ *   user-agent  CURLOPT_USERAGENT "houston-auth/<version>", the sidecar's own. Names alone
+ *               cannot tell it from a browser's User-Agent relayed in its place (such a line
+ *               would replace curl's): that one rests on ask_houston building its lines from
+ *               its four values only.
+ *   accept      curl's default Accept (any media type), written when a request names none.
+ * Nothing else: no Expect (http_client.c removes it, and a GET has no body), no
+ * Accept-Encoding (CURLOPT_ACCEPT_ENCODING NULL), no X-Request-Id (the gate names none). */
+static const char *const to_houston[] = {
+    "host",          "user-agent",     "accept",           "cookie",
+    "authorization", "x-original-url", "x-original-method"};
+
+/* A browser's headers besides its cookies, none of which may reach Houston. */
+static const char *const browser_headers[] = {
+    "X-Forwarded-For: 203.0.113.9, 10.0.0.1",
+    "X-Real-IP: 203.0.113.9",
+    "Forwarded: for=203.0.113.9;host=evil.example",
+    "X-Forwarded-Host: evil.example",
+    "X-Forwarded-Proto: https",
+    "Referer: " GRAFANA "/d/home",
+    "Origin: " GRAFANA,
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Accept-Language: de-CH,de;q=0.9,en;q=0.8",
+    "Sec-Fetch-Site: same-origin",
+    "X-Request-Id: 5b1f0c4e-browser",
+    "X-Houston-Extra: 1",
+};
+#define BROWSER_HEADERS (sizeof(browser_headers) / sizeof(browser_headers[0]))
+#define OTHER_COOKIES "Cookie: _ga=GA1.2.3.4; theme=dark" /* none of them Houston's */
+
+/* a and b (each when not NULL), then the browser's headers, NULL-ended, into out. */
+static void with_browser(const char **out, size_t cap, const char *a, const char *b)
+{
+    size_t n = 0;
+    assert_true(cap >= BROWSER_HEADERS + 3);
+    if (a != NULL)
+        out[n++] = a;
+    if (b != NULL)
+        out[n++] = b;
+    for (size_t i = 0; i < BROWSER_HEADERS; i++)
+        out[n++] = browser_headers[i];
+    out[n] = NULL;
+}
+
+/* Whether one of the browser's headers is named name (lower case). */
+static bool from_browser(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < BROWSER_HEADERS; i++) {
+        if (strncasecmp(browser_headers[i], name, n) == 0 && browser_headers[i][n] == ':')
+            return true;
+    }
+    return false;
+}
+
+/* Whether name is one the gate may send, given what it had to forward. */
+static bool may_reach_houston(const char *name, bool with_auth, bool with_cookie)
+{
+    if (strcmp(name, "authorization") == 0)
+        return with_auth;
+    if (strcmp(name, "cookie") == 0)
+        return with_cookie;
+    for (size_t i = 0; i < sizeof(to_houston) / sizeof(to_houston[0]); i++) {
+        if (strcmp(name, to_houston[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Asserts what Houston received on its last call (the stand-in's /__test/authz/headers): the
+ * names of to_houston each exactly once and nothing else, authorization only when with_auth,
+ * cookie only when with_cookie, and then a Cookie header of one pair: Houston's. */
+static void expect_houston_received(const char *what, bool with_auth, bool with_cookie)
+{
+    json_t *recs = it_houston_get_json(it_env(), "/__test/authz/headers");
+    json_t *rec = json_array_get(recs, json_array_size(recs) - 1);
+    json_t *names = json_object_get(rec, "headers"), *cookies = json_object_get(rec, "cookies");
+    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
+    const char *shown = text != NULL ? text : "(no record)";
+    size_t i;
+    json_t *v;
+
+    if (!json_is_array(names) || !json_is_array(cookies) ||
+        !json_is_false(json_object_get(rec, "truncated")))
+        fail_msg("%s: no usable record of what Houston received: %s", what, shown);
+    json_array_foreach(names, i, v)
+    {
+        const char *name = json_string_value(v);
+        if (name == NULL || !may_reach_houston(name, with_auth, with_cookie))
+            fail_msg("%s: Houston received a \"%s\" header%s: %s", what, name,
+                     name != NULL && from_browser(name) ? " (the browser's)" : "", shown);
+    }
+    for (size_t k = 0; k < sizeof(to_houston) / sizeof(to_houston[0]); k++) {
+        size_t seen = 0;
+        if (!may_reach_houston(to_houston[k], with_auth, with_cookie))
+            continue;
+        json_array_foreach(names, i, v)
+        {
+            seen += strcmp(json_string_value(v), to_houston[k]) == 0;
+        }
+        if (seen != 1)
+            fail_msg("%s: Houston received %zu \"%s\" headers, want 1: %s", what, seen,
+                     to_houston[k], shown);
+    }
+    if (json_array_size(cookies) != (with_cookie ? 1u : 0u) ||
+        (with_cookie && strcmp(json_string_value(json_array_get(cookies, 0)), IT_AUTH_COOKIE) != 0))
+        fail_msg("%s: Houston's Cookie header held %s, want %s alone", what, shown,
+                 with_cookie ? IT_AUTH_COOKIE : "nothing");
+    free(text);
+    json_decref(recs);
+}
+
 /* ---- what is forwarded ---- */
 
 /* Houston reads the credential the browser meant: the first pair of its cookie among other
@@ -598,6 +717,7 @@ static void test_forwarded_credential(void **state)
     assert_int_equal(key_count(a, GRAFANA_HOST), 1);
     assert_int_equal(key_count(b, GRAFANA_HOST), 0);
     expect_calls(1, "two Houston cookies");
+    expect_houston_received("two Houston cookies", false, true);
 
     /* Authorization with a cookie: Houston reads the header. */
     assert_int_equal(gate(main_base(), a, KIBANA "/fwd/x", by_header, &r), 200);
@@ -621,11 +741,64 @@ static void test_forwarded_credential(void **state)
     it_resp_cleanup(&r);
     assert_int_equal(key_count(NULL, GRAFANA_HOST), 1);
     expect_calls(4, "the look-alike cookies");
+    expect_houston_received("the look-alike cookies", false, false);
     free(two);
     free(bearer_b);
     free(lookalike);
     free(a);
     free(b);
+}
+
+/* Exactly the headers the gate must send reach Houston, from a browser's request full of others
+ * (forwarding headers, Referer, its User-Agent, Accept-Language, X-Request-Id, two more
+ * cookies): the four the gate builds and curl's three, and a Cookie header of Houston's pair
+ * alone. Without Authorization, or with an empty one, no Authorization reaches Houston; without
+ * Houston's cookie, no Cookie header. */
+static void test_forwarded_headers(void **state)
+{
+    char *tok = session_for("hdrs@example.com");
+    char *bearer = it_fmt("Authorization: Bearer %s", tok);
+    const char *h[BROWSER_HEADERS + 3];
+    struct it_resp r;
+    (void)state;
+
+    grant("hdrs@example.com", GRANT_MONITORING);
+    /* Houston's cookie among the browser's (gate() adds _ga and theme) and Authorization. */
+    with_browser(h, sizeof(h) / sizeof(h[0]), bearer, NULL);
+    assert_int_equal(gate(main_base(), tok, GRAFANA "/hdrs-both/x", h, &r), 200);
+    it_resp_cleanup(&r);
+    expect_calls(1, "a cookie and Authorization");
+    expect_houston_received("a cookie and Authorization", true, true);
+
+    /* No Authorization. */
+    with_browser(h, sizeof(h) / sizeof(h[0]), NULL, NULL);
+    assert_int_equal(gate(main_base(), tok, GRAFANA "/hdrs-cookie/x", h, &r), 200);
+    it_resp_cleanup(&r);
+    expect_calls(2, "a cookie alone");
+    expect_houston_received("a cookie alone", false, true);
+
+    /* An empty Authorization ("Name;" is how curl sends a header with no value). */
+    with_browser(h, sizeof(h) / sizeof(h[0]), "Authorization;", NULL);
+    assert_int_equal(gate(main_base(), tok, GRAFANA "/hdrs-empty/x", h, &r), 200);
+    it_resp_cleanup(&r);
+    expect_calls(3, "an empty Authorization");
+    expect_houston_received("an empty Authorization", false, true);
+
+    /* Authorization and only other cookies: no Cookie header reaches Houston. */
+    with_browser(h, sizeof(h) / sizeof(h[0]), bearer, OTHER_COOKIES);
+    assert_int_equal(gate(main_base(), NULL, KIBANA "/hdrs-bearer/x", h, &r), 200);
+    it_resp_cleanup(&r);
+    expect_calls(4, "Authorization and other cookies");
+    expect_houston_received("Authorization and other cookies", true, false);
+
+    /* Neither: X-Original-URL and X-Original-Method alone, and Houston's 401. */
+    with_browser(h, sizeof(h) / sizeof(h[0]), OTHER_COOKIES, NULL);
+    assert_int_equal(gate(main_base(), NULL, GRAFANA "/hdrs-none/x", h, &r), 401);
+    it_resp_cleanup(&r);
+    expect_calls(5, "no credential");
+    expect_houston_received("no credential", false, false);
+    free(bearer);
+    free(tok);
 }
 
 /* ---- the cache ---- */
@@ -1423,6 +1596,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_original_url_refused_without_houston, it_test_setup),
         cmocka_unit_test_setup(test_methods, it_test_setup),
         cmocka_unit_test_setup(test_forwarded_credential, it_test_setup),
+        cmocka_unit_test_setup(test_forwarded_headers, it_test_setup),
         cmocka_unit_test_setup(test_cache_scope, it_test_setup),
         cmocka_unit_test_setup(test_denials_kept_for_deny_ttl, it_test_setup),
         cmocka_unit_test_setup(test_removed_grant_within_allow_ttl, it_test_setup),

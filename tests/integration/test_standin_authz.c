@@ -3,8 +3,9 @@
  * cached gate and the bench stand in front of. Sessions come from a real login's cookie, from
  * a bearer token, or are forged, truncated, expired or for nobody; grants are set and removed
  * through /__test/permissions; the minted Airflow JWT is verified with the stand-in's public
- * key; the call counters and the pool's latency are measured; a stop and a start with a state
- * directory keep the key and the users, as Houston's restart does. */
+ * key; the call counters and the pool's latency are measured; the header and cookie names each
+ * call carried are recorded (names only, bounded); a stop and a start with a state directory
+ * keep the key and the users, as Houston's restart does. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +37,12 @@
 #define AIRFLOW_JWT_TTL 86400 /* Houston's jwt.authDuration */
 #define CONCURRENT 20
 #define MULTI_DEADLINE_MS 20000
+#define RAW_ANSWER_MS 5000
+#define HEADER_RECORDS 64 /* calls whose names the stand-in keeps */
+#define HEADER_CALLS (HEADER_RECORDS + 6)
+#define NAMES_KEPT 256 /* names per list and call */
+#define MANY_NAMES 300
+#define HEADER_HEAD_CAP 16384
 
 /* ---- helpers ---- */
 
@@ -702,6 +709,141 @@ static void test_faults_500_and_stall(void **state)
     free(tok);
 }
 
+/* ---- what each call carried ---- */
+
+/* GET /v1/authorization on the stand-in as a raw request: the request line, then head (CRLF
+ * header lines, Host among them), then "Connection: close". The status (0: no answer). */
+static int raw_authz(const char *head)
+{
+    char *req = it_fmt("GET /v1/authorization HTTP/1.1\r\n%sConnection: close\r\n\r\n", head);
+    int st = it_raw_exchange(it_env()->houston_port, req, strlen(req), NULL, 0, RAW_ANSWER_MS);
+    free(req);
+    return st;
+}
+
+/* The stand-in's /__test/authz/headers (caller decrefs). */
+static json_t *header_records(void)
+{
+    json_t *j = it_houston_get_json(it_env(), "/__test/authz/headers");
+    assert_true(json_is_array(j));
+    return j;
+}
+
+/* Asserts that member what of rec is exactly the names in want (NULL-ended), in order. */
+static void expect_names(json_t *rec, const char *what, const char *const *want)
+{
+    json_t *list = json_object_get(rec, what), *expected = json_array();
+    char *got, *exp;
+
+    for (size_t i = 0; want[i] != NULL; i++)
+        json_array_append_new(expected, json_string(want[i]));
+    if (json_equal(list, expected)) {
+        json_decref(expected);
+        return;
+    }
+    got = json_dumps(list, JSON_COMPACT | JSON_ENCODE_ANY);
+    exp = json_dumps(expected, JSON_COMPACT);
+    fail_msg("%s recorded %s, want %s", what, got != NULL ? got : "(none)", exp);
+}
+
+/* One call with known headers, two Cookie headers among them: the record holds exactly their
+ * names, lower-cased and in order, and the cookies' names; no value appears anywhere. */
+static void test_header_names_recorded(void **state)
+{
+    static const char *const headers[] = {"host",         "x-original-url", "cookie",
+                                          "x-mixed-case", "authorization",  "cookie",
+                                          "x-empty",      "connection",     NULL};
+    static const char *const cookies[] = {"theme", IT_AUTH_COOKIE, "", "", "second", NULL};
+    static const char *const values[] = {"v4lue", "Bearer", "127.0.0.1", "grafana", "close"};
+    static const char *const direct[] = {"host", "user-agent", "accept", "x-one", "cookie", NULL};
+    static const char *const direct_cookies[] = {"a", "b", NULL};
+    const char *by_curl[] = {"X-One: v4lue-6", "Cookie: a=v4lue-7; b=v4lue-8", NULL};
+    char *tok = session_for("names@example.com", 3600), *head, *text;
+    json_t *recs;
+    struct it_resp r;
+    (void)state;
+
+    grant("names@example.com", "\"system\":[\"" MONITORING "\"]");
+    recs = header_records();
+    assert_int_equal(json_array_size(recs), 0); /* the per-test reset cleared them */
+    json_decref(recs);
+    head = it_fmt("Host: 127.0.0.1\r\nX-Original-URL: " GRAFANA_URL "\r\n"
+                  "Cookie: theme=dark-v4lue-1; %s=%s;  lonely-v4lue-2 ; =v4lue-3;;\r\n"
+                  "X-MiXeD-CaSe: v4lue-4\r\nAuthorization: Bearer %s\r\n"
+                  "Cookie: second=v4lue-5\r\nX-Empty:\r\n",
+                  IT_AUTH_COOKIE, tok, tok);
+    assert_int_equal(raw_authz(head), 200);
+    assert_int_equal(authz(by_curl, &r), 401);
+    it_resp_cleanup(&r);
+
+    recs = header_records();
+    assert_int_equal(json_array_size(recs), 2);
+    expect_names(json_array_get(recs, 0), "headers", headers);
+    expect_names(json_array_get(recs, 0), "cookies", cookies);
+    assert_true(json_is_false(json_object_get(json_array_get(recs, 0), "truncated")));
+    /* curl's own Host, User-Agent (the harness's browser) and Accept, then ours. */
+    expect_names(json_array_get(recs, 1), "headers", direct);
+    expect_names(json_array_get(recs, 1), "cookies", direct_cookies);
+    text = json_dumps(recs, JSON_COMPACT);
+    assert_non_null(text);
+    if (strstr(text, tok) != NULL)
+        fail_msg("the session token is in the header records");
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (strstr(text, values[i]) != NULL)
+            fail_msg("a header value (\"%s\") is in the header records: %s", values[i], text);
+    }
+    json_decref(recs);
+    free(text);
+    free(head);
+    free(tok);
+}
+
+/* Bounded: the last 64 calls, each with at most 256 names per list (then truncated); cleared
+ * with the counters. */
+static void test_header_records_bounded_and_cleared(void **state)
+{
+    static char head[HEADER_HEAD_CAP];
+    static const char *const first_kept[] = {"host", "x-seq-6", "connection", NULL};
+    json_t *recs, *rec;
+    char *last;
+    size_t o;
+    (void)state;
+
+    for (int i = 0; i < HEADER_CALLS; i++) {
+        snprintf(head, sizeof(head), "Host: 127.0.0.1\r\nX-Seq-%d: 1\r\n", i);
+        assert_int_equal(raw_authz(head), 401);
+    }
+    recs = header_records();
+    assert_int_equal(json_array_size(recs), HEADER_RECORDS);
+    expect_names(json_array_get(recs, 0), "headers", first_kept);
+    json_decref(recs);
+
+    /* More names than a record keeps: the first 256 of each list, flagged. */
+    o = (size_t)snprintf(head, sizeof(head), "Host: 127.0.0.1\r\nCookie: c0=1");
+    for (int i = 1; i < MANY_NAMES; i++)
+        o += (size_t)snprintf(head + o, sizeof(head) - o, "; c%d=1", i);
+    o += (size_t)snprintf(head + o, sizeof(head) - o, "\r\n");
+    for (int i = 0; i < MANY_NAMES; i++)
+        o += (size_t)snprintf(head + o, sizeof(head) - o, "X-H-%d: 1\r\n", i);
+    assert_true(o < sizeof(head));
+    assert_int_equal(raw_authz(head), 401);
+    recs = header_records();
+    rec = json_array_get(recs, json_array_size(recs) - 1);
+    assert_int_equal(json_array_size(json_object_get(rec, "headers")), NAMES_KEPT);
+    assert_int_equal(json_array_size(json_object_get(rec, "cookies")), NAMES_KEPT);
+    last = it_fmt("c%d", NAMES_KEPT - 1);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(rec, "cookies"), NAMES_KEPT - 1)), last);
+    free(last);
+    assert_true(json_is_true(json_object_get(rec, "truncated")));
+    json_decref(recs);
+
+    assert_int_equal(it_houston_post(it_env(), "/__test/authz", "{\"clear_counters\":true}"), 200);
+    recs = header_records();
+    assert_int_equal(json_array_size(recs), 0);
+    json_decref(recs);
+}
+
 /* ---- down and up ---- */
 
 static char state_dir[320];
@@ -783,6 +925,8 @@ int main(void)
         cmocka_unit_test_setup(test_counters, it_test_setup),
         cmocka_unit_test_setup(test_pool_latency, it_test_setup),
         cmocka_unit_test_setup(test_faults_500_and_stall, it_test_setup),
+        cmocka_unit_test_setup(test_header_names_recorded, it_test_setup),
+        cmocka_unit_test_setup(test_header_records_bounded_and_cleared, it_test_setup),
         cmocka_unit_test_setup(test_down_and_up_keeps_sessions_and_grants, it_test_setup),
         cmocka_unit_test(it_test_processes_exit_clean),
     };

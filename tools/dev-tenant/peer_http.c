@@ -345,6 +345,26 @@ const char *peer_req_header(const struct peer_request *req, const char *name)
     return v != NULL && strlen(v) <= PEER_MAX_HEADER ? v : NULL;
 }
 
+struct header_walk {
+    peer_header_fn fn;
+    void *arg;
+};
+
+static enum MHD_Result walk_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct header_walk *w = cls;
+    (void)kind;
+    return w->fn(w->arg, key, value != NULL ? value : "") ? MHD_YES : MHD_NO;
+}
+
+void peer_req_foreach_header(const struct peer_request *req, peer_header_fn fn, void *arg)
+{
+    struct header_walk w = {fn, arg};
+    if (req->conn != NULL)
+        (void)MHD_get_connection_values(req->conn, MHD_HEADER_KIND, walk_header, &w);
+}
+
 enum ha_err peer_resp_add_header(struct peer_response *r, const char *name, const char *value)
 {
     char *n, *v;

@@ -80,6 +80,12 @@ void peer_sleep_ms(long ms, const atomic_bool *stop);
  * PEER_MAX_HEADER bytes read as absent. */
 const char *peer_req_header(const struct peer_request *req, const char *name);
 
+/* Calls fn(arg, name, value) for each request header, in the order received, the name as
+ * sent (values are not capped here: the connection's memory pool bounds them all), until fn
+ * returns false. Nothing when req was not built by the server. */
+typedef bool (*peer_header_fn)(void *arg, const char *name, const char *value);
+void peer_req_foreach_header(const struct peer_request *req, peer_header_fn fn, void *arg);
+
 /* Adds a response header (both copied). HA_ERR_TOO_LARGE past PEER_MAX_EXTRA_HEADERS,
  * HA_ERR_INVALID when either holds a CR or LF, or the name is empty: nothing is added. */
 enum ha_err peer_resp_add_header(struct peer_response *r, const char *name, const char *value);

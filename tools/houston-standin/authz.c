@@ -22,10 +22,10 @@
  *   anything else                 401, as is a missing or unusable X-Original-URL.
  * Every 200 also carries username and email headers, which the chart's ingress relays.
  *
- * Each call is counted, waits for the pool and is held there for the latency (pool.c), then
- * reads the user afresh: a grant removed applies to the next call, as Houston reads its
- * database every time. Faults: authz_delay_ms stalls before the pool, authz_status answers
- * that status instead of a decision. */
+ * Each call is counted (with --test-controls, its header and cookie names too), waits for the pool
+ * and is held there for the latency (pool.c), then reads the user afresh: a grant removed applies
+ * to the next call, as Houston reads its database every time. Faults: authz_delay_ms stalls before
+ * the pool, authz_status answers that status instead of a decision. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -380,6 +380,7 @@ void standin_handle_authorization(struct standin *s, const struct peer_request *
     parse_original_url(peer_req_header(req, ORIGINAL_URL_HEADER), &c);
     standin_pool_count(s, credential != NULL ? digest : NULL, c.host[0] != '\0' ? c.host : NULL,
                        c.release[0] != '\0' ? c.release : NULL);
+    standin_pool_note_headers(s, req);
     read_faults(s, &delay_ms, &injected);
     peer_sleep_ms(delay_ms, &s->stopping);
     held = standin_pool_enter(s);

@@ -9,20 +9,38 @@
  *
  * Counters: every call on arrival (total, and per (credential hash, host, release) up to
  * STANDIN_MAX_CALL_KEYS keys), every answer by status, and the most calls ever in the pool
- * and waiting for it.
+ * and waiting for it. With --test-controls, also what each of the last
+ * STANDIN_MAX_HEADER_RECORDS calls carried: its header names and its cookie names, never a
+ * value (values are credentials), so a test can see exactly what the sidecar's gate forwards.
  *
  * Test controls (--test-controls):
  *   GET  /__test/authz        {latency_ms, pool, calls, by_status, in_flight, queued,
  *                             max_in_flight, max_queued, keys, keys_dropped}
  *   POST /__test/authz        {latency_ms?, pool?, clear_counters?}: applied, then as GET.
  *   GET  /__test/authz/calls  [{credential, host, release, count}], credential being the
- *                             SHA-256 hex of what Houston read (null: none). */
+ *                             SHA-256 hex of what Houston read (null: none).
+ *   GET  /__test/authz/headers
+ *                             [{headers, cookies, truncated}], oldest first: each call's header
+ *                             names (lower-cased, in the order received, repeats kept) and the
+ *                             names of the pairs in its Cookie headers (as sent; a piece without
+ *                             '=' is all value, so its name is ""); bytes outside printable ASCII
+ *                             as %XX; truncated when a list passed STANDIN_MAX_NAMES or a name
+ *                             STANDIN_MAX_NAME bytes. Cleared with the counters. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "standin.h"
 
 #define WAIT_SLICE_MS 20
+#define COOKIE_HEADER "Cookie"
+#define HEX "0123456789ABCDEF"
+
+/* One call's names, as they are collected. */
+struct names {
+    json_t *headers, *cookies;
+    bool truncated;
+};
 
 enum ha_err standin_pool_init(struct standin *s)
 {
@@ -36,7 +54,8 @@ enum ha_err standin_pool_init(struct standin *s)
     p->size = STANDIN_DEFAULT_POOL;
     p->by_status = json_object();
     p->by_key = json_object();
-    return p->by_status != NULL && p->by_key != NULL ? HA_OK : HA_ERR_NOMEM;
+    p->headers = json_array();
+    return p->by_status != NULL && p->by_key != NULL && p->headers != NULL ? HA_OK : HA_ERR_NOMEM;
 }
 
 void standin_pool_cleanup(struct standin *s)
@@ -44,6 +63,7 @@ void standin_pool_cleanup(struct standin *s)
     struct standin_pool *p = &s->pool;
     json_decref(p->by_status);
     json_decref(p->by_key);
+    json_decref(p->headers);
     pthread_cond_destroy(&p->freed);
     pthread_mutex_destroy(&p->lock);
 }
@@ -56,6 +76,7 @@ static void clear_counters(struct standin_pool *p)
     p->max_queued = p->queued;
     json_object_clear(p->by_status);
     json_object_clear(p->by_key);
+    json_array_clear(p->headers);
 }
 
 void standin_pool_reset(struct standin *s)
@@ -90,6 +111,107 @@ void standin_pool_count(struct standin *s, const char *credential, const char *h
     } else {
         p->keys_dropped++;
     }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Appends name[0..n) to list: ASCII lower-cased when lower, bytes outside printable ASCII as
+ * %XX (a record is valid JSON), cut at STANDIN_MAX_NAME bytes, at most STANDIN_MAX_NAMES. */
+static void add_name(struct names *nm, json_t *list, const char *name, size_t n, bool lower)
+{
+    char out[STANDIN_MAX_NAME + 1];
+    size_t o = 0;
+
+    if (json_array_size(list) >= STANDIN_MAX_NAMES) {
+        nm->truncated = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool plain = c > 0x20 && c < 0x7f;
+        if (o + (plain ? 1 : 3) > STANDIN_MAX_NAME) {
+            nm->truncated = true;
+            break;
+        }
+        if (plain) {
+            out[o++] = lower && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = HEX[c >> 4];
+            out[o++] = HEX[c & 15];
+        }
+    }
+    out[o] = '\0';
+    json_array_append_new(list, json_string(out));
+}
+
+/* Trims spaces and tabs from both ends of [*p, *p + *n). */
+static void trim(const char **p, size_t *n)
+{
+    while (*n > 0 && (**p == ' ' || **p == '\t')) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n > 0 && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+/* The names of the pairs in one Cookie header, split on ';' and trimmed, each the part before
+ * its first '='. Blank pieces are skipped. A piece without '=' is all value (RFC 6265bis reads
+ * a Set-Cookie without one so), and a value is never kept: its name shows as "". Not
+ * cookie.c's parser on purpose: that one drops such pieces, and here they must show. */
+static void add_cookie_names(struct names *nm, const char *header)
+{
+    const char *p = header, *piece, *eq;
+    size_t n, k;
+
+    while (*p != '\0') {
+        n = strcspn(p, ";");
+        piece = p;
+        p += n;
+        if (*p == ';')
+            p++;
+        trim(&piece, &n);
+        if (n == 0)
+            continue;
+        eq = memchr(piece, '=', n);
+        k = eq != NULL ? (size_t)(eq - piece) : 0;
+        trim(&piece, &k);
+        add_name(nm, nm->cookies, piece, k, false);
+    }
+}
+
+static bool note_header(void *arg, const char *name, const char *value)
+{
+    struct names *nm = arg;
+    add_name(nm, nm->headers, name, strlen(name), true);
+    if (strcasecmp(name, COOKIE_HEADER) == 0)
+        add_cookie_names(nm, value);
+    return true;
+}
+
+void standin_pool_note_headers(struct standin *s, const struct peer_request *req)
+{
+    struct standin_pool *p = &s->pool;
+    struct names nm = {NULL, NULL, false};
+    json_t *rec;
+
+    if (!s->cfg.test_controls)
+        return;
+    nm.headers = json_array();
+    nm.cookies = json_array();
+    if (nm.headers != NULL && nm.cookies != NULL)
+        peer_req_foreach_header(req, note_header, &nm);
+    /* o? steals both references, also when the pack fails. */
+    rec = json_pack("{s:o?, s:o?, s:b}", "headers", nm.headers, "cookies", nm.cookies, "truncated",
+                    nm.truncated);
+    if (rec == NULL || nm.headers == NULL || nm.cookies == NULL) {
+        json_decref(rec);
+        return; /* out of memory: the call is not recorded */
+    }
+    pthread_mutex_lock(&p->lock);
+    if (json_array_size(p->headers) >= STANDIN_MAX_HEADER_RECORDS)
+        json_array_remove(p->headers, 0);
+    json_array_append_new(p->headers, rec);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -178,6 +300,15 @@ static json_t *calls(struct standin_pool *p)
     return all;
 }
 
+static json_t *header_records(struct standin_pool *p)
+{
+    json_t *copy;
+    pthread_mutex_lock(&p->lock);
+    copy = json_deep_copy(p->headers);
+    pthread_mutex_unlock(&p->lock);
+    return copy;
+}
+
 static bool in_range(json_t *v, json_int_t lo, json_int_t hi)
 {
     return v == NULL ||
@@ -228,6 +359,8 @@ bool standin_pool_control(struct standin *s, const struct peer_request *req,
         peer_resp_json(resp, 200, snapshot(&s->pool));
     else if (strcmp(req->path, "/__test/authz/calls") == 0 && get)
         peer_resp_json(resp, 200, calls(&s->pool));
+    else if (strcmp(req->path, "/__test/authz/headers") == 0 && get)
+        peer_resp_json(resp, 200, header_records(&s->pool));
     else
         return false;
     return true;

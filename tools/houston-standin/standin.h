@@ -23,6 +23,9 @@
 #define STANDIN_MAX_USERS 100000
 #define STANDIN_MAX_CALL_KEYS 100000
 #define STANDIN_MAX_RECORDS 10000
+#define STANDIN_MAX_HEADER_RECORDS 64 /* /v1/authorization calls whose header names are kept */
+#define STANDIN_MAX_NAMES 256         /* header names, and cookie names, kept per call */
+#define STANDIN_MAX_NAME 256          /* bytes of one kept name */
 #define STANDIN_MAX_BASE 253
 #define STANDIN_FORM_TYPE "application/x-www-form-urlencoded"
 #define STANDIN_HTML "text/html; charset=utf-8"
@@ -60,6 +63,7 @@ struct standin_pool {
     json_t *by_status;       /* {"200": n, ...}, counted on answer */
     json_t *by_key;          /* "<credential>|<host>|<release>" -> call record */
     json_int_t keys_dropped; /* calls whose key did not fit under STANDIN_MAX_CALL_KEYS */
+    json_t *headers;         /* the last calls' header and cookie names, oldest first */
 };
 
 struct standin {
@@ -148,13 +152,18 @@ void standin_pool_cleanup(struct standin *s);
  * release NULL unless the host or path names a deployment. */
 void standin_pool_count(struct standin *s, const char *credential, const char *host,
                         const char *release);
+/* With --test-controls, keeps the names of req's headers (lower-cased, in the order received)
+ * and of the pairs in its Cookie headers, never a value, for the last
+ * STANDIN_MAX_HEADER_RECORDS calls. */
+void standin_pool_note_headers(struct standin *s, const struct peer_request *req);
 /* Waits for a free slot (false when the stand-in stops first), then holds it for the latency
  * in force. standin_pool_leave frees the slot (when held) and counts the answer's status. */
 bool standin_pool_enter(struct standin *s);
 void standin_pool_leave(struct standin *s, bool held, int status);
 /* Back to the flags' latency and size, counters cleared. */
 void standin_pool_reset(struct standin *s);
-/* /__test/authz (GET, POST) and /__test/authz/calls (GET); false when path is not theirs. */
+/* /__test/authz (GET, POST), /__test/authz/calls and /__test/authz/headers (GET); false when
+ * path is not theirs. */
 bool standin_pool_control(struct standin *s, const struct peer_request *req,
                           struct peer_response *resp);
 
