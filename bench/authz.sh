@@ -684,7 +684,8 @@ TABLE_HEAD="| figure | houston-auth | reference | ratio | goal | met? |"
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo));"
   echo "Debian $(cat /etc/debian_version), $(nginx -v 2>&1 | sed 's/.*: //'), libcurl $(pkg-config --modversion libcurl);"
   echo "houston-auth $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "(no git)")$(
-    git -C "$ROOT" diff --quiet HEAD -- src include tools bench 2>/dev/null || echo " with local changes")."
+    git -C "$ROOT" diff --quiet HEAD -- src include tools CMakeLists.txt 'bench/*.[ch]' 'bench/*.sh' \
+      2>/dev/null || echo " with local changes")."
   echo "Command: \`bench/authz.sh\`. Load average before/after: $LOAD_BEFORE / $LOAD_AFTER."
   echo "Houston stand-in: at most $POOL decisions at a time, ${LATENCY_MS} ms each (one Node.js process,"
   echo "a $POOL-connection database pool). $BROWSERS browsers (closed loop, keep-alive), $USERS users,"
