@@ -1299,10 +1299,24 @@ static void test_other_tokens_never_answered_from_cache(void **state)
         if (calls() != n + 1 || key_count(variants[i], GRAFANA_HOST) != 1)
             fail_msg("variant %zu of A's token did not reach Houston", i);
     }
-    /* A URL whose userinfo names grafana is another host to Houston, and another scope. */
-    expect_gate(main_base(), a, "https://grafana." IT_BASE_DOMAIN "@evil.example.com/victim/x", 401,
-                NULL);
-    assert_int_equal(key_count(a, "evil.example.com"), 1);
+    /* Userinfo is refused by the gate itself: nginx routes on the host before the ':' or '@'
+     * and Node's parser reads the one after, so Houston would decide for another host than
+     * the one served ("grafana.<base>:1@<release>-airflow.<base>" got an Airflow role's 200
+     * on Grafana before). 401, and Houston is not asked. */
+    {
+        const char *urls[] = {"https://grafana." IT_BASE_DOMAIN "@evil.example.com/victim/x",
+                              "https://grafana." IT_BASE_DOMAIN ":1@" RELEASE
+                              "-airflow." IT_BASE_DOMAIN "/d/x"};
+        for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+            long before = calls();
+            struct it_resp r;
+            assert_int_equal(gate(main_base(), a, urls[i], NULL, &r), 401);
+            assert_null(it_resp_header(&r, "username"));
+            it_resp_cleanup(&r);
+            if (calls() != before)
+                fail_msg("%s reached Houston", urls[i]);
+        }
+    }
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++)
         free(variants[i]);
     free(a);
