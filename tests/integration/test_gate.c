@@ -70,6 +70,11 @@
 #define LOG_COALESCE "sidecar-coalesce.log"
 #define LOG_COALESCE_TTL0 "sidecar-coalesce-ttl0.log"
 #define LOG_TTL0 "sidecar-allow-ttl0.log"
+#define LOG_FLOOD "sidecar-flood.log"
+#define FLOOD 8         /* misses sent at once to a sidecar that lets 4 wait (16 connections) */
+#define FLOOD_WAITING 4 /* maxConnections / 4 */
+#define FLOOD_STALL_MS "4000"
+#define ROOM_MS 1500 /* a probe or a login beside the flood answers within this */
 #define LOG_DENY0 "sidecar-deny-ttl0.log"
 #define LOG_DOWN "sidecar-houston-down.log"
 #define LOG_BYTES "sidecar-bytes1.log"
@@ -259,7 +264,8 @@ static void expect_same_header(const struct it_resp *g, const struct it_resp *d,
 /* ---- metrics ---- */
 
 struct cache_stats {
-    double hits, misses, coalesced, evictions, expirations, entries, bytes, failures, houston_calls;
+    double hits, misses, coalesced, evictions, expirations, entries, bytes, failures, houston_calls,
+        shed;
 };
 
 /* The value of an unlabelled sample in Prometheus text, or -1. */
@@ -302,6 +308,7 @@ static void cache_stats(const char *base, struct cache_stats *s)
     s->bytes = need(r.body, "houston_auth_authz_cache_bytes");
     s->failures = need(r.body, "houston_auth_authz_houston_failures_total");
     s->houston_calls = need(r.body, "houston_auth_authz_houston_seconds_count");
+    s->shed = need(r.body, "houston_auth_authz_shed_total");
     it_resp_cleanup(&r);
     free(url);
     it_client_free(c);
@@ -1325,6 +1332,78 @@ static void test_other_tokens_never_answered_from_cache(void **state)
 
 /* Houston's 5xx is relayed and never stored: asked again each time; once Houston is well, the
  * next answer is a fresh 200. */
+/* Misses against a stalled Houston hold connections: at most a quarter of maxConnections wait
+ * (past that, 503 at once), and the gate's calls queue for Houston's connections apart from the
+ * logins' hand-offs. So with one connection to Houston for each and Houston stalling every
+ * decision, the probe and a whole login still answer at once (before: the probe waited seconds
+ * for a connection slot and the hand-off queued behind the gate's calls). */
+static void test_flood_of_misses_leaves_room(void **state)
+{
+    const char *extra[] = {"AUTH_SIDECAR_PEER_CONNECTIONS=1", "AUTH_SIDECAR_MAX_CONNECTIONS=16",
+                           "AUTH_SIDECAR_REQUEST_TIMEOUT_MS=6000", NULL};
+    struct pending p[FLOOD];
+    struct it_client *c;
+    struct it_login l;
+    struct it_resp r;
+    struct cache_stats s1;
+    char base[128], tok[32], *probe;
+    long t0, st;
+    int quick_503 = 0;
+    (void)state;
+
+    it_spare_start(SLOT_PLAIN, LOG_FLOOD, extra, base, sizeof(base));
+    assert_int_equal(it_houston_fault(it_env(), "{\"authz_delay_ms\":" FLOOD_STALL_MS "}"), 200);
+    for (int i = 0; i < FLOOD; i++) {
+        snprintf(tok, sizeof(tok), "junk-%d", i);
+        pending_start(&p[i], base, tok, GRAFANA "/flood/x");
+    }
+    /* Every request sent and the first ones waiting: the rest are shed at once. */
+    t0 = it_now_ms();
+    while (it_now_ms() - t0 < ROOM_MS / 2) {
+        for (int i = 0; i < FLOOD; i++) {
+            if (p[i].running > 0) {
+                curl_multi_perform(p[i].m, &p[i].running);
+                curl_multi_poll(p[i].m, NULL, 0, 5, NULL);
+            }
+        }
+    }
+    for (int i = 0; i < FLOOD; i++) {
+        if (p[i].running == 0) {
+            curl_easy_getinfo(p[i].c->h, CURLINFO_RESPONSE_CODE, &st);
+            assert_int_equal(st, 503);
+            quick_503++;
+        }
+    }
+    assert_int_equal(quick_503, FLOOD - FLOOD_WAITING);
+    cache_stats(base, &s1);
+    assert_true(s1.shed >= FLOOD - FLOOD_WAITING);
+
+    c = it_client_new(it_env());
+    probe = it_fmt("%s/healthz", base);
+    assert_int_equal(it_get(c, probe, &r), 0);
+    assert_int_equal(r.status, 200);
+    if (r.seconds * 1000 > ROOM_MS)
+        fail_msg("/healthz took %.2f s beside the flood", r.seconds);
+    it_resp_cleanup(&r);
+    assert_int_equal(it_login_at(c, base, "provider=auth0&integration=self&redirect=%2Foauth",
+                                 "flood@example.com", &l),
+                     0);
+    if (l.redirect.status != 302 || l.redirect.location == NULL ||
+        strncmp(l.redirect.location, IT_APP_URL "/oauth?", strlen(IT_APP_URL "/oauth?")) != 0)
+        fail_msg("a login beside the flood ended %ld %s", l.redirect.status,
+                 l.redirect.location != NULL ? l.redirect.location : "(none)");
+    if (l.redirect.seconds * 1000 > ROOM_MS)
+        fail_msg("a login's hand-off beside the flood took %.2f s", l.redirect.seconds);
+    it_note_login(&l);
+    it_login_cleanup(&l);
+    it_client_free(c);
+    free(probe);
+    assert_int_equal(it_houston_fault(it_env(), "{}"), 200);
+    for (int i = 0; i < FLOOD; i++)
+        (void)pending_finish(&p[i]);
+    spare_stop(SLOT_PLAIN);
+}
+
 static void test_houston_5xx_not_cached(void **state)
 {
     char *tok = session_for("fivexx@example.com");
@@ -1620,6 +1699,7 @@ int main(void)
         cmocka_unit_test_setup(test_concurrent_misses_share_one_call, it_test_setup),
         cmocka_unit_test_setup(test_other_tokens_never_answered_from_cache, it_test_setup),
         cmocka_unit_test_setup(test_houston_5xx_not_cached, it_test_setup),
+        cmocka_unit_test_setup(test_flood_of_misses_leaves_room, it_test_setup),
         cmocka_unit_test_setup(test_ttl_zero_calls_houston_every_time, it_test_setup),
         cmocka_unit_test_setup(test_entry_cap, it_test_setup),
         cmocka_unit_test_setup(test_byte_cap, it_test_setup),
