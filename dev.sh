@@ -7,6 +7,8 @@
 #   sidecar           https://houston.astro.localhost:8872/
 #   Houston stand-in  http://127.0.0.1:8871/             (callback contract)
 #   app stand-in      https://app.astro.localhost:8873/  (where Houston sends the browser)
+# The stand-in runs with its test controls (loopback only) so that the dev user can be given
+# Grafana's permission and the gate (GET /v1/authorization, the ingress's auth-url) shown.
 set -euo pipefail
 cd "$(dirname "$0")"
 # The sidecar and the two dev peers, nothing else: no test framework is installed or built.
@@ -47,7 +49,7 @@ wait_for "https://localhost:8443/.well-known/openid-configuration" "the dev tena
 
 build/tools/houston-standin --listen 127.0.0.1:8871 --base-domain "$BASE" --app-url "$APP" \
   --app-listen 127.0.0.1:8873 --tls-cert "$DEV_DIR/tls.pem" --tls-key "$DEV_DIR/tls.key" \
-  --sidecar-url "$SIDECAR" >"$DEV_DIR/houston.log" 2>&1 &
+  --sidecar-url "$SIDECAR" --test-controls >"$DEV_DIR/houston.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:8871/v1/healthz" "the Houston stand-in"
 
@@ -65,10 +67,26 @@ else
   check="self-check FAILED: no Houston session cookie (see $DEV_DIR/sidecar.log)"
 fi
 
+# The gate: what the ingress asks before each Grafana page, with the session just made.
+session=$(awk '$6 == "astronomer_astro_localhost_auth" {print $7}' "$jar" | tail -n 1)
+curl -sS -o /dev/null -X POST -H 'Content-Type: application/json' \
+  --data '{"email":"dev@example.com","system":["system.monitoring.get"]}' \
+  http://127.0.0.1:8871/__test/permissions || true
+gate_cmd=(curl -sS -o /dev/null -D - --cacert "$DEV_DIR/ca.pem"
+  -H "X-Original-URL: https://grafana.$BASE/d/home" "$SIDECAR/v1/authorization")
+gate_user=$("${gate_cmd[@]}" -H "Cookie: astronomer_astro_localhost_auth=$session" 2>/dev/null |
+  tr -d '\r' | awk -F': ' 'tolower($1) == "username" {print $2}') || true
+if [ -n "$gate_user" ]; then
+  gate_check="gate-check: Grafana allowed for $gate_user (Houston's decision, now cached 10 s)"
+else
+  gate_check="gate-check FAILED: the gate did not allow Grafana (see $DEV_DIR/sidecar.log)"
+fi
+
 cat <<MSG
 
 houston-auth is running in dev mode (dev secrets: never use them in production).
   $check
+  $gate_check
 
 Log in with curl (follows every hop and keeps the cookies in a jar):
   curl -sS -L --cacert $DEV_DIR/ca.pem -c /tmp/jar -b /tmp/jar -o /dev/null -w '%{url_effective}\\n' \\
@@ -78,6 +96,12 @@ Log in with curl (follows every hop and keeps the cookies in a jar):
 Log in with a browser on this machine: open $SIDECAR/
   (*.localhost resolves to this machine; trust $DEV_DIR/ca.pem or accept the warning;
    without login_hint the dev tenant shows its login page: any email, any password)
+
+Ask the gate as the ingress does before each UI request (the session from the jar above):
+  curl -sS -o /dev/null -D - --cacert $DEV_DIR/ca.pem -H 'X-Original-URL: https://grafana.$BASE/d/home' \\
+    -H "Cookie: astronomer_astro_localhost_auth=\$(awk '\$6 == "astronomer_astro_localhost_auth" {print \$7}' /tmp/jar)" \\
+    $SIDECAR/v1/authorization      # 200 with username and email; 401 without the cookie
+
 Log out:    $SIDECAR/logout
 Readiness:  $SIDECAR/readyz      Metrics: $SIDECAR/metrics
 Logs:       $DEV_DIR/sidecar.log, tenant.log, houston.log

@@ -11,7 +11,7 @@
 #   scripts/fresh-root.sh --until 'self-check: logged in' -- ./dev.sh
 #
 # --until REGEX  COMMAND is a server: succeed once its output matches REGEX, then stop it;
-#                fail if it prints 'self-check FAILED', exits, or times out first
+#                fail if it prints 'self-check FAILED' or 'gate-check FAILED', exits, or times out first
 # --timeout S    give up after S seconds (default 2400)
 #
 # The base root filesystem is built once with mmdebstrap from the Debian archives apt uses
@@ -129,7 +129,7 @@ pid=$!
 rc=1
 for _ in $(seq 1 "$timeout_s"); do
   if grep -qE "$until_re" "$log"; then rc=0; break; fi
-  grep -q 'self-check FAILED' "$log" && break
+  grep -qE '(self|gate)-check FAILED' "$log" && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 1
 done
