@@ -133,7 +133,9 @@ static void add_name(struct names *nm, json_t *list, const char *name, size_t n,
             break;
         }
         if (plain) {
-            out[o++] = lower && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : (char)c;
+            if (lower && c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c - 'A' + 'a');
+            out[o++] = (char)c;
         } else {
             out[o++] = '%';
             out[o++] = HEX[c >> 4];
