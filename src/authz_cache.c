@@ -486,6 +486,20 @@ static enum ha_authz_lookup hit(struct ha_authz_cache *c, struct entry *e,
     return HA_AUTHZ_HIT;
 }
 
+/* k's entry (a stored decision or a key in flight), or NULL; a decision past its ttl is
+ * dropped (onto *dead) and counted as an expiration. Under the lock. */
+static struct entry *find_live(struct ha_authz_cache *c, const struct ha_authz_key *k,
+                               uint64_t now_ms, struct entry **dead)
+{
+    struct entry *e = find(c, k);
+    if (e != NULL && !e->in_flight && now_ms >= e->expires_ms) {
+        c->st.expirations++;
+        unlink_entry(c, e, dead);
+        e = NULL;
+    }
+    return e;
+}
+
 enum ha_authz_lookup ha_authz_cache_lookup(struct ha_authz_cache *c, const struct ha_authz_key *k,
                                            uint64_t now_ms, struct ha_authz_decision *out,
                                            ha_authz_waiter_fn fn, void *arg,
@@ -498,12 +512,7 @@ enum ha_authz_lookup ha_authz_cache_lookup(struct ha_authz_cache *c, const struc
     if (w != NULL)
         memset(w, 0, sizeof(*w));
     pthread_mutex_lock(&c->lock);
-    e = find(c, k);
-    if (e != NULL && !e->in_flight && now_ms >= e->expires_ms) {
-        c->st.expirations++;
-        unlink_entry(c, e, &dead);
-        e = NULL;
-    }
+    e = find_live(c, k, now_ms, &dead);
     if (e == NULL)
         r = start(c, k, now_ms, &dead);
     else if (e->in_flight)
@@ -523,12 +532,7 @@ bool ha_authz_cache_peek(struct ha_authz_cache *c, const struct ha_authz_key *k,
     bool found = false;
 
     pthread_mutex_lock(&c->lock);
-    e = find(c, k);
-    if (e != NULL && !e->in_flight && now_ms >= e->expires_ms) {
-        c->st.expirations++;
-        unlink_entry(c, e, &dead);
-        e = NULL;
-    }
+    e = find_live(c, k, now_ms, &dead);
     if (e != NULL && !e->in_flight)
         found = hit(c, e, out) == HA_AUTHZ_HIT;
     pthread_mutex_unlock(&c->lock);

@@ -1523,3 +1523,15 @@ int it_houston_start_args(struct it_env *e, const char *const *extra)
     strv_free(&env);
     return rc;
 }
+
+int it_group_setup_houston_state(void **state, char *state_dir, size_t len)
+{
+    struct it_env *e = it_env();
+    const char *const extra[] = {"--state-dir", state_dir, NULL};
+    if (it_group_setup_bare(state) != 0)
+        return -1;
+    snprintf(state_dir, len, "%s/houston-state", e->dir);
+    if (it_tenant_start(e) != 0 || it_houston_start_args(e, extra) != 0)
+        return -1;
+    return it_sidecar_start(e, &e->sidecar, e->sidecar_port, "sidecar.log", NULL, true);
+}

@@ -256,5 +256,9 @@ json_t *it_houston_post_json(const struct it_env *e, const char *path, const cha
 /* it_houston_start with more arguments after the standard ones (NULL-ended), e.g.
  * {"--state-dir", dir, NULL} so that a stop and a start keep the key and the users. */
 int it_houston_start_args(struct it_env *e, const char *const *extra);
+/* cmocka group setup as it_group_setup, with the stand-in on a state directory
+ * (<dir>/houston-state, written into state_dir) so that a test can stop and start it and keep
+ * its signing key and users (it_houston_start_args with {"--state-dir", state_dir}). */
+int it_group_setup_houston_state(void **state, char *state_dir, size_t len);
 
 #endif

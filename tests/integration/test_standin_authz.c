@@ -850,14 +850,7 @@ static char state_dir[320];
 
 static int setup(void **state)
 {
-    struct it_env *e = it_env();
-    const char *const extra[] = {"--state-dir", state_dir, NULL};
-    if (it_group_setup_bare(state) != 0)
-        return -1;
-    snprintf(state_dir, sizeof(state_dir), "%s/houston-state", e->dir);
-    if (it_tenant_start(e) != 0 || it_houston_start_args(e, extra) != 0)
-        return -1;
-    return it_sidecar_start(e, &e->sidecar, e->sidecar_port, "sidecar.log", NULL, true);
+    return it_group_setup_houston_state(state, state_dir, sizeof(state_dir));
 }
 
 /* Stopped, Houston answers nothing; started again on the same state it knows the same
