@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "houston_auth/config.h"
 #include "harness.h"
@@ -1534,4 +1535,57 @@ int it_group_setup_houston_state(void **state, char *state_dir, size_t len)
     if (it_tenant_start(e) != 0 || it_houston_start_args(e, extra) != 0)
         return -1;
     return it_sidecar_start(e, &e->sidecar, e->sidecar_port, "sidecar.log", NULL, true);
+}
+
+void it_houston_grant(const char *email, const char *members)
+{
+    char *body = it_fmt("{\"email\":\"%s\"%s%s}", email, members[0] != '\0' ? "," : "", members);
+    json_t *j = it_houston_post_json(it_env(), "/__test/permissions", body);
+    if (j == NULL)
+        fail_msg("POST /__test/permissions %s refused", body);
+    json_decref(j);
+    free(body);
+}
+
+char *it_houston_session(const char *email, long expires_in)
+{
+    char *body = it_fmt("{\"email\":\"%s\",\"expires_in\":%ld}", email, expires_in);
+    json_t *j = it_houston_post_json(it_env(), "/__test/session", body);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    char *out = tok != NULL ? strdup(tok) : NULL;
+    assert_non_null(out);
+    assert_string_equal(json_string_value(json_object_get(j, "cookie_name")), IT_AUTH_COOKIE);
+    json_decref(j);
+    free(body);
+    return out;
+}
+
+char *it_sha256_hex(const char *s)
+{
+    unsigned char md[32];
+    char *out = calloc(1, 65);
+    assert_non_null(out);
+    EVP_Digest(s, strlen(s), md, NULL, EVP_sha256(), NULL);
+    for (size_t i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return out;
+}
+
+long it_houston_key_count(const char *digest, const char *host)
+{
+    json_t *list = it_houston_get_json(it_env(), "/__test/authz/calls"), *rec;
+    json_t *want = digest != NULL ? json_string(digest) : json_null();
+    long n = 0;
+    size_t i;
+    assert_true(json_is_array(list));
+    json_array_foreach(list, i, rec)
+    {
+        const char *h = json_string_value(json_object_get(rec, "host"));
+        if (json_equal(json_object_get(rec, "credential"), want) && h != NULL &&
+            strcmp(h, host) == 0)
+            n += (long)json_integer_value(json_object_get(rec, "count"));
+    }
+    json_decref(want);
+    json_decref(list);
+    return n;
 }

@@ -260,5 +260,16 @@ int it_houston_start_args(struct it_env *e, const char *const *extra);
  * (<dir>/houston-state, written into state_dir) so that a test can stop and start it and keep
  * its signing key and users (it_houston_start_args with {"--state-dir", state_dir}). */
 int it_group_setup_houston_state(void **state, char *state_dir, size_t len);
+/* Sets a user's grants in the stand-in (POST /__test/permissions): the JSON members after
+ * email, e.g. "\"system\":[]". Fails the test when refused. */
+void it_houston_grant(const char *email, const char *members);
+/* A session JWT for email as the stand-in's callback mints it (expires_in seconds, may be
+ * <= 0 for an expired one). Caller frees. */
+char *it_houston_session(const char *email, long expires_in);
+/* The SHA-256 of s in lower-case hex (the stand-in's credential digests). Caller frees. */
+char *it_sha256_hex(const char *s);
+/* The /v1/authorization calls the stand-in counted for (credential digest, host); digest NULL:
+ * the calls that read no credential. */
+long it_houston_key_count(const char *digest, const char *host);
 
 #endif

@@ -83,29 +83,11 @@ static char state_dir[320];
 
 /* ---- the stand-in ---- */
 
-/* Sets a user's grants: the JSON members after email (e.g. "\"system\":[]"). */
-static void grant(const char *email, const char *members)
-{
-    char *body = it_fmt("{\"email\":\"%s\"%s%s}", email, members[0] != '\0' ? "," : "", members);
-    json_t *j = it_houston_post_json(it_env(), "/__test/permissions", body);
-    if (j == NULL)
-        fail_msg("POST /__test/permissions %s refused", body);
-    json_decref(j);
-    free(body);
-}
-
 /* A session JWT for email, as Houston's callback mints it; noted as a secret. Caller frees. */
 static char *session_for(const char *email)
 {
-    char *body = it_fmt("{\"email\":\"%s\",\"expires_in\":3600}", email);
-    json_t *j = it_houston_post_json(it_env(), "/__test/session", body);
-    const char *tok = json_string_value(json_object_get(j, "token"));
-    char *out = tok != NULL ? strdup(tok) : NULL;
-    assert_non_null(out);
-    assert_string_equal(json_string_value(json_object_get(j, "cookie_name")), IT_AUTH_COOKIE);
+    char *out = it_houston_session(email, 3600);
     it_note_secret(out);
-    json_decref(j);
-    free(body);
     return out;
 }
 
@@ -134,35 +116,11 @@ static void set_latency(long latency_ms)
     free(body);
 }
 
-static char *sha256_hex(const char *s)
-{
-    unsigned char md[32];
-    char *out = calloc(1, 65);
-    assert_non_null(out);
-    EVP_Digest(s, strlen(s), md, NULL, EVP_sha256(), NULL);
-    for (size_t i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return out;
-}
-
 /* The calls Houston counted for (the credential it read, host); credential NULL: none. */
 static long key_count(const char *credential, const char *host)
 {
-    json_t *list = it_houston_get_json(it_env(), "/__test/authz/calls"), *rec;
-    char *digest = credential != NULL ? sha256_hex(credential) : NULL;
-    json_t *want = digest != NULL ? json_string(digest) : json_null();
-    long n = 0;
-    size_t i;
-    assert_true(json_is_array(list));
-    json_array_foreach(list, i, rec)
-    {
-        const char *h = json_string_value(json_object_get(rec, "host"));
-        if (json_equal(json_object_get(rec, "credential"), want) && h != NULL &&
-            strcmp(h, host) == 0)
-            n += (long)json_integer_value(json_object_get(rec, "count"));
-    }
-    json_decref(want);
-    json_decref(list);
+    char *digest = credential != NULL ? it_sha256_hex(credential) : NULL;
+    long n = it_houston_key_count(digest, host);
     free(digest);
     return n;
 }
@@ -410,8 +368,8 @@ static void test_decisions_relayed_exactly(void **state)
     long n;
     (void)state;
 
-    grant(email, "\"full_name\":\"Ada Lovelace\"," GRANT_MONITORING ",\"deployments\":{\"" RELEASE
-                 "\":[\"DEPLOYMENT_ADMIN\"]}");
+    it_houston_grant(email, "\"full_name\":\"Ada Lovelace\"," GRANT_MONITORING
+                            ",\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
     gate_and_houston(tok, url, sizeof(url), &g, &d);
     note_bearer(&g);
     note_bearer(&d);
@@ -492,7 +450,7 @@ static void test_bad_original_url_refused_without_houston(void **state)
     char *tok = session_for("refused@example.com");
     (void)state;
 
-    grant("refused@example.com", GRANT_MONITORING);
+    it_houston_grant("refused@example.com", GRANT_MONITORING);
     expect_refused(tok, NULL);
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
         expect_refused(tok, urls[i]);
@@ -541,7 +499,7 @@ static void test_methods(void **state)
     char heads[4096];
     (void)state;
 
-    grant("methods@example.com", GRANT_MONITORING);
+    it_houston_grant("methods@example.com", GRANT_MONITORING);
     ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
     xo = it_fmt("X-Original-URL: %s", GRAFANA "/methods/x");
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
@@ -715,8 +673,8 @@ static void test_forwarded_credential(void **state)
     struct it_resp r;
     (void)state;
 
-    grant("fwd-a@example.com", GRANT_MONITORING);
-    grant("fwd-b@example.com", GRANT_MONITORING);
+    it_houston_grant("fwd-a@example.com", GRANT_MONITORING);
+    it_houston_grant("fwd-b@example.com", GRANT_MONITORING);
     /* Two Houston cookies among others: the first is the session. */
     assert_int_equal(gate(main_base(), NULL, GRAFANA "/fwd/x", noise, &r), 200);
     assert_string_equal(it_resp_header(&r, "username"), "fwd-a@example.com");
@@ -769,7 +727,7 @@ static void test_forwarded_headers(void **state)
     struct it_resp r;
     (void)state;
 
-    grant("hdrs@example.com", GRANT_MONITORING);
+    it_houston_grant("hdrs@example.com", GRANT_MONITORING);
     /* Houston's cookie among the browser's (gate() adds _ga and theme) and Authorization. */
     with_browser(h, sizeof(h) / sizeof(h[0]), bearer, NULL);
     assert_int_equal(gate(main_base(), tok, GRAFANA "/hdrs-both/x", h, &r), 200);
@@ -842,8 +800,8 @@ static void test_cache_scope(void **state)
     long misses = 0;
     (void)state;
 
-    grant("scope@example.com",
-          GRANT_MONITORING ",\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_VIEWER\"]}");
+    it_houston_grant("scope@example.com",
+                     GRANT_MONITORING ",\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_VIEWER\"]}");
     cache_stats(main_base(), &s0);
     for (int round = 0; round < 2; round++) {
         for (size_t i = 0; i < n; i++) {
@@ -877,11 +835,11 @@ static void test_denials_kept_for_deny_ttl(void **state)
     long t0, st;
     (void)state;
 
-    grant("deny@example.com", NO_GRANT);
+    it_houston_grant("deny@example.com", NO_GRANT);
     t0 = it_now_ms();
     expect_gate(main_base(), tok, GRAFANA "/deny/x", 401, NULL);
     expect_calls(1, "the first denial");
-    grant("deny@example.com", GRANT_MONITORING);
+    it_houston_grant("deny@example.com", GRANT_MONITORING);
     /* Answered before t0 + the TTL, it must be the kept denial (Houston now says 200). */
     st = gate_short(main_base(), tok, GRAFANA "/deny/x");
     if (it_now_ms() - t0 < DENY_TTL_DEFAULT_MS && (st != 401 || calls() != 1))
@@ -910,10 +868,10 @@ static void test_removed_grant_within_allow_ttl(void **state)
     (void)state;
 
     it_spare_start(SLOT_TTL, LOG_TTL2, extra, base, sizeof(base));
-    grant("ttl@example.com", GRANT_MONITORING);
+    it_houston_grant("ttl@example.com", GRANT_MONITORING);
     t0 = it_now_ms();
     expect_gate(base, tok, GRAFANA "/ttl/x", 200, "ttl@example.com");
-    grant("ttl@example.com", NO_GRANT);
+    it_houston_grant("ttl@example.com", NO_GRANT);
     expect_gate(base, tok, GRAFANA "/ttl/x", 200, "ttl@example.com");
     expect_calls(1, "right after the removal");
     cache_stats(base, &s0);
@@ -949,13 +907,13 @@ static void test_logout_drops_cached_decisions(void **state)
     char *a = session_for("bye-a@example.com"), *b = session_for("bye-b@example.com");
     (void)state;
 
-    grant("bye-a@example.com", GRANT_MONITORING);
-    grant("bye-b@example.com", GRANT_MONITORING);
+    it_houston_grant("bye-a@example.com", GRANT_MONITORING);
+    it_houston_grant("bye-b@example.com", GRANT_MONITORING);
     expect_gate(main_base(), a, GRAFANA "/bye/x", 200, "bye-a@example.com");
     expect_gate(main_base(), a, KIBANA "/bye/x", 200, "bye-a@example.com");
     expect_gate(main_base(), b, GRAFANA "/bye/x", 200, "bye-b@example.com");
     expect_calls(3, "three decisions");
-    grant("bye-a@example.com", NO_GRANT);
+    it_houston_grant("bye-a@example.com", NO_GRANT);
     expect_gate(main_base(), a, GRAFANA "/bye/x", 200, "bye-a@example.com");
     expect_calls(3, "A cached");
 
@@ -979,11 +937,11 @@ static void test_logout_drops_decisions_read_from_the_cookie(void **state)
     struct it_resp r;
     (void)state;
 
-    grant("bye-empty@example.com", GRANT_MONITORING);
+    it_houston_grant("bye-empty@example.com", GRANT_MONITORING);
     assert_int_equal(gate(main_base(), a, GRAFANA "/bye-empty/x", empty, &r), 200);
     it_resp_cleanup(&r);
     assert_int_equal(key_count(a, GRAFANA_HOST), 1); /* Houston read the cookie */
-    grant("bye-empty@example.com", NO_GRANT);
+    it_houston_grant("bye-empty@example.com", NO_GRANT);
     logout(a);
     gate(main_base(), a, GRAFANA "/bye-empty/x", empty, &r);
     free(a);
@@ -1068,14 +1026,14 @@ static void test_logout_during_a_fetch(void **state)
     struct pending p;
     (void)state;
 
-    grant("bye-flight@example.com", GRANT_MONITORING);
+    it_houston_grant("bye-flight@example.com", GRANT_MONITORING);
     set_latency(1000);
     pending_start(&p, main_base(), a, GRAFANA "/bye-flight/x");
     pending_until_calls(&p, 1);
     logout(a);
     assert_int_equal(pending_finish(&p), 200);
     set_latency(0);
-    grant("bye-flight@example.com", NO_GRANT);
+    it_houston_grant("bye-flight@example.com", NO_GRANT);
     expect_gate(main_base(), a, GRAFANA "/bye-flight/x", 401, NULL);
     expect_calls(1, "after the logout during the fetch"); /* set_latency cleared the counters */
     free(a);
@@ -1229,7 +1187,7 @@ static void test_concurrent_misses_share_one_call(void **state)
     long st[CONCURRENT];
     (void)state;
 
-    grant("many@example.com", GRANT_MONITORING);
+    it_houston_grant("many@example.com", GRANT_MONITORING);
     plain_start(SLOT_PLAIN, LOG_COALESCE, NULL, base, sizeof(base));
     set_latency(STANDIN_LATENCY_MS);
     cache_stats(base, &s0);
@@ -1246,7 +1204,7 @@ static void test_concurrent_misses_share_one_call(void **state)
     /* A crowd of people at once: one call each, and each answer is its own person's. */
     for (int i = 0; i < CROWD; i++) {
         snprintf(emails[i], sizeof(emails[i]), "crowd-%d@example.com", i);
-        grant(emails[i], GRANT_MONITORING);
+        it_houston_grant(emails[i], GRANT_MONITORING);
         toks[i] = session_for(emails[i]);
     }
     set_latency(STANDIN_LATENCY_MS);
@@ -1286,8 +1244,8 @@ static void test_other_tokens_never_answered_from_cache(void **state)
     long n;
     (void)state;
 
-    grant("victim-a@example.com", GRANT_MONITORING);
-    grant("other-b@example.com", NO_GRANT);
+    it_houston_grant("victim-a@example.com", GRANT_MONITORING);
+    it_houston_grant("other-b@example.com", NO_GRANT);
     variants[0] = strdup(a);
     variants[0][mid] = variants[0][mid] == 'A' ? 'B' : 'A';
     variants[1] = strdup(a);
@@ -1409,7 +1367,7 @@ static void test_houston_5xx_not_cached(void **state)
     char *tok = session_for("fivexx@example.com");
     (void)state;
 
-    grant("fivexx@example.com", GRANT_MONITORING);
+    it_houston_grant("fivexx@example.com", GRANT_MONITORING);
     assert_int_equal(it_houston_fault(it_env(), "{\"authz_status\":500}"), 200);
     expect_gate(main_base(), tok, GRAFANA "/5xx/x", 500, NULL);
     expect_gate(main_base(), tok, GRAFANA "/5xx/x", 500, NULL);
@@ -1465,8 +1423,8 @@ static void test_houston_down_and_back(void **state)
     (void)state;
 
     it_spare_start(SLOT_DOWN, LOG_DOWN, timeout, base, sizeof(base));
-    grant("down-a@example.com", GRANT_MONITORING);
-    grant("down-b@example.com", NO_GRANT);
+    it_houston_grant("down-a@example.com", GRANT_MONITORING);
+    it_houston_grant("down-b@example.com", NO_GRANT);
     expect_gate(base, a, GRAFANA "/down/x", 200, "down-a@example.com");
     cache_stats(base, &s0);
 
@@ -1510,8 +1468,8 @@ static void test_ttl_zero_calls_houston_every_time(void **state)
     struct cache_stats s0, s1;
     (void)state;
 
-    grant("zero-a@example.com", GRANT_MONITORING);
-    grant("zero-b@example.com", NO_GRANT);
+    it_houston_grant("zero-a@example.com", GRANT_MONITORING);
+    it_houston_grant("zero-b@example.com", NO_GRANT);
     it_spare_start(SLOT_DOWN, LOG_TTL0, allow0, base, sizeof(base));
     cache_stats(base, &s0);
     for (int i = 1; i <= 3; i++) {
@@ -1548,7 +1506,7 @@ static void test_entry_cap(void **state)
     struct cache_stats s0, s1;
     (void)state;
 
-    grant("cap@example.com", "\"system\":[\"system.airflow.admin\"]");
+    it_houston_grant("cap@example.com", "\"system\":[\"system.airflow.admin\"]");
     it_spare_start(SLOT_TTL, LOG_CAP, extra, base, sizeof(base));
     cache_stats(base, &s0);
     for (int i = 0; i < CAP_HOSTS; i++) {
@@ -1588,7 +1546,7 @@ static void test_byte_cap(void **state)
     int i;
     (void)state;
 
-    grant("bytes@example.com", "\"system\":[\"system.airflow.admin\"]");
+    it_houston_grant("bytes@example.com", "\"system\":[\"system.airflow.admin\"]");
     plain_start(SLOT_PLAIN, LOG_BYTES, extra, base, sizeof(base));
     for (i = 0; i < BYTE_CAP_MAX_HOSTS && s.evictions == 0; i++) {
         struct it_resp r;

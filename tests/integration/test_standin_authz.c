@@ -101,31 +101,6 @@ static long by_bearer(const char *token, const char *original)
     return st;
 }
 
-/* Sets a user's grants: the JSON members after email (e.g. "\"system\":[]"). */
-static void grant(const char *email, const char *members)
-{
-    char *body = it_fmt("{\"email\":\"%s\"%s%s}", email, members[0] != '\0' ? "," : "", members);
-    json_t *j = it_houston_post_json(it_env(), "/__test/permissions", body);
-    if (j == NULL)
-        fail_msg("POST /__test/permissions %s refused", body);
-    json_decref(j);
-    free(body);
-}
-
-/* A session JWT for email, as the callback mints it (expires_in seconds). Caller frees. */
-static char *session_for(const char *email, long expires_in)
-{
-    char *body = it_fmt("{\"email\":\"%s\",\"expires_in\":%ld}", email, expires_in);
-    json_t *j = it_houston_post_json(it_env(), "/__test/session", body);
-    const char *tok = json_string_value(json_object_get(j, "token"));
-    char *out = tok != NULL ? strdup(tok) : NULL;
-    assert_non_null(out);
-    assert_string_equal(json_string_value(json_object_get(j, "cookie_name")), IT_AUTH_COOKIE);
-    json_decref(j);
-    free(body);
-    return out;
-}
-
 static json_t *authz_stats(void)
 {
     json_t *j = it_houston_get_json(it_env(), "/__test/authz");
@@ -239,26 +214,15 @@ static char *make_jwt(const char *header, const char *claims, EVP_PKEY *key, con
     return out;
 }
 
-static char *sha256_hex(const char *s)
-{
-    unsigned char md[32];
-    char *out = calloc(1, 65);
-    assert_non_null(out);
-    EVP_Digest(s, strlen(s), md, NULL, EVP_sha256(), NULL);
-    for (size_t i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return out;
-}
-
 /* ---- the session ---- */
 
 /* No credential, whatever the grants and the host: 401. */
 static void test_no_session_is_401(void **state)
 {
     (void)state;
-    grant("nobody-logged-in@example.com",
-          "\"system\":[\"" MONITORING "\"],\"deployments\":{\"" RELEASE
-          "\":[\"DEPLOYMENT_ADMIN\"]}");
+    it_houston_grant("nobody-logged-in@example.com",
+                     "\"system\":[\"" MONITORING "\"],\"deployments\":{\"" RELEASE
+                     "\":[\"DEPLOYMENT_ADMIN\"]}");
     assert_int_equal(by_cookie(NULL, GRAFANA_URL), 401);
     assert_int_equal(by_cookie(NULL, AIRFLOW_URL), 401);
     assert_int_equal(by_cookie(NULL, NULL), 401);
@@ -288,7 +252,7 @@ static void test_cookie_session_from_a_real_login(void **state)
     json_decref(users);
     assert_int_equal(by_cookie(ck.value, GRAFANA_URL), 401);
 
-    grant("Carol.Login@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("Carol.Login@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(by_cookie(ck.value, GRAFANA_URL), 200);
     assert_int_equal(by_cookie(ck.value, KIBANA_URL), 200);
     a = it_fmt("Bearer %s", ck.value);
@@ -308,7 +272,7 @@ static void test_cookie_session_from_a_real_login(void **state)
  * only when that leaves nothing: a bad header hides a good cookie. */
 static void test_bearer_session_and_header_precedence(void **state)
 {
-    char *tok = session_for("bea@example.com", 3600);
+    char *tok = it_houston_session("bea@example.com", 3600);
     char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
     const char *bad[] = {"Authorization: Bearer not-a-jwt", ck, "X-Original-URL: " GRAFANA_URL,
                          NULL};
@@ -316,7 +280,7 @@ static void test_bearer_session_and_header_precedence(void **state)
     struct it_resp r;
     (void)state;
 
-    grant("bea@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("bea@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(by_bearer(tok, GRAFANA_URL), 200);
     assert_int_equal(by_header(tok, GRAFANA_URL, &r), 200); /* without the "Bearer " */
     it_resp_cleanup(&r);
@@ -331,9 +295,9 @@ static void test_bearer_session_and_header_precedence(void **state)
 /* Forged, truncated, re-signed, expired, unknown-user and alg-confused sessions: 401. */
 static void test_bad_sessions_are_401(void **state)
 {
-    char *tok = session_for("victim@example.com", 3600), *kid = NULL;
-    char *expired = session_for("victim@example.com", -5);
-    char *nobody = session_for("never-granted@example.com", 3600);
+    char *tok = it_houston_session("victim@example.com", 3600), *kid = NULL;
+    char *expired = it_houston_session("victim@example.com", -5);
+    char *nobody = it_houston_session("never-granted@example.com", 3600);
     EVP_PKEY *pub = standin_key(&kid), *other = EVP_RSA_gen(2048);
     char *pem = NULL, *hdr, *claims, *forged, *hs256, *none, *truncated, *half;
     json_t *payload = verified_claims(tok, pub);
@@ -341,7 +305,7 @@ static void test_bad_sessions_are_401(void **state)
     long now = (long)time(NULL);
     (void)state;
 
-    grant("victim@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("victim@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
     hdr = it_fmt("{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
     claims = it_fmt("{\"uuid\":\"%s\",\"email\":\"victim@example.com\",\"iat\":%ld,\"exp\":%ld}",
@@ -390,14 +354,15 @@ static void test_bad_sessions_are_401(void **state)
 
 static void test_monitoring_needs_the_permission(void **state)
 {
-    char *tok = session_for("mona@example.com", 3600);
+    char *tok = it_houston_session("mona@example.com", 3600);
     (void)state;
-    grant("mona@example.com", "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    it_houston_grant("mona@example.com",
+                     "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
     assert_int_equal(by_cookie(tok, KIBANA_URL), 401);
-    grant("mona@example.com", "\"system\":[\"system.iam.update\"]");
+    it_houston_grant("mona@example.com", "\"system\":[\"system.iam.update\"]");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
-    grant("mona@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("mona@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
     assert_int_equal(by_cookie(tok, "http://KIBANA.astro.example.com:8080/x"), 200);
     /* The first label decides, and only grafana/kibana: not a label merely containing it. */
@@ -426,10 +391,10 @@ static void test_other_hosts_and_bad_original_url_are_401(void **state)
         "https://grafana." IT_BASE_DOMAIN ":x/",
         "",
     };
-    char *tok = session_for("all@example.com", 3600);
+    char *tok = it_houston_session("all@example.com", 3600);
     (void)state;
-    grant("all@example.com", "\"system\":[\"" MONITORING "\",\"system.airflow.admin\"],"
-                             "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    it_houston_grant("all@example.com", "\"system\":[\"" MONITORING "\",\"system.airflow.admin\"],"
+                                        "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
     assert_int_equal(by_cookie(tok, NULL), 401);
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
         long st = by_cookie(tok, urls[i]);
@@ -471,15 +436,15 @@ static void expect_airflow_jwt(const struct it_resp *r, EVP_PKEY *key, const cha
 
 static void test_deployment_role_mints_a_jwt(void **state)
 {
-    char *tok = session_for("Ada@Example.com", 3600), *a = it_fmt("Bearer %s", tok);
+    char *tok = it_houston_session("Ada@Example.com", 3600), *a = it_fmt("Bearer %s", tok);
     EVP_PKEY *key = standin_key(NULL);
     json_t *session = verified_claims(tok, key);
     const char *uuid = json_string_value(json_object_get(session, "uuid"));
     struct it_resp r;
     (void)state;
 
-    grant("Ada@Example.com", "\"full_name\":\"Ada Lovelace\",\"deployments\":{\"" RELEASE
-                             "\":[\"DEPLOYMENT_ADMIN\"]}");
+    it_houston_grant("Ada@Example.com", "\"full_name\":\"Ada Lovelace\",\"deployments\":{\"" RELEASE
+                                        "\":[\"DEPLOYMENT_ADMIN\"]}");
     by_header(a, AIRFLOW_URL, &r);
     expect_airflow_jwt(&r, key, AIRFLOW_HOST, "Admin", uuid);
     it_resp_cleanup(&r);
@@ -494,17 +459,18 @@ static void test_deployment_role_mints_a_jwt(void **state)
     expect_airflow_jwt(&r, key, PATH_HOST, "Admin", uuid);
     it_resp_cleanup(&r);
     /* Lesser roles map to lesser Airflow roles. */
-    grant("Ada@Example.com", "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_VIEWER\"]}");
+    it_houston_grant("Ada@Example.com",
+                     "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_VIEWER\"]}");
     by_header(a, AIRFLOW_URL, &r);
     expect_airflow_jwt(&r, key, AIRFLOW_HOST, "Viewer", uuid);
     it_resp_cleanup(&r);
-    grant("Ada@Example.com",
-          "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_VIEWER\",\"DEPLOYMENT_EDITOR\"]}");
+    it_houston_grant("Ada@Example.com", "\"deployments\":{\"" RELEASE
+                                        "\":[\"DEPLOYMENT_VIEWER\",\"DEPLOYMENT_EDITOR\"]}");
     by_header(a, AIRFLOW_URL, &r);
     expect_airflow_jwt(&r, key, AIRFLOW_HOST, "User", uuid);
     it_resp_cleanup(&r);
     /* A system Airflow permission reaches every deployment. */
-    grant("Ada@Example.com", "\"deployments\":{},\"system\":[\"system.airflow.op\"]");
+    it_houston_grant("Ada@Example.com", "\"deployments\":{},\"system\":[\"system.airflow.op\"]");
     by_header(a, "https://" OTHER_RELEASE "-airflow." IT_BASE_DOMAIN "/", &r);
     expect_airflow_jwt(&r, key, OTHER_RELEASE "-airflow." IT_BASE_DOMAIN, "Op", uuid);
     it_resp_cleanup(&r);
@@ -517,10 +483,12 @@ static void test_deployment_role_mints_a_jwt(void **state)
 /* A role on one deployment opens that one only. */
 static void test_other_users_deployment_is_401(void **state)
 {
-    char *ann = session_for("ann@example.com", 3600), *bob = session_for("bob@example.com", 3600);
+    char *ann = it_houston_session("ann@example.com", 3600),
+         *bob = it_houston_session("bob@example.com", 3600);
     (void)state;
-    grant("ann@example.com", "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
-    grant("bob@example.com", "\"deployments\":{\"" OTHER_RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    it_houston_grant("ann@example.com", "\"deployments\":{\"" RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
+    it_houston_grant("bob@example.com",
+                     "\"deployments\":{\"" OTHER_RELEASE "\":[\"DEPLOYMENT_ADMIN\"]}");
     assert_int_equal(by_cookie(ann, AIRFLOW_URL), 200);
     assert_int_equal(by_cookie(bob, AIRFLOW_URL), 401);
     assert_int_equal(by_cookie(bob, "https://" FLOWER_HOST "/"), 401);
@@ -535,50 +503,34 @@ static void test_other_users_deployment_is_401(void **state)
 /* Houston reads its database on every call: a grant removed applies to the next one. */
 static void test_removed_permission_applies_next_call(void **state)
 {
-    char *tok = session_for("rem@example.com", 3600);
+    char *tok = it_houston_session("rem@example.com", 3600);
     (void)state;
-    grant("rem@example.com", "\"system\":[\"" MONITORING "\"],\"deployments\":{\"" RELEASE
-                             "\":[\"DEPLOYMENT_EDITOR\"]}");
+    it_houston_grant("rem@example.com",
+                     "\"system\":[\"" MONITORING "\"],\"deployments\":{\"" RELEASE
+                     "\":[\"DEPLOYMENT_EDITOR\"]}");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
     assert_int_equal(by_cookie(tok, AIRFLOW_URL), 200);
-    grant("rem@example.com", "\"system\":[]");
+    it_houston_grant("rem@example.com", "\"system\":[]");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
     assert_int_equal(by_cookie(tok, AIRFLOW_URL), 200);
-    grant("rem@example.com", "\"deployments\":{}");
+    it_houston_grant("rem@example.com", "\"deployments\":{}");
     assert_int_equal(by_cookie(tok, AIRFLOW_URL), 401);
-    grant("rem@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("rem@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
-    grant("rem@example.com", "\"delete\":true"); /* the user is gone: the session is nobody's */
+    it_houston_grant("rem@example.com",
+                     "\"delete\":true"); /* the user is gone: the session is nobody's */
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
     free(tok);
 }
 
 /* ---- counters, latency, faults ---- */
 
-static long key_count(const char *digest, const char *host)
-{
-    json_t *calls = it_houston_get_json(it_env(), "/__test/authz/calls"), *rec;
-    json_t *want = digest != NULL ? json_string(digest) : json_null();
-    long n = 0;
-    size_t i;
-    assert_true(json_is_array(calls));
-    json_array_foreach(calls, i, rec)
-    {
-        if (json_equal(json_object_get(rec, "credential"), want) &&
-            strcmp(json_string_value(json_object_get(rec, "host")), host) == 0)
-            n += (long)json_integer_value(json_object_get(rec, "count"));
-    }
-    json_decref(want);
-    json_decref(calls);
-    return n;
-}
-
 static void test_counters(void **state)
 {
-    char *tok = session_for("count@example.com", 3600), *digest = sha256_hex(tok);
+    char *tok = it_houston_session("count@example.com", 3600), *digest = it_sha256_hex(tok);
     json_t *stats;
     (void)state;
-    grant("count@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("count@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(stat_int("calls"), 0); /* the per-test reset cleared them */
     for (int i = 0; i < 3; i++)
         assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
@@ -593,9 +545,9 @@ static void test_counters(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats, "keys")), 3);
     json_decref(stats);
     /* Per (credential, host): the cookie and the bearer are one credential. */
-    assert_int_equal(key_count(digest, "grafana." IT_BASE_DOMAIN), 3);
-    assert_int_equal(key_count(digest, "kibana." IT_BASE_DOMAIN), 1);
-    assert_int_equal(key_count(NULL, "grafana." IT_BASE_DOMAIN), 1);
+    assert_int_equal(it_houston_key_count(digest, "grafana." IT_BASE_DOMAIN), 3);
+    assert_int_equal(it_houston_key_count(digest, "kibana." IT_BASE_DOMAIN), 1);
+    assert_int_equal(it_houston_key_count(NULL, "grafana." IT_BASE_DOMAIN), 1);
     free(digest);
     free(tok);
 }
@@ -650,14 +602,14 @@ static long concurrent(int n, const char *const *headers, long *st)
 
 static void test_pool_latency(void **state)
 {
-    char *tok = session_for("load@example.com", 3600);
+    char *tok = it_houston_session("load@example.com", 3600);
     char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
     const char *h[] = {ck, "X-Original-URL: " GRAFANA_URL, NULL};
     long st[CONCURRENT], wall;
     json_t *stats;
     (void)state;
 
-    grant("load@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("load@example.com", "\"system\":[\"" MONITORING "\"]");
     /* 20 at once into 10 slots of 50 ms: two rounds. */
     set_pool(50, 10);
     wall = concurrent(CONCURRENT, h, st);
@@ -687,12 +639,12 @@ static void test_pool_latency(void **state)
 
 static void test_faults_500_and_stall(void **state)
 {
-    char *tok = session_for("fault@example.com", 3600);
+    char *tok = it_houston_session("fault@example.com", 3600);
     struct it_resp r;
     char *a = it_fmt("Bearer %s", tok);
     long t0;
     (void)state;
-    grant("fault@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("fault@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(it_houston_fault(it_env(), "{\"authz_status\":500}"), 200);
     assert_int_equal(by_header(a, GRAFANA_URL, &r), 500);
     assert_null(it_resp_header(&r, "username"));
@@ -758,12 +710,12 @@ static void test_header_names_recorded(void **state)
     static const char *const direct[] = {"host", "user-agent", "accept", "x-one", "cookie", NULL};
     static const char *const direct_cookies[] = {"a", "b", NULL};
     const char *by_curl[] = {"X-One: v4lue-6", "Cookie: a=v4lue-7; b=v4lue-8", NULL};
-    char *tok = session_for("names@example.com", 3600), *head, *text;
+    char *tok = it_houston_session("names@example.com", 3600), *head, *text;
     json_t *recs;
     struct it_resp r;
     (void)state;
 
-    grant("names@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("names@example.com", "\"system\":[\"" MONITORING "\"]");
     recs = header_records();
     assert_int_equal(json_array_size(recs), 0); /* the per-test reset cleared them */
     json_decref(recs);
@@ -859,7 +811,7 @@ static void test_down_and_up_keeps_sessions_and_grants(void **state)
 {
     struct it_env *e = it_env();
     const char *const extra[] = {"--state-dir", state_dir, NULL};
-    char *tok = session_for("durable@example.com", 3600), *kid = NULL, *kid2 = NULL;
+    char *tok = it_houston_session("durable@example.com", 3600), *kid = NULL, *kid2 = NULL;
     char *ck = it_fmt("Cookie: %s=%s", IT_AUTH_COOKIE, tok);
     char *key_file = it_fmt("%s/session-key.pem", state_dir);
     const char *h[] = {ck, "X-Original-URL: " GRAFANA_URL, NULL};
@@ -870,7 +822,7 @@ static void test_down_and_up_keeps_sessions_and_grants(void **state)
     struct it_resp r;
     (void)state;
 
-    grant("durable@example.com", "\"system\":[\"" MONITORING "\"]");
+    it_houston_grant("durable@example.com", "\"system\":[\"" MONITORING "\"]");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
     assert_int_equal(stat(key_file, &st), 0);
     assert_int_equal(st.st_mode & 077, 0); /* the signing key is the owner's only */
@@ -889,7 +841,7 @@ static void test_down_and_up_keeps_sessions_and_grants(void **state)
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 200);
     assert_int_equal(stat_int("calls"), 1);
     /* The grants survived too: removing one still applies at once. */
-    grant("durable@example.com", "\"system\":[]");
+    it_houston_grant("durable@example.com", "\"system\":[]");
     assert_int_equal(by_cookie(tok, GRAFANA_URL), 401);
 
     EVP_PKEY_free(k1);

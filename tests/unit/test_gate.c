@@ -501,6 +501,15 @@ static void test_concurrent_misses_share_one_call(void **state)
     }
 }
 
+/* A miss for the standard request (slot 0), its call answered with err (HA_OK: status and no
+ * relayed header): the status nginx got. */
+static int miss_answered(enum ha_err err, long status)
+{
+    assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
+    answer(0, err, status, NULL, NULL, NULL);
+    return W.reqs[0].resp.status;
+}
+
 /* A failed call is 503 for every request waiting on it and is not kept; Houston's own 5xx
  * is relayed and not kept either. */
 static void test_failures_are_not_kept(void **state)
@@ -513,16 +522,10 @@ static void test_failures_are_not_kept(void **state)
     assert_int_equal(W.reqs[1].resp.status, 503);
     assert_int_equal(W.reqs[1].replies, 1);
 
-    assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
-    answer(0, HA_ERR_IO, 0, NULL, NULL, NULL);
-    assert_int_equal(W.reqs[0].resp.status, 503);
+    assert_int_equal(miss_answered(HA_ERR_IO, 0), 503);
 
-    assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
-    answer(0, HA_OK, 500, NULL, NULL, NULL);
-    assert_int_equal(W.reqs[0].resp.status, 500);
-    assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
-    answer(0, HA_OK, 503, NULL, NULL, NULL);
-    assert_int_equal(W.reqs[0].resp.status, 503);
+    assert_int_equal(miss_answered(HA_OK, 500), 500);
+    assert_int_equal(miss_answered(HA_OK, 503), 503);
     assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
     answer(0, HA_OK, 200, NULL, "u", "e");
     assert_true(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
@@ -551,13 +554,9 @@ static void test_unrelayable_answers_are_502(void **state)
     pending_free(&p);
     assert_int_equal(W.reqs[0].resp.status, 502);
 
-    assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
-    answer(0, HA_OK, 101, NULL, NULL, NULL);
-    assert_int_equal(W.reqs[0].resp.status, 502);
+    assert_int_equal(miss_answered(HA_OK, 101), 502);
     /* The transport's "over a cap" (a relayed header over 8 KiB): Houston answered, badly. */
-    assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
-    answer(0, HA_ERR_TOO_LARGE, 0, NULL, NULL, NULL);
-    assert_int_equal(W.reqs[0].resp.status, 502);
+    assert_int_equal(miss_answered(HA_ERR_TOO_LARGE, 0), 502);
     assert_false(run(make(0, COOKIE "=tok", NULL, GRAFANA)));
     answer(0, HA_OK, 200, NULL, "u", "e");
     assert_int_equal(W.calls, 5);
