@@ -46,6 +46,7 @@
 #include "houston_auth/log.h"
 #include "houston_auth/metrics.h"
 #include "houston_auth/proto.h"
+#include "houston_auth/router.h"
 #include "houston_auth/util.h"
 
 #define BEARER "Bearer "
@@ -237,13 +238,6 @@ static enum ha_err relay(const struct ha_authz_decision *d, struct ha_response *
     return err;
 }
 
-static enum ha_err answer_status(struct ha_response *resp, int status, const char *text)
-{
-    ha_response_cleanup(resp);
-    resp->no_store = 1;
-    return ha_response_text(resp, status, "text/plain; charset=utf-8", text);
-}
-
 static enum ha_err refuse(struct ha_response *resp, int status)
 {
     const char *why = "header too large\n";
@@ -251,7 +245,14 @@ static enum ha_err refuse(struct ha_response *resp, int status)
         why = "no usable X-Original-URL\n";
     else if (status == 400)
         why = "a control character in a header to forward\n";
-    return answer_status(resp, status, why);
+    ha_router_error(resp, status, why);
+    return HA_OK;
+}
+
+static enum ha_err unavailable(struct ha_response *resp, int status, const char *why)
+{
+    ha_router_error(resp, status, why);
+    return HA_OK;
 }
 
 enum ha_err ha_handle_authz(const struct ha_ctx *cx, const struct ha_request *req,
@@ -291,7 +292,7 @@ static void on_joined(void *arg, const struct ha_authz_decision *d)
 {
     struct gate *g = arg;
     enum ha_err err = d != NULL ? relay(d, g->call->resp)
-                                : answer_status(g->call->resp, 503, "Houston unavailable\n");
+                                : unavailable(g->call->resp, 503, "Houston unavailable\n");
     gate_end(g, err);
 }
 
@@ -384,8 +385,8 @@ static void on_houston(void *ctx, enum ha_err err, struct ha_http_response *r)
         if (g->tracked)
             ha_authz_cache_complete(app->authz, &g->key, NULL, now, 0);
         bool answered = err == HA_OK || err == HA_ERR_TOO_LARGE;
-        rerr = answer_status(g->call->resp, answered ? 502 : 503,
-                             answered ? "bad answer from Houston\n" : "Houston unavailable\n");
+        rerr = unavailable(g->call->resp, answered ? 502 : 503,
+                           answered ? "bad answer from Houston\n" : "Houston unavailable\n");
     } else {
         if (g->tracked)
             ha_authz_cache_complete(app->authz, &g->key, &d, now, keep_until(app, &d, now));
@@ -468,7 +469,7 @@ void ha_handle_authz_begin(struct ha_call *call)
         atomic_fetch_sub(&app->authz_waiting, 1);
         ha_metrics_authz_shed(app->metrics);
         warn_houston("too many requests waiting for Houston: answered 503 at once", "busy");
-        ha_call_done(call, answer_status(call->resp, 503, "busy: too many waiting for Houston\n"));
+        ha_call_done(call, unavailable(call->resp, 503, "busy: too many waiting for Houston\n"));
         return;
     }
     g = calloc(1, sizeof(*g));
@@ -504,7 +505,7 @@ void ha_authz_forget_cookie(struct ha_app *app, const char *cookie)
 {
     unsigned char cred[CRED_MAX];
     size_t n, removed = 0;
-    if (app->authz == NULL || cookie == NULL || strlen(cookie) > HA_MAX_COOKIE_HEADER)
+    if (cookie == NULL || strlen(cookie) > HA_MAX_COOKIE_HEADER)
         return;
     n = put_field(cred, NULL);
     n += put_field(cred + n, cookie);

@@ -57,10 +57,8 @@ enum ha_err ha_handle_metrics(const struct ha_ctx *cx, const struct ha_request *
         ha_jwks_cache_get_stats(cx->app->jwks, &stats);
         s = &stats;
     }
-    if (cx->app->authz != NULL)
-        ha_authz_cache_get_stats(cx->app->authz, &authz);
-    err = ha_metrics_format(cx->app->metrics, s, cx->app->authz != NULL ? &authz : NULL, ready,
-                            &text);
+    ha_authz_cache_get_stats(cx->app->authz, &authz);
+    err = ha_metrics_format(cx->app->metrics, s, &authz, ready, &text);
     if (err != HA_OK)
         return err;
     resp->status = 200;
