@@ -239,8 +239,8 @@ static const struct key keys[K__COUNT] = {
                                 "AUTH_SIDECAR_TOKEN_EXCHANGES_PER_CLIENT_PER_MINUTE",
                                 "token-exchanges-per-client-per-minute", "30", KIND_LONG, REQ, 0,
                                 1000000, F(exchange_client_per_min), NULL},
-    /* The gate's decision cache (docs/deployment.md, "The gate"): a role removed in Houston
-     * applies within the allow TTL; 0 stores nothing of that kind. */
+    /* The gate's decision cache (docs/deployment.md, "The gate for the UIs"): a role removed in
+     * Houston applies within the allow TTL; 0 stores nothing of that kind. */
     [K_AUTHZ_ALLOW_TTL] = {SIDECAR "authzAllowTtlSeconds", "AUTH_SIDECAR_AUTHZ_ALLOW_TTL_SECONDS",
                            "authz-allow-ttl-seconds", "10", KIND_LONG, FIXED, 0, 300,
                            F(authz_allow_ttl_s), NULL},

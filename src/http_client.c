@@ -465,9 +465,10 @@ static struct curl_slist *build_headers(const struct ha_http_request *req, enum 
         list = next;
     }
     for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
-        next = header_line_ok(req->headers[i]) ? curl_slist_append(list, req->headers[i]) : NULL;
+        bool ok = header_line_ok(req->headers[i]);
+        next = ok ? curl_slist_append(list, req->headers[i]) : NULL;
         if (next == NULL) {
-            *err = header_line_ok(req->headers[i]) ? HA_ERR_NOMEM : HA_ERR_INVALID;
+            *err = ok ? HA_ERR_NOMEM : HA_ERR_INVALID;
             free_headers(list);
             return NULL;
         }
